@@ -1,0 +1,1 @@
+"""The designer and web app: login, department inbox, scenario designer."""

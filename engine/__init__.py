@@ -1,0 +1,1 @@
+"""IOC scenario engine: events → rules → BPMN processes → department tasks → audit."""

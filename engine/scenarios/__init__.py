@@ -1,0 +1,1 @@
+"""Scenario folders: loading, validating, compiling and versioning."""

@@ -1,0 +1,1 @@
+"""Integrations: adapters that turn each source system's input into events."""
