@@ -1,0 +1,56 @@
+"""WTForms forms of the web app: login, and a task's form built from its definition."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (BooleanField, DateField, IntegerField, PasswordField, SelectField,
+                     StringField, TextAreaField)
+from wtforms.validators import InputRequired, Length, Optional
+
+
+class LoginForm(FlaskForm):
+    """Đăng nhập / log in."""
+
+    username = StringField("Tên đăng nhập / Username", validators=[InputRequired(), Length(max=100)])
+    password = PasswordField("Mật khẩu / Password", validators=[InputRequired(), Length(max=200)])
+
+
+class ClaimForm(FlaskForm):
+    """An empty form: it only carries the CSRF token of the claim button."""
+
+
+def task_form(definition: dict, formdata=None) -> FlaskForm:
+    """A FlaskForm with one field per field of the task's form definition."""
+    class TaskForm(FlaskForm):
+        pass
+
+    for field in definition.get("fields", []):
+        required = [InputRequired(message="Bắt buộc / Required")] if field["required"] else [Optional()]
+        label, ftype = field["label"], field["type"]
+        if ftype == "enum":
+            choices = [("", "— chọn / choose —")] + [(o["id"], o["label"]) for o in field["options"]]
+            made = SelectField(label, choices=choices, validators=required,
+                               default=field.get("default") or "")
+        elif ftype == "boolean":
+            made = BooleanField(label, default=str(field.get("default")).lower() == "true")
+        elif ftype == "long":
+            made = IntegerField(label, validators=required)
+        elif ftype == "date":
+            made = DateField(label, validators=required)
+        elif ftype == "text":
+            made = TextAreaField(label, validators=required + [Length(max=10000)])
+        else:
+            made = StringField(label, validators=required + [Length(max=2000)],
+                               default=field.get("default"))
+        setattr(TaskForm, field["id"], made)
+    return TaskForm(formdata=formdata)
+
+
+def answers(form: FlaskForm, definition: dict) -> dict:
+    """The submitted answers as plain data for the task service (dates as ISO strings)."""
+    out = {}
+    for field in definition.get("fields", []):
+        value = form[field["id"]].data
+        if field["type"] == "date" and value is not None:
+            value = value.isoformat()
+        out[field["id"]] = value
+    return out

@@ -1,0 +1,153 @@
+"""The web app's pages: login, the department inbox, a task, an instance's history, violations."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
+
+from designer.forms import ClaimForm, LoginForm, answers, task_form
+from engine.audit import service as audit
+from engine.auth import service as auth
+from engine.auth.permissions import ROLE_NAMES, allowed
+from engine.org import service as org
+from engine.processes.models import ProcessInstance
+from engine.tasks import service as tasks
+from engine.tasks.models import ACTIVE, Task
+from engine.tasks.service import TaskError
+from engine.violations.models import Violation
+
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/static/designer")
+
+
+def _ioc():
+    return current_app.extensions["ioc"]
+
+
+@bp.app_context_processor
+def _globals():
+    def unit_name(key):
+        with _ioc().db.session() as s:
+            unit = org.resolve(s, key) if key else None
+            return org.display_name(unit) if unit else (key or "—")
+    return {"unit_name": unit_name, "role_names": ROLE_NAMES, "allowed": allowed}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Đăng nhập / log in with username and password."""
+    form = LoginForm()
+    if form.validate_on_submit():
+        with _ioc().db.session() as s:
+            user = auth.check_password(s, form.username.data.strip(), form.password.data)
+        if user is not None:
+            login_user(user)
+            nxt = request.args.get("next", "")
+            return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//")
+                            else url_for("web.inbox"))
+        flash("Sai tên đăng nhập hoặc mật khẩu / Wrong username or password", "error")
+    return render_template("login.html", form=form), (401 if form.is_submitted() else 200)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    """Đăng xuất / log out."""
+    logout_user()
+    return redirect(url_for("web.login"))
+
+
+@bp.get("/")
+def home():
+    """The inbox is the home page."""
+    return redirect(url_for("web.inbox"))
+
+
+@bp.get("/inbox")
+@login_required
+def inbox():
+    """The department's open and claimed tasks, newest first."""
+    if not allowed(current_user.role, "tasks.read"):
+        return redirect(url_for("web.violations"))
+    with _ioc().db.session() as s:
+        rows = [t for t in tasks.list_tasks(s, current_user, limit=500) if t.status in ACTIVE]
+        done = tasks.list_tasks(s, current_user, status="completed", limit=20)
+        instances = {i.id: i for i in s.scalars(select(ProcessInstance).where(
+            ProcessInstance.id.in_({t.instance_id for t in rows + done})))}
+    return render_template("inbox.html", tasks=rows, done=done, instances=instances,
+                           claim_form=ClaimForm())
+
+
+def _task_or_404(s, task_id: int) -> Task:
+    try:
+        return tasks.get_for(s, current_user, task_id)
+    except TaskError:
+        abort(404)
+
+
+@bp.route("/tasks/<int:task_id>", methods=["GET", "POST"])
+@login_required
+def task(task_id: int):
+    """A task: its context, and its form to complete it."""
+    with _ioc().db.session() as s:
+        row = _task_or_404(s, task_id)
+        instance = s.get(ProcessInstance, row.instance_id)
+    form = task_form(row.form, formdata=request.form if request.method == "POST" else None)
+    if request.method == "POST" and form.validate():
+        try:
+            _ioc().complete_task(current_user, task_id, answers(form, row.form))
+        except TaskError as exc:
+            for err in exc.errors:
+                if err["field"] in form:
+                    form[err["field"]].errors.append(err["message"])
+            flash(exc.message, "error")
+        else:
+            flash(f"Đã hoàn thành nhiệm vụ / Task completed: {row.name}", "ok")
+            return redirect(url_for("web.inbox"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("task.html", task=row, instance=instance, form=form,
+                           claim_form=ClaimForm(),
+                           may_work=row.status in ACTIVE and (
+                               row.assignee_id in (None, current_user.id))), status
+
+
+@bp.post("/tasks/<int:task_id>/claim")
+@login_required
+def claim(task_id: int):
+    """Nhận xử lý / claim a task."""
+    if not ClaimForm().validate_on_submit():
+        abort(400)
+    try:
+        with _ioc().db.session() as s:
+            row = tasks.claim(s, current_user, task_id)
+        flash(f"Đã nhận xử lý / Claimed: {row.name}", "ok")
+    except TaskError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for("web.task", task_id=task_id))
+
+
+@bp.get("/instances/<int:instance_id>")
+@login_required
+def instance(instance_id: int):
+    """An instance: status, data, tasks, and its audit history in order."""
+    if not allowed(current_user.role, "instances.read"):
+        abort(403)
+    with _ioc().db.session() as s:
+        inst = s.get(ProcessInstance, instance_id)
+        if inst is None:
+            abort(404)
+        rows = list(s.scalars(select(Task).where(Task.instance_id == instance_id)
+                              .order_by(Task.id)))
+        history = audit.history(s, instance_id)
+    return render_template("instance.html", instance=inst, tasks=rows, history=history)
+
+
+@bp.get("/violations")
+@login_required
+def violations():
+    """Vi phạm và sự cố / violations and incidents, newest first."""
+    if not allowed(current_user.role, "violations.read"):
+        abort(403)
+    with _ioc().db.session() as s:
+        rows = list(s.scalars(select(Violation).order_by(Violation.id.desc()).limit(200)))
+    return render_template("violations.html", violations=rows)

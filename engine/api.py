@@ -1,0 +1,123 @@
+"""The JSON API's plumbing: the blueprint, RFC 9457 problem+json errors, bearer-token auth."""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+from flask import Blueprint, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from engine.auth import service as auth
+from engine.auth.permissions import allowed
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+PROBLEM_TYPE = "https://ioc.example/problems/"
+
+
+class ApiProblem(Exception):
+    """Raised by views to answer with a problem+json body."""
+
+    def __init__(self, status: int, title: str, detail: str = "", errors: list | None = None,
+                 **extra):
+        self.status, self.title, self.detail = status, title, detail
+        self.errors, self.extra = errors or [], extra
+        super().__init__(detail or title)
+
+
+def problem(status: int, title: str, detail: str = "", errors: list | None = None, **extra):
+    """An RFC 9457 problem details response."""
+    body = {"type": PROBLEM_TYPE + title.lower().replace(" ", "-"), "title": title,
+            "status": status, "detail": detail or title, "instance": request.path}
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    resp = jsonify(body)
+    resp.status_code = status
+    resp.mimetype = "application/problem+json"
+    return resp
+
+
+@bp.errorhandler(ApiProblem)
+def _api_problem(exc: ApiProblem):
+    return problem(exc.status, exc.title, exc.detail, exc.errors, **exc.extra)
+
+
+def handle_http_error(exc: HTTPException):
+    """Any HTTP error under /api becomes problem+json (404s, 405s, bad JSON…)."""
+    return problem(exc.code or 500, exc.name, exc.description or "")
+
+
+def services():
+    """The running app's services (database, vocabulary, pipeline…)."""
+    return current_app.extensions["ioc"]
+
+
+def _bearer() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiProblem(401, "Unauthorized", "send 'Authorization: Bearer <API token>'")
+    return token.strip()
+
+
+def require_user(permission: str) -> Callable:
+    """A view decorator: a user's API token (or web session) with `permission`; sets g.user."""
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            from flask_login import current_user
+
+            if request.headers.get("Authorization"):
+                token = _bearer()
+                with services().db.session() as s:
+                    user = auth.user_by_token(s, token)
+                if user is None:
+                    raise ApiProblem(401, "Unauthorized", "unknown or disabled user API token")
+            elif current_user.is_authenticated:
+                user = current_user._get_current_object()
+            else:
+                raise ApiProblem(401, "Unauthorized", "send 'Authorization: Bearer <API token>'")
+            if not allowed(user.role, permission):
+                raise ApiProblem(403, "Forbidden", f"a {user.role} may not {permission}")
+            g.user = user
+            return view(*args, **kwargs)
+        return wrapper
+    return decorate
+
+
+def require_source(view):
+    """A view decorator: a source system's API token; sets g.source."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        token = _bearer()
+        with services().db.session() as s:
+            source = auth.source_by_token(s, token)
+        if source is None:
+            raise ApiProblem(401, "Unauthorized", "unknown or disabled source API token")
+        g.source = source
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    """A bounded integer query parameter; 400 problem naming it when bad."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiProblem(400, "Bad Request", f"{name} must be a whole number",
+                         [{"field": name, "message": "must be a whole number"}]) from None
+    if not lo <= value <= hi:
+        raise ApiProblem(400, "Bad Request", f"{name} must be between {lo} and {hi}",
+                         [{"field": name, "message": f"must be between {lo} and {hi}"}])
+    return value
+
+
+def json_body() -> object:
+    """The request's JSON body; 400 problem when it is missing or malformed."""
+    data = request.get_json(silent=True, force=True)
+    if data is None:
+        raise ApiProblem(400, "Bad Request", "the body must be JSON")
+    return data

@@ -1,0 +1,32 @@
+"""What each role may do. Department scoping (a civil servant sees only their department's
+tasks) is applied by the services on top of these permissions."""
+from __future__ import annotations
+
+ROLES = ("inspector", "civil_servant", "department_head", "commander", "auditor", "admin")
+ROLE_NAMES = {
+    "inspector": ("Thanh tra / cán bộ giám sát", "Inspector"),
+    "civil_servant": ("Cán bộ, công chức", "Civil servant"),
+    "department_head": ("Lãnh đạo sở / phòng", "Department head"),
+    "commander": ("Chỉ huy", "Commander"),
+    "auditor": ("Kiểm tra nội vụ", "Auditor"),
+    "admin": ("Quản trị hệ thống", "Administrator"),
+}
+
+_READ_CASES = {"violations.read", "instances.read"}
+PERMISSIONS: dict[str, set[str]] = {
+    "inspector": _READ_CASES | {"scenarios.read", "scenarios.publish", "events.read"},
+    "civil_servant": {"tasks.read", "tasks.claim", "tasks.complete", "instances.read"},
+    "department_head": {"tasks.read", "tasks.claim", "tasks.complete", "tasks.read_all_claims"}
+    | _READ_CASES,
+    "commander": _READ_CASES | {"tasks.read", "tasks.any_department", "scenarios.read"},
+    "auditor": _READ_CASES | {"audit.read", "tasks.read", "tasks.any_department",
+                              "scenarios.read", "events.read"},
+    "admin": _READ_CASES | {"tasks.read", "tasks.claim", "tasks.complete", "tasks.any_department",
+                            "audit.read", "scenarios.read", "scenarios.publish", "events.read",
+                            "users.manage", "sources.manage"},
+}
+
+
+def allowed(role: str, permission: str) -> bool:
+    """True when `role` has `permission`."""
+    return permission in PERMISSIONS.get(role, set())

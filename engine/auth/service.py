@@ -1,0 +1,99 @@
+"""Create users and sources, issue API tokens (shown once, stored hashed) and check them."""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from engine.audit import service as audit
+from engine.auth.models import User
+from engine.auth.permissions import ROLES
+from engine.events.models import Source
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,99}$")
+
+
+class AuthError(ValueError):
+    """Bad input when creating a user or source; names the field."""
+
+    def __init__(self, field: str, message: str):
+        self.field, self.message = field, message
+        super().__init__(f"{field}: {message}")
+
+
+def hash_token(token: str) -> str:
+    """The stored form of an API token (tokens are random, so a plain SHA-256 suffices)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(prefix: str) -> str:
+    """A fresh random API token."""
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def create_user(session: Session, username: str, role: str, department_key: str | None, *,
+                full_name: str = "", password: str | None = None, with_token: bool = False,
+                departments: set[str] | None = None, actor: str = "cli") -> tuple[User, str | None]:
+    """Create a user; return it and its API token (None unless asked for)."""
+    if not NAME.match(username or ""):
+        raise AuthError("username", "2–100 lower-case letters, digits, '.', '_' or '-'")
+    if role not in ROLES:
+        raise AuthError("role", f"must be one of {', '.join(ROLES)}")
+    if role in ("civil_servant", "department_head") and not department_key:
+        raise AuthError("department", f"a {role} must belong to a department")
+    if department_key and departments is not None and department_key not in departments:
+        raise AuthError("department", f"{department_key!r} is not a unit of the organisation")
+    if password is not None and len(password) < 8:
+        raise AuthError("password", "must be at least 8 characters")
+    if session.scalars(select(User).where(User.username == username)).first():
+        raise AuthError("username", f"{username!r} already exists")
+    token = new_token("iocu") if with_token else None
+    user = User(username=username, role=role, department_key=department_key,
+                full_name=full_name, password_hash=generate_password_hash(password)
+                if password else None, token_hash=hash_token(token) if token else None)
+    session.add(user)
+    session.flush()
+    audit.record(session, "user.created", actor=actor, subject_type="user", subject_id=user.id,
+                 details={"username": username, "role": role, "department": department_key,
+                          "api_token": bool(token)})
+    return user, token
+
+
+def create_source(session: Session, name: str, allowed_types: list[str] | None = None, *,
+                  actor: str = "cli") -> tuple[Source, str]:
+    """Register a source system; return it and its API token (shown only this once)."""
+    if not NAME.match(name or ""):
+        raise AuthError("name", "2–100 lower-case letters, digits, '.', '_' or '-'")
+    if session.scalars(select(Source).where(Source.name == name)).first():
+        raise AuthError("name", f"source {name!r} already exists")
+    token = new_token("iocs")
+    source = Source(name=name, token_hash=hash_token(token), allowed_types=allowed_types or [])
+    session.add(source)
+    session.flush()
+    audit.record(session, "source.created", actor=actor, subject_type="source",
+                 subject_id=source.id, details={"name": name, "allowed_types": allowed_types or []})
+    return source, token
+
+
+def user_by_token(session: Session, token: str) -> User | None:
+    """The active user holding this API token."""
+    user = session.scalars(select(User).where(User.token_hash == hash_token(token))).first()
+    return user if user is not None and user.active else None
+
+
+def source_by_token(session: Session, token: str) -> Source | None:
+    """The enabled source holding this API token."""
+    src = session.scalars(select(Source).where(Source.token_hash == hash_token(token))).first()
+    return src if src is not None and not src.disabled else None
+
+
+def check_password(session: Session, username: str, password: str) -> User | None:
+    """The active user with this username and password, or None."""
+    user = session.scalars(select(User).where(User.username == username)).first()
+    if user is None or not user.active or not user.password_hash:
+        return None
+    return user if check_password_hash(user.password_hash, password) else None

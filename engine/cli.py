@@ -1,0 +1,319 @@
+"""`ioc`: the one command line of the engine."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import click
+
+from engine.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ORG = ROOT / "data" / "organisation" / "binh-duong.yaml"
+
+
+def _services():
+    from engine.services import Services
+
+    return Services(Settings.from_env())
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log what the engine does.")
+def main(verbose: bool) -> None:
+    """IOC scenario engine — Trung tâm điều hành thông minh."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# -- database and organisation -------------------------------------------------------------------
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the newest version."""
+    from engine import migrate
+
+    url = Settings.from_env().database_url
+    migrate.upgrade(url)
+    click.echo(f"database is up to date: {_safe_url(url)}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def org() -> None:
+    """The organisation: departments, wards and communes, as dated data."""
+
+
+@org.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), default=str(DEFAULT_ORG))
+def org_load(file: str) -> None:
+    """Load (or reload) the organisation file."""
+    from engine.org import service as org_service
+
+    ioc = _services()
+    try:
+        with ioc.db.session() as s:
+            count = org_service.load_file(s, file)
+    except org_service.OrgFileInvalid as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"loaded {count} organisation units from {file}")
+
+
+# -- scenarios -----------------------------------------------------------------------------------
+
+def _departments(ioc) -> set[str]:
+    from engine.org import service as org_service
+
+    with ioc.db.session() as s:
+        keys = org_service.known_keys(s)
+    if not keys:
+        raise click.ClickException("the organisation is not loaded: run `ioc org load` first")
+    return keys
+
+
+@main.group()
+def scenarios() -> None:
+    """Scenario folders: validate and load."""
+
+
+@scenarios.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+def scenarios_validate(paths: tuple[str, ...]) -> None:
+    """Check scenario folders; print every problem with file and line; exit 1 if any."""
+    from engine.scenarios import service
+    from engine.scenarios.problems import ScenarioInvalid
+
+    ioc = _services()
+    departments = _departments(ioc)
+    bad = 0
+    for folder in [f for p in paths for f in (service.folders(p) or [Path(p)])]:
+        try:
+            service.check(service.read_folder(folder), ioc.vocabulary, departments, str(folder))
+            click.echo(f"ok      {folder}")
+        except ScenarioInvalid as exc:
+            bad += 1
+            click.echo(f"invalid {folder}")
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+    if bad:
+        sys.exit(1)
+
+
+@scenarios.command("load")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--actor", default="cli", help="Who loads (recorded in the audit trail).")
+def scenarios_load(path: str, actor: str) -> None:
+    """Validate and publish every scenario folder under PATH (or PATH itself)."""
+    from engine.scenarios import service
+    from engine.scenarios.problems import ScenarioInvalid
+
+    ioc = _services()
+    departments = _departments(ioc)
+    found = service.folders(path)
+    if not found:
+        raise click.ClickException(f"no scenario folder (with scenario.yaml) at {path}")
+    failed = 0
+    for folder in found:
+        try:
+            scenario = service.check(service.read_folder(folder), ioc.vocabulary, departments,
+                                     str(folder))
+            with ioc.db.session() as s:
+                version, created = service.publish(s, scenario, actor=actor)
+            state = "published" if created else "unchanged"
+            click.echo(f"{state:11} {version.key} v{version.version}")
+        except ScenarioInvalid as exc:
+            failed += 1
+            click.echo(f"invalid     {folder}")
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+# -- events --------------------------------------------------------------------------------------
+
+@main.group()
+def events() -> None:
+    """Send and process events."""
+
+
+def _read_events(file: str):
+    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    text = text.strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        try:  # JSON Lines: one event per line
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise click.ClickException(f"{file}: not JSON or JSON Lines ({exc})") from None
+
+
+@events.command("send")
+@click.argument("file")
+@click.option("--url", default=lambda: os.environ.get("IOC_URL", "http://127.0.0.1:5000"),
+              show_default="IOC_URL or http://127.0.0.1:5000", help="The engine's base URL.")
+@click.option("--token", default=lambda: os.environ.get("IOC_SOURCE_TOKEN"),
+              help="The source's API token (or IOC_SOURCE_TOKEN).")
+def events_send(file: str, url: str, token: str | None) -> None:
+    """Send CloudEvents from FILE (or - for stdin): one object, an array, or JSON Lines."""
+    if not token:
+        raise click.ClickException("give the source's API token with --token or "
+                                   "IOC_SOURCE_TOKEN (see `ioc sources add`)")
+    payload = _read_events(file)
+    batch = isinstance(payload, list)
+    ctype = "application/cloudevents-batch+json" if batch else "application/cloudevents+json"
+    req = urllib.request.Request(
+        url.rstrip("/") + "/api/v1/events", data=json.dumps(payload).encode(), method="POST",
+        headers={"Content-Type": ctype, "Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            click.echo(resp.read().decode())
+    except urllib.error.HTTPError as exc:
+        click.echo(exc.read().decode(), err=True)
+        sys.exit(1)
+    except urllib.error.URLError as exc:
+        raise click.ClickException(f"cannot reach {url}: {exc.reason}") from None
+
+
+@events.command("process")
+def events_process() -> None:
+    """Process every pending event now, in this process (no server needed)."""
+    count = _services().pipeline.drain()
+    click.echo(f"processed {count} events")
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+@main.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; name the first broken record; exit 1 if broken."""
+    from engine.audit import service as audit_service
+
+    with _services().db.session() as s:
+        result = audit_service.verify(s)
+    if result.ok:
+        click.echo(f"audit chain intact: {result.checked} records verified")
+    else:
+        click.echo(f"audit chain BROKEN at record {result.broken_seq}: {result.reason} "
+                   f"({result.checked} records verified before it)", err=True)
+        sys.exit(1)
+
+
+# -- users and sources ---------------------------------------------------------------------------
+
+@main.group()
+def users() -> None:
+    """People who use the product."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", required=True, help="inspector, civil_servant, department_head, "
+                                            "commander, auditor or admin")
+@click.option("--department", default=None, help="Organisation unit key, e.g. trung-tam-phvhcc.")
+@click.option("--name", "full_name", default="", help="Full name (Vietnamese).")
+@click.option("--password", default=None, help="Password for the web app (8+ characters).")
+@click.option("--token", "with_token", is_flag=True, help="Also print a personal API token.")
+def users_create(username, role, department, full_name, password, with_token) -> None:
+    """Create a user with a role and a department."""
+    from engine.auth import service as auth
+
+    ioc = _services()
+    try:
+        with ioc.db.session() as s:
+            user, token = auth.create_user(s, username, role, department, full_name=full_name,
+                                           password=password, with_token=with_token,
+                                           departments=_departments(ioc))
+    except auth.AuthError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created user {user.username} ({user.role}, {user.department_key or '-'})")
+    if token:
+        click.echo(f"API token (shown once): {token}")
+
+
+@main.group()
+def sources() -> None:
+    """Source systems that send events."""
+
+
+@sources.command("add")
+@click.argument("name")
+@click.option("--types", default="", help="Comma-separated event types it may send (default all).")
+def sources_add(name: str, types: str) -> None:
+    """Register a source system and print its API token (shown once)."""
+    from engine.auth import service as auth
+
+    ioc = _services()
+    allowed = [t.strip() for t in types.split(",") if t.strip()]
+    unknown = [t for t in allowed if ioc.vocabulary.get(t) is None]
+    if unknown:
+        raise click.ClickException(f"--types: unknown event types {', '.join(unknown)}")
+    try:
+        with ioc.db.session() as s:
+            source, token = auth.create_source(s, name, allowed)
+    except auth.AuthError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created source {source.name}")
+    click.echo(f"API token (shown once): {token}")
+
+
+# -- serving -------------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve(host: str, port: int, threads: int) -> None:
+    """Serve the web app and API; in embedded mode also process events in-process."""
+    from waitress import serve as waitress_serve
+
+    from engine.app import create_app
+
+    settings = Settings.from_env()
+    app = create_app(settings, start_runner=settings.embedded)
+    click.echo(f"IOC engine on http://{host}:{port} "
+               f"({'embedded' if settings.embedded else 'Redis'} mode, "
+               f"database {_safe_url(settings.database_url)})")
+    waitress_serve(app, host=host, port=port, threads=threads)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="Set up only; do not start the server.")
+@click.pass_context
+def demo(ctx: click.Context, host: str, port: int, no_serve: bool) -> None:
+    """Set up a demo province (schema, organisation, scenarios, users, a source), then serve."""
+    from engine import demo as demo_setup
+
+    ctx.invoke(db_upgrade)
+    ctx.invoke(org_load, file=str(DEFAULT_ORG))
+    ctx.invoke(scenarios_load, path=str(ROOT / "scenarios"), actor="demo")
+    demo_setup.print_access(demo_setup.ensure_people(_services()), host, port)
+    if not no_serve:
+        ctx.invoke(serve, host=host, port=port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Sample people and sources of the demo province (idempotent), and how to reach them."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from engine.auth import service as auth
+from engine.auth.models import User
+from engine.events.models import Source
+
+DEMO_PASSWORD = "ioc-demo-2025"
+TOKENS_FILE = Path(os.environ.get("IOC_VAR_DIR", "var")) / "demo-tokens.json"
+
+# (username, full name, role, department key)
+PEOPLE = [
+    ("thanhtra.lan", "Nguyễn Thị Lan", "inspector", "thanh-tra"),
+    ("phvhcc.minh", "Trần Văn Minh", "civil_servant", "trung-tam-phvhcc"),
+    ("phvhcc.hoa", "Lê Thị Hoa", "department_head", "trung-tam-phvhcc"),
+    ("thudaumot.an", "Phạm Văn An", "civil_servant", "phuong-thu-dau-mot"),
+    ("dian.thao", "Đặng Thị Thảo", "civil_servant", "phuong-di-an"),
+    ("nnmt.ha", "Võ Thị Hà", "civil_servant", "so-nong-nghiep-moi-truong"),
+    ("xaydung.tuan", "Huỳnh Minh Tuấn", "civil_servant", "so-xay-dung"),
+    ("congan.hung", "Bùi Quốc Hùng", "civil_servant", "cong-an"),
+    ("yte.nga", "Ngô Thị Nga", "civil_servant", "so-y-te"),
+    ("ioc.trucban", "Đỗ Văn Khoa", "civil_servant", "ioc"),
+    ("chihuy.dung", "Trương Tấn Dũng", "commander", "van-phong-ubnd"),
+    ("kiemtra.mai", "Lý Thị Mai", "auditor", "thanh-tra"),
+    ("admin", "Quản trị hệ thống", "admin", "ioc"),
+]
+SOURCES = [
+    ("mot-cua", ["dossier.received", "dossier.step_completed", "dossier.supplement_requested",
+                 "dossier.returned", "dossier.completed"]),
+    ("tong-dai-1022", ["hotline.ticket.created", "hotline.ticket.resolved"]),
+]
+
+
+def ensure_people(ioc) -> dict:
+    """Create the sample users and sources that do not exist yet; return what to print."""
+    tokens = json.loads(TOKENS_FILE.read_text()) if TOKENS_FILE.exists() else {}
+    with ioc.db.session() as s:
+        for username, name, role, dept in PEOPLE:
+            if s.scalars(select(User).where(User.username == username)).first() is None:
+                auth.create_user(s, username, role, dept, full_name=name, password=DEMO_PASSWORD,
+                                 actor="demo")
+        for name, types in SOURCES:
+            if s.scalars(select(Source).where(Source.name == name)).first() is None:
+                _, tokens[name] = auth.create_source(s, name, types, actor="demo")
+    TOKENS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    TOKENS_FILE.write_text(json.dumps(tokens, indent=2))
+    TOKENS_FILE.chmod(0o600)
+    return tokens
+
+
+def print_access(tokens: dict, host: str, port: int) -> None:
+    """Print the sample users, their password and the sources' tokens."""
+    click.echo(f"\nWeb app: http://{host}:{port}/   password of every sample user: {DEMO_PASSWORD}")
+    for username, name, role, dept in PEOPLE:
+        click.echo(f"  {username:14} {name:20} {role:16} {dept}")
+    click.echo(f"\nSource API tokens (also in {TOKENS_FILE}):")
+    for name, token in tokens.items():
+        click.echo(f"  {name:14} {token}")
+    click.echo("")

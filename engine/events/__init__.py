@@ -1,0 +1,1 @@
+"""The event store: CloudEvents in, validated, stored once, processed in order."""

@@ -1,0 +1,50 @@
+"""Stored events and the sources allowed to send them."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.db import Base, utcnow
+
+# Processing states of a stored event: the pending marker drives the pipeline (event store first).
+PENDING, PROCESSED, FAILED = "pending", "processed", "failed"
+
+
+class Source(Base):
+    """A source system that sends events with its own API token (stored hashed)."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # CloudEvents types this source may send; empty means every type in the vocabulary.
+    allowed_types: Mapped[list] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled: Mapped[bool] = mapped_column(default=False)
+
+
+class Event(Base):
+    """One accepted CloudEvent; (source_id, ce_id) is unique so a resend is recognised."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("source_id", "ce_id"),
+        Index("ix_events_status_id", "status", "id"),
+    )
+
+    # The integer primary key doubles as the durable-rules message id (it must be a unique int).
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    ce_id: Mapped[str] = mapped_column(String(200))
+    ce_source: Mapped[str] = mapped_column(String(500))
+    type: Mapped[str] = mapped_column(String(200), index=True)
+    subject: Mapped[str | None] = mapped_column(String(500))
+    time: Mapped[datetime | None]
+    data: Mapped[dict]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    processed_at: Mapped[datetime | None]
+    error: Mapped[str | None]

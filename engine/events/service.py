@@ -1,0 +1,191 @@
+"""Accept CloudEvents: validate each one, store it once (source + id), acknowledge only after commit."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.audit import service as audit
+from engine.db import Database
+from engine.events.models import Event, Source
+from engine.events.vocabulary import Vocabulary, parse_datetime
+
+MAX_ID, MAX_SOURCE, MAX_SUBJECT = 200, 500, 500
+JSON_CONTENT_TYPES = ("application/json", "text/json")
+
+
+@dataclass
+class Refusal:
+    """An event that was not accepted, with every problem found in it."""
+
+    index: int
+    id: str | None
+    problems: list[dict[str, str]]
+
+    def to_dict(self) -> dict:
+        """As shown in the API response."""
+        return {"index": self.index, "id": self.id, "errors": self.problems}
+
+
+@dataclass
+class IngestResult:
+    """What happened to a request's events."""
+
+    accepted: list[Event] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The acknowledgement body."""
+        return {"accepted": len(self.accepted), "duplicates": len(self.duplicates),
+                "refused": len(self.refused),
+                "accepted_ids": [e.ce_id for e in self.accepted],
+                "duplicate_ids": self.duplicates,
+                "errors": [r.to_dict() for r in self.refused]}
+
+
+def _envelope_problems(raw: Any, source: Source, vocabulary: Vocabulary) -> list[tuple[str, str]]:
+    if not isinstance(raw, dict):
+        return [("", "an event must be a JSON object")]
+    out: list[tuple[str, str]] = []
+
+    def text(name: str, limit: int, required: bool) -> None:
+        value = raw.get(name)
+        if value is None:
+            if required:
+                out.append((name, "is required"))
+        elif not isinstance(value, str) or not value.strip():
+            out.append((name, "must be a non-empty string"))
+        elif len(value) > limit:
+            out.append((name, f"must be at most {limit} characters"))
+
+    if raw.get("specversion") != "1.0":
+        out.append(("specversion", 'must be "1.0" (CloudEvents 1.0)'))
+    text("id", MAX_ID, True)
+    text("source", MAX_SOURCE, True)
+    text("type", 200, True)
+    text("subject", MAX_SUBJECT, False)
+    if raw.get("time") is not None and (not isinstance(raw["time"], str)
+                                        or parse_datetime(raw["time"]) is None):
+        out.append(("time", "must be an RFC 3339 date-time with a time zone"))
+    ctype = raw.get("datacontenttype")
+    if ctype is not None and not (isinstance(ctype, str) and (
+            ctype.split(";")[0].strip() in JSON_CONTENT_TYPES or ctype.endswith("+json"))):
+        out.append(("datacontenttype", "must be application/json"))
+    if "data_base64" in raw:
+        out.append(("data_base64", "binary data is not accepted; send JSON in data"))
+    type_name = raw.get("type")
+    if isinstance(type_name, str) and type_name:
+        etype = vocabulary.get(type_name)
+        if etype is None:
+            out.append(("type", f"unknown event type {type_name!r}"))
+        elif source.allowed_types and type_name not in source.allowed_types:
+            out.append(("type", f"source {source.name!r} may not send {type_name!r}"))
+        elif "data" not in raw:
+            out.append(("data", "is required"))
+        else:
+            out.extend(etype.problems(raw["data"]))
+    return out
+
+
+def _reference_problems(raw: dict, vocabulary: Vocabulary,
+                        unit_exists: Callable[[str], bool]) -> list[tuple[str, str]]:
+    etype = vocabulary.get(raw["type"])
+    out = []
+    for spec in etype.fields.values():
+        value = raw["data"].get(spec.name)
+        if spec.ref == "org-unit" and isinstance(value, str) and value and not unit_exists(value):
+            out.append((f"data.{spec.name}", f"unknown organisation unit {value!r}"))
+    return out
+
+
+def validate(session: Session, raw: Any, source: Source, vocabulary: Vocabulary,
+             unit_exists: Callable[[str], bool] | None = None) -> list[dict[str, str]]:
+    """Every problem in one raw event as [{"field", "message"}]; empty when it is valid."""
+    problems = _envelope_problems(raw, source, vocabulary)
+    if not problems:
+        if unit_exists is None:
+            unit_exists = _unit_lookup(session)
+        problems = _reference_problems(raw, vocabulary, unit_exists)
+    return [{"field": f, "message": m} for f, m in problems]
+
+
+def _unit_lookup(session: Session) -> Callable[[str], bool]:
+    from engine.org import service as org
+
+    cache: dict[str, bool] = {}
+
+    def exists(key: str) -> bool:
+        if key not in cache:
+            cache[key] = org.resolve(session, key) is not None
+        return cache[key]
+    return exists
+
+
+def _store(session: Session, raws: list[Any], source: Source, vocabulary: Vocabulary,
+           actor: str) -> IngestResult:
+    result = IngestResult()
+    unit_exists = _unit_lookup(session)
+    valid: list[tuple[int, dict]] = []
+    for index, raw in enumerate(raws):
+        problems = validate(session, raw, source, vocabulary, unit_exists)
+        if problems:
+            ce_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+            result.refused.append(Refusal(index, ce_id, problems))
+        else:
+            valid.append((index, raw))
+    ids = [raw["id"] for _, raw in valid]
+    seen = set(session.scalars(select(Event.ce_id).where(
+        Event.source_id == source.id, Event.ce_id.in_(ids)))) if ids else set()
+    for _, raw in valid:
+        if raw["id"] in seen:
+            result.duplicates.append(raw["id"])
+            continue
+        seen.add(raw["id"])
+        event = Event(source_id=source.id, ce_id=raw["id"], ce_source=raw["source"],
+                      type=raw["type"], subject=raw.get("subject"),
+                      time=parse_datetime(raw["time"]) if raw.get("time") else None,
+                      data=raw["data"])
+        session.add(event)
+        result.accepted.append(event)
+    session.flush()
+    for event in result.accepted:
+        audit.record(session, "event.accepted", actor=actor, subject_type="event",
+                     subject_id=event.id, details={"source": source.name, "id": event.ce_id,
+                                                   "type": event.type, "subject": event.subject})
+    return result
+
+
+def ingest(db: Database, source_id: int, raws: list[Any], vocabulary: Vocabulary) -> IngestResult:
+    """Validate and store a batch in one transaction; committed before this returns.
+
+    If another request stored one of these events at the same moment, the unique key refuses
+    our insert: retry once, and the retry sees it as a duplicate.
+    """
+    for attempt in range(3):
+        try:
+            with db.session() as session:
+                source = session.get(Source, source_id)
+                return _store(session, raws, source, vocabulary, actor=f"source:{source.name}")
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def to_dict(event: Event) -> dict:
+    """An event as the API shows it (CloudEvents fields plus processing state)."""
+    return {"event_id": event.id, "specversion": "1.0", "id": event.ce_id,
+            "source": event.ce_source, "type": event.type, "subject": event.subject,
+            "time": event.time.isoformat() if event.time else None, "data": event.data,
+            "received_at": event.received_at.isoformat(), "status": event.status,
+            "error": event.error}
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An RFC 3339 string as an aware datetime, or None."""
+    return parse_datetime(value) if value else None

@@ -1,0 +1,1 @@
+"""The organisation (departments, agencies, forces, wards, communes) as dated data loaded from a file."""

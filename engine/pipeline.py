@@ -1,0 +1,205 @@
+"""The one pipeline: pending events → rules → violations and processes → tasks → audit.
+
+The same `run_once` serves both runners: a thread in embedded mode (engine/runner.py) and, with
+Redis, the workers. Each event is handled in a savepoint of one batch transaction: a failing event
+is marked failed with its error and the batch goes on; nothing is acknowledged twice.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from engine.audit import service as audit
+from engine.db import Database, utcnow
+from engine.events.models import FAILED, PENDING, PROCESSED, Event
+from engine.events.vocabulary import Vocabulary
+from engine.processes.models import MessageWait
+from engine.processes.service import ProcessRuntime
+from engine.rules.compiler import to_message
+from engine.rules.format import RuleSet, parse_rules, render
+from engine.rules.matcher import DuplicateMessage, Match, RuleMatcher
+from engine.scenarios.models import PUBLISHED, ScenarioVersion
+from engine.violations.models import RuleMatch, Violation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LiveRuleset:
+    """A published scenario version whose rules are loaded in the matcher."""
+
+    version_id: int
+    name: str
+    rules: RuleSet
+    event_types: frozenset[str]
+
+
+def _event_types(rules: RuleSet) -> frozenset[str]:
+    return frozenset(p.event for r in rules.rules for p in r.patterns)
+
+
+class Pipeline:
+    """Processes pending events in id order; owns the rule matcher of this process."""
+
+    def __init__(self, db: Database, vocabulary: Vocabulary, runtime: ProcessRuntime,
+                 replay_days: int = 30):
+        self.db, self.vocabulary, self.runtime = db, vocabulary, runtime
+        self.replay_days = replay_days
+        self.matcher = RuleMatcher()
+        self.live: dict[str, LiveRuleset] = {}
+        self._generation: tuple | None = None
+
+    # -- rules ------------------------------------------------------------------------------
+
+    def refresh_rules(self, session: Session) -> None:
+        """Load newly published versions (rebuilding their state), unload retired ones."""
+        generation = tuple(session.execute(select(func.count(), func.max(ScenarioVersion.id))
+                                           .where(ScenarioVersion.status == PUBLISHED)).one())
+        if generation == self._generation:
+            return
+        versions = {f"{v.key}@{v.version}": v for v in session.scalars(
+            select(ScenarioVersion).where(ScenarioVersion.status == PUBLISHED))}
+        for name in list(self.live):
+            if name not in versions:
+                self.matcher.unload(name)
+                del self.live[name]
+        for name, version in versions.items():
+            if name in self.live:
+                continue
+            rules = parse_rules(version.files[version.manifest.get("rules", "rules.yaml")],
+                                f"{version.key}/rules.yaml", self.vocabulary.field_types())
+            self.matcher.load(name, version.ruleset)
+            live = LiveRuleset(version.id, name, rules, _event_types(rules))
+            self.live[name] = live
+            self._replay(session, live)
+        self._generation = generation
+
+    def _replay(self, session: Session, live: LiveRuleset) -> None:
+        # Rebuild open correlations from already processed events; their matches were acted on
+        # before (or belong to an earlier version), so they are discarded here.
+        since = utcnow() - timedelta(days=self.replay_days)
+        events = session.scalars(select(Event).where(
+            Event.status == PROCESSED, Event.type.in_(live.event_types),
+            Event.received_at >= since).order_by(Event.id).execution_options(yield_per=1000))
+        count = 0
+        for event in events:
+            self.matcher.post(live.name, self._message(event))
+            count += 1
+        if count:
+            log.info("replayed %d events into %s", count, live.name)
+
+    @staticmethod
+    def _message(event: Event) -> dict:
+        return to_message(event.id, event.type, event.ce_source, event.subject, event.data)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def run_once(self, limit: int = 200) -> int:
+        """Process up to `limit` pending events; return how many were handled."""
+        with self.db.session() as session:
+            self.refresh_rules(session)
+            events = list(session.scalars(select(Event).where(Event.status == PENDING)
+                                          .order_by(Event.id).limit(limit)))
+            for event in events:
+                try:
+                    with session.begin_nested():
+                        self._handle(session, event)
+                    event.status = PROCESSED
+                except StaleDataError:
+                    # Another step changed one of its instances meanwhile: leave it pending and
+                    # stop here, so that later events of that instance keep their order.
+                    log.info("event %s met a concurrent update; retrying later", event.id)
+                    return events.index(event)
+                except Exception as exc:  # noqa: BLE001 - a bad event must not stop the others
+                    log.exception("event %s failed", event.id)
+                    event.status, event.error = FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+                    audit.record(session, "event.failed", actor="engine", subject_type="event",
+                                 subject_id=event.id, details={"error": event.error})
+                event.processed_at = utcnow()
+            return len(events)
+
+    def drain(self, limit: int = 200) -> int:
+        """Process pending events until none is left; return how many were handled."""
+        total = 0
+        while (n := self.run_once(limit)):
+            total += n
+        return total
+
+    def _handle(self, session: Session, event: Event) -> None:
+        self._deliver_messages(session, event)
+        message = self._message(event)
+        for live in list(self.live.values()):
+            if event.type not in live.event_types:
+                continue
+            try:
+                matches = self.matcher.post(live.name, message)
+            except DuplicateMessage:
+                raise RuntimeError(f"the rule engine had already seen event {event.id} in "
+                                   f"{live.name}") from None
+            for match in matches:
+                self._on_match(session, live, match, event)
+
+    def _deliver_messages(self, session: Session, event: Event) -> None:
+        props = session.scalars(select(MessageWait.correlation_property).where(
+            MessageWait.message_name == event.type).distinct()).all()
+        instance_ids: set[int] = set()
+        for prop in props:
+            value = json.dumps(event.data.get(prop) if prop else None, ensure_ascii=False)
+            instance_ids.update(session.scalars(select(MessageWait.instance_id).where(
+                MessageWait.message_name == event.type, MessageWait.correlation_property == prop,
+                MessageWait.correlation_value == value)))
+        for instance_id in sorted(instance_ids):
+            self.runtime.deliver_message(session, instance_id, event.type, event.data,
+                                         actor="engine", event_id=event.id)
+
+    def _on_match(self, session: Session, live: LiveRuleset, match: Match,
+                  event: Event) -> None:
+        ids = sorted(int(m["id"]) for m in match.events.values())
+        ids_key = ",".join(str(i) for i in ids)
+        already = session.scalars(select(RuleMatch).where(
+            RuleMatch.scenario_version_id == live.version_id, RuleMatch.rule_key == match.rule_key,
+            RuleMatch.event_ids_key == ids_key)).first()
+        if already is not None:
+            return
+        row = RuleMatch(scenario_version_id=live.version_id, rule_key=match.rule_key,
+                        event_ids_key=ids_key, event_ids=ids)
+        session.add(row)
+        session.flush()
+        version = session.get(ScenarioVersion, live.version_id)
+        rule = next(r for r in live.rules.rules if r.key == match.rule_key)
+        action = rule.then
+        actor = f"rule:{version.key}/{rule.key}"
+        audit.record(session, "rule.matched", actor=actor, subject_type="rule_match",
+                     subject_id=row.id, details={"scenario": version.key,
+                                                 "version": version.version, "rule": rule.key,
+                                                 "event_ids": ids})
+        subject = render(action.subject, match.events) if action.subject else None
+        subject = str(subject) if subject not in (None, "") else None
+        data = {name: render(tmpl, match.events) for name, tmpl in (action.data or {}).items()}
+        violation = None
+        if action.open:
+            title = action.title or {}
+            violation = Violation(
+                kind=action.open, scenario_version_id=version.id, scenario_key=version.key,
+                rule_key=rule.key, match_id=row.id, severity=action.severity or version.severity,
+                title_vi=str(render(title.get("vi", version.name_vi), match.events))[:500],
+                title_en=str(render(title.get("en", version.name_en), match.events))[:500],
+                subject=subject, event_ids=ids)
+            session.add(violation)
+            session.flush()
+            audit.record(session, f"{action.open}.opened", actor=actor,
+                         subject_type="violation", subject_id=violation.id,
+                         details={"title": violation.title_vi, "severity": violation.severity,
+                                  "subject": subject, "event_ids": ids})
+            data["violation_id"] = violation.id
+        if action.start:
+            instance = self.runtime.start(session, version, data, actor=actor, subject=subject,
+                                          details={"rule": rule.key, "event_ids": ids})
+            if violation is not None:
+                violation.instance_id = instance.id

@@ -1,0 +1,1 @@
+"""BPMN process instances run by SpiffWorkflow: start, step, correlate messages, persist."""

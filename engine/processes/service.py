@@ -1,0 +1,248 @@
+"""Run process instances: start, complete user tasks, deliver messages; persist after every step.
+
+Every step runs inside the caller's transaction: instance state, department tasks, message waits
+and audit records commit together or not at all. Instance rows carry a version counter, so two
+concurrent steps on one instance cannot both win (the loser gets StaleDataError and retries).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.specs.defaults import ExclusiveGateway, InclusiveGateway, ScriptTask
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
+from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from engine.audit import service as audit
+from engine.db import utcnow
+from engine.expressions import ExpressionError, evaluate
+from engine.org import service as org
+from engine.processes import spiff
+from engine.processes.models import COMPLETED, RUNNING, MessageWait, ProcessInstance
+from engine.scenarios.models import ScenarioVersion
+from engine.tasks import forms
+from engine.tasks.models import ACTIVE, CANCELLED, Task
+from engine.tasks.models import COMPLETED as TASK_COMPLETED
+from engine.violations.models import Violation
+
+
+class ProcessError(Exception):
+    """A process step failed because of the scenario (bad expression, unknown department…)."""
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _gateway_decision(task) -> dict | None:
+    if isinstance(task.task_spec, (ExclusiveGateway, InclusiveGateway)):
+        return {"gateway": task.task_spec.bpmn_id, "name": task.task_spec.bpmn_name,
+                "taken": [c.task_spec.bpmn_id for c in task.children]}
+    return None
+
+
+class ProcessRuntime:
+    """Starts and advances SpiffWorkflow instances of loaded scenario versions."""
+
+    def __init__(self, script_timeout_s: float = 1.0):
+        self.script_timeout_s = script_timeout_s
+
+    # -- public steps ------------------------------------------------------------------------
+
+    def start(self, session: Session, version: ScenarioVersion, data: dict, *, actor: str,
+              subject: str | None = None, details: dict | None = None) -> ProcessInstance:
+        """Start an instance of `version` with `data` on its start task and run to its first wait."""
+        workflow = spiff.new_workflow(version.spec, self.script_timeout_s)
+        workflow.get_tasks(state=TaskState.READY)[0].data.update(_plain(data))
+        instance = ProcessInstance(scenario_version_id=version.id, scenario_key=version.key,
+                                   subject=subject, state={}, data=_plain(data))
+        session.add(instance)
+        session.flush()
+        audit.record(session, "instance.started", actor=actor, subject_type="instance",
+                     subject_id=instance.id, instance_id=instance.id,
+                     details={"scenario": version.key, "version": version.version,
+                              "data": _plain(data), **(details or {})})
+        self._advance(session, instance, version, workflow, actor)
+        return instance
+
+    def complete_task(self, session: Session, task: Task, answers: dict, *, actor: str,
+                      user_id: int | None) -> ProcessInstance:
+        """Complete a user task with already-checked form answers and run on to the next wait."""
+        instance, version, workflow = self._load(session, task.instance_id)
+        spiff_task = workflow.get_task_from_id(UUID(task.spiff_task_id))
+        if spiff_task is None or spiff_task.state != TaskState.READY:
+            raise ProcessError(f"task {task.id} is no longer waiting in its process")
+        spiff_task.data.update(_plain(answers))
+        try:
+            spiff_task.run()
+        except (SpiffWorkflowException, ExpressionError) as exc:
+            raise ProcessError(f"task {task.bpmn_id}: {exc}") from exc
+        task.status, task.result = TASK_COMPLETED, _plain(answers)
+        task.completed_at, task.completed_by_id = utcnow(), user_id
+        audit.record(session, "task.completed", actor=actor, subject_type="task",
+                     subject_id=task.id, instance_id=instance.id,
+                     details={"task": task.bpmn_id, "department": task.department_key,
+                              "answers": task.result})
+        self._advance(session, instance, version, workflow, actor)
+        return instance
+
+    def deliver_message(self, session: Session, instance_id: int, name: str, payload: dict, *,
+                        actor: str, event_id: int | None = None) -> bool:
+        """Give a message to an instance waiting for it; False if it no longer waits."""
+        instance, version, workflow = self._load(session, instance_id)
+        if instance.status != RUNNING:
+            return False
+        waiting = [t for t in workflow.get_tasks(state=TaskState.WAITING)
+                   if isinstance(getattr(t.task_spec, "event_definition", None),
+                                 MessageEventDefinition)
+                   and t.task_spec.event_definition.name == name]
+        if not waiting:
+            return False
+        definition = waiting[0].task_spec.event_definition
+        try:
+            correlations = definition.calculate_correlations(
+                workflow.script_engine, definition.correlation_properties, payload)
+            workflow.send_event(BpmnEvent(definition, _plain(payload), correlations))
+        except (SpiffWorkflowException, ExpressionError) as exc:
+            raise ProcessError(f"message {name}: {exc}") from exc
+        audit.record(session, "message.correlated", actor=actor, subject_type="instance",
+                     subject_id=instance.id, instance_id=instance.id,
+                     details={"message": name, "event_id": event_id,
+                              "caught_by": [t.task_spec.bpmn_id for t in waiting]})
+        self._advance(session, instance, version, workflow, actor)
+        return True
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _load(self, session: Session, instance_id: int):
+        instance = session.get(ProcessInstance, instance_id)
+        if instance is None:
+            raise ProcessError(f"instance {instance_id} does not exist")
+        version = session.get(ScenarioVersion, instance.scenario_version_id)
+        workflow = spiff.load_state(version.spec, instance.state, self.script_timeout_s)
+        return instance, version, workflow
+
+    def _advance(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
+                 workflow: BpmnWorkflow, actor: str) -> None:
+        done: list = []
+        try:
+            workflow.do_engine_steps(did_complete_task=done.append)
+        except (SpiffWorkflowException, ExpressionError) as exc:
+            raise ProcessError(str(exc)) from exc
+        for task in done:
+            self._audit_step(session, instance, task, actor)
+        self._sync_tasks(session, instance, version, workflow, actor)
+        self._sync_waits(session, instance, workflow)
+        instance.state = spiff.dump_state(workflow)
+        last = workflow.last_task
+        instance.data = _plain(workflow.data if workflow.completed else
+                               (last.data if last is not None else instance.data))
+        if workflow.completed:
+            self._finish(session, instance, actor)
+
+    def _audit_step(self, session: Session, instance: ProcessInstance, task, actor: str) -> None:
+        decision = _gateway_decision(task)
+        spec = task.task_spec
+        if decision:
+            audit.record(session, "gateway.decided", actor=actor, subject_type="instance",
+                         subject_id=instance.id, instance_id=instance.id, details=decision)
+        elif isinstance(spec, ScriptTask):
+            audit.record(session, "script.ran", actor=actor, subject_type="instance",
+                         subject_id=instance.id, instance_id=instance.id,
+                         details={"task": spec.bpmn_id, "name": spec.bpmn_name})
+        elif isinstance(spec, EndEvent):
+            audit.record(session, "end_event.reached", actor=actor, subject_type="instance",
+                         subject_id=instance.id, instance_id=instance.id,
+                         details={"event": spec.bpmn_id, "name": spec.bpmn_name})
+
+    def _department(self, session: Session, spiff_task, version: ScenarioVersion) -> str:
+        lane = (spiff_task.task_spec.lane or "").strip()
+        if not lane:
+            key = version.owner_department
+        elif lane.startswith("="):
+            try:
+                key = evaluate(lane[1:].strip(), dict(spiff_task.data),
+                               timeout_s=self.script_timeout_s)
+            except ExpressionError as exc:
+                raise ProcessError(f"lane {lane!r}: {exc}") from exc
+        else:
+            key = lane
+        unit = org.resolve(session, str(key)) if key else None
+        if unit is None:
+            raise ProcessError(f"task {spiff_task.task_spec.bpmn_id}: lane {lane!r} gives "
+                               f"{key!r}, which is not a department of the organisation")
+        return unit.key
+
+    def _sync_tasks(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
+                    workflow: BpmnWorkflow, actor: str) -> None:
+        ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+        active = {t.spiff_task_id: t for t in session.scalars(
+            select(Task).where(Task.instance_id == instance.id, Task.status.in_(ACTIVE)))}
+        for tid, spiff_task in ready.items():
+            if tid in active:
+                continue
+            spec = spiff_task.task_spec
+            row = Task(instance_id=instance.id, spiff_task_id=tid, bpmn_id=spec.bpmn_id,
+                       name=spec.bpmn_name or spec.bpmn_id,
+                       department_key=self._department(session, spiff_task, version),
+                       form=forms.form_from_spec(spec), context=_plain(spiff_task.data))
+            session.add(row)
+            session.flush()
+            audit.record(session, "task.created", actor=actor, subject_type="task",
+                         subject_id=row.id, instance_id=instance.id,
+                         details={"task": row.bpmn_id, "name": row.name,
+                                  "department": row.department_key})
+        for tid, row in active.items():
+            if tid not in ready:
+                row.status = CANCELLED
+                audit.record(session, "task.cancelled", actor=actor, subject_type="task",
+                             subject_id=row.id, instance_id=instance.id,
+                             details={"task": row.bpmn_id, "reason": "the process moved on"})
+
+    def _sync_waits(self, session: Session, instance: ProcessInstance,
+                    workflow: BpmnWorkflow) -> None:
+        session.execute(delete(MessageWait).where(MessageWait.instance_id == instance.id))
+        for task in workflow.get_tasks(state=TaskState.WAITING):
+            definition = getattr(task.task_spec, "event_definition", None)
+            if not isinstance(definition, MessageEventDefinition):
+                continue
+            for prop in definition.correlation_properties or [None]:
+                field = prop.retrieval_expression.strip() if prop else None
+                value = task.data.get(field) if field else None
+                session.add(MessageWait(instance_id=instance.id, message_name=definition.name,
+                                        correlation_property=field,
+                                        correlation_value=json.dumps(value, ensure_ascii=False)))
+
+    def _finish(self, session: Session, instance: ProcessInstance, actor: str) -> None:
+        instance.status, instance.ended_at = COMPLETED, utcnow()
+        outcome = instance.data.get("outcome")
+        audit.record(session, "instance.ended", actor=actor, subject_type="instance",
+                     subject_id=instance.id, instance_id=instance.id,
+                     details={"status": COMPLETED, "outcome": outcome})
+        for violation in session.scalars(select(Violation).where(
+                Violation.instance_id == instance.id, Violation.status == "open")):
+            violation.status, violation.closed_at = "closed", utcnow()
+            violation.outcome = str(outcome) if outcome is not None else "completed"
+            audit.record(session, "violation.closed", actor=actor, subject_type="violation",
+                         subject_id=violation.id, instance_id=instance.id,
+                         details={"outcome": violation.outcome})
+
+
+def to_dict(instance: ProcessInstance, tasks: list[Task] | None = None) -> dict:
+    """An instance as the API shows it."""
+    out = {"id": instance.id, "scenario": instance.scenario_key,
+           "scenario_version_id": instance.scenario_version_id, "status": instance.status,
+           "subject": instance.subject, "data": instance.data, "error": instance.error,
+           "started_at": instance.started_at.isoformat(),
+           "ended_at": instance.ended_at.isoformat() if instance.ended_at else None}
+    if tasks is not None:
+        out["open_tasks"] = [{"id": t.id, "name": t.name, "department": t.department_key,
+                              "status": t.status} for t in tasks]
+    return out

@@ -1,0 +1,167 @@
+"""Compile a parsed RuleSet into a durable-rules JSON ruleset definition.
+
+The result is `{rule_key: {"all" | "any": [{alias: test}, ...], "run": rule_key}}`, the format
+`durable.engine.Host.set_rulesets({name: definition})` accepts, with the action named by our
+rule key (a Host binds it by name in `get_action`). It is plain JSON: store it with the scenario
+version and load it into a `RuleMatcher` without re-parsing the YAML.
+
+Messages (see engine/rules/message.py, `to_message`): one stored event is posted as
+    {"id": <event store primary key, int>, "sid": "0", "t": <event type>,
+     "source": ..., "subject": ..., "data": {<the event's fields, nested as stored>}}
+so a data field is tested at the path "data.<field>" and an envelope field at "source" or
+"subject". durable-rules reads nested paths itself (measured); nesting keeps a data field named
+`id` or `t` from ever colliding with the envelope.
+
+What durable-rules really does, measured with version 2.0.28, and how the compiler copes:
+- `$neq` and every comparison fail on a missing or null field, so `ne`/`not_in` add
+  "or missing or null" explicitly: a dossier without a reason is "not equal to X".
+- `$mt` matches the whole value against the value's JSON-escaped text (a tab is the two
+  characters `\\t`) in its own regex dialect: no backslash escapes, no ^/$, no \\s. `empty` is
+  therefore compiled to "missing, or null, or made only of whitespace escapes/characters",
+  and the inspectors' `matches` patterns are checked against that dialect by the parser.
+- Equality is loose across types (5 == "5", true == 1); the parser's type checks against the
+  vocabulary keep rules from relying on it.
+- An event is consumed by the first rule that fires on it within one durable ruleset, so two of
+  our rules must never share a durable ruleset: the RuleMatcher gives each rule its own.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from engine.rules.format import Condition, Correlation, FieldTest, Pattern, Rule, RuleSet
+from engine.rules.message import to_message  # noqa: F401 - re-exported: build messages here
+
+__all__ = ["compile_ruleset", "compile_rule", "event_types", "alias_of", "to_message",
+           "BLANK_PATTERN", "NOT_BLANK_PATTERN"]
+
+# `any:` patterns may share one alias ("event"); durable needs distinct ones, so they get
+# "<alias>__<index>" (user aliases cannot contain "__") and alias_of() maps them back.
+_ANY_SEPARATOR = "__"
+
+# Whitespace as Python's str.isspace() sees it. Control characters reach durable's regex as JSON
+# escapes (\t, \n, \u000b …), so they must be alternatives of the whole escape, not class members.
+_SPACES = [ch for ch in map(chr, range(0x3001)) if ch.isspace()]
+_CONTROL_SPACES = [ch for ch in _SPACES if ch < " "]
+_PLAIN_SPACES = "".join(ch for ch in _SPACES if ch >= " ")
+_OTHER_CONTROLS = [chr(i) for i in range(0x20) if chr(i) not in _CONTROL_SPACES]
+_BLANK_TOKEN = "(" + "|".join(_CONTROL_SPACES + [f"[{_PLAIN_SPACES}]"]) + ")"
+# Anything that is not whitespace: a plain character other than a backslash, or a whole escape
+# that stands for a quote, a backslash or a non-space control character.
+_SOLID_TOKEN = "(" + "|".join(['"', "\\"] + _OTHER_CONTROLS + [f"[^{_PLAIN_SPACES}\\]"]) + ")"
+BLANK_PATTERN = _BLANK_TOKEN + "*"
+NOT_BLANK_PATTERN = _BLANK_TOKEN + "*" + _SOLID_TOKEN + ".*"
+
+
+def alias_of(durable_alias: str) -> str:
+    """Our alias for a durable alias ("event__1" → "event")."""
+    return durable_alias.split(_ANY_SEPARATOR, 1)[0]
+
+
+def _path(name: str, envelope: bool) -> str:
+    return name if envelope else f"data.{name}"
+
+
+def _and(tests: list[dict]) -> dict:
+    return tests[0] if len(tests) == 1 else {"$and": tests}
+
+
+def _or(tests: list[dict]) -> dict:
+    return tests[0] if len(tests) == 1 else {"$or": tests}
+
+
+def _missing(path: str) -> list[dict]:
+    return [{"$nex": {path: 1}}, {path: None}]
+
+
+def _present(path: str) -> list[dict]:
+    return [{"$ex": {path: 1}}, {"$neq": {path: None}}]
+
+
+def _field_test(test: FieldTest) -> dict:
+    path = _path(test.field, test.envelope)
+    op, value = test.op, test.value
+    textual = test.type in ("string", None)
+    if op == "eq":
+        return {path: value}
+    if op == "ne":
+        return _or(_missing(path) + [{"$neq": {path: value}}])
+    if op in ("gt", "gte", "lt", "lte"):
+        return {f"${op}": {path: value}}
+    if op == "in":
+        return _or([{path: v} for v in value])
+    if op == "not_in":
+        return _or(_missing(path) + [_and([{"$neq": {path: v}} for v in value])])
+    if op == "matches":
+        return {"$mt": {path: value}}
+    if op == "exists":
+        return _and(_present(path)) if value else _or(_missing(path))
+    if op == "empty":
+        if value:
+            blank = [{"$mt": {path: BLANK_PATTERN}}] if textual else []
+            return _or(_missing(path) + blank)
+        solid = [{"$mt": {path: NOT_BLANK_PATTERN}}] if textual else []
+        return _and(_present(path) + solid)
+    raise ValueError(f"unknown operator {op!r}")
+
+
+def _condition(condition: Condition) -> dict:
+    parts = [_field_test(i) if isinstance(i, FieldTest) else _condition(i)
+             for i in condition.items]
+    return _and(parts) if condition.mode == "all" else _or(parts)
+
+
+def _correlation(corr: Correlation, durable_aliases: Mapping[str, str]) -> dict:
+    # durable's reference syntax: {"data.k": {"first": "data.k"}} means m.data.k == first.data.k
+    return {
+        _path(corr.field, corr.envelope): {
+            durable_aliases[corr.other_alias]: _path(corr.other_field, corr.other_envelope)
+        }
+    }
+
+
+def _pattern(pattern: Pattern, durable_aliases: Mapping[str, str]) -> dict:
+    # The type test comes first: event_types() reads it back to route messages.
+    tests: list[dict] = [{"t": pattern.event}]
+    if pattern.where is not None:
+        tests.append(_condition(pattern.where))
+    tests.extend(_correlation(c, durable_aliases) for c in pattern.same)
+    return _and(tests)
+
+
+def compile_rule(rule: Rule) -> dict:
+    """The durable-rules definition of one rule ("run" names the action by the rule key)."""
+    if rule.mode == "any":
+        names = [f"{p.alias}{_ANY_SEPARATOR}{i}" for i, p in enumerate(rule.patterns)]
+        return {"any": [{n: _pattern(p, {})} for n, p in zip(names, rule.patterns)],
+                "run": rule.key}
+    aliases = {p.alias: p.alias for p in rule.patterns}
+    return {"all": [{p.alias: _pattern(p, aliases)} for p in rule.patterns], "run": rule.key}
+
+
+def compile_ruleset(ruleset: RuleSet, name: str) -> dict:
+    """The durable-rules JSON definition of a rule set, one durable rule per rule."""
+    if not name or "$" in name or "/" in name:
+        # durable treats names ending in $state/$flow specially; "/" separates rule rulesets.
+        raise ValueError(f"ruleset name must be non-empty without '$' or '/': {name!r}")
+    return {rule.key: compile_rule(rule) for rule in ruleset.rules}
+
+
+def event_types(rule_definition: Mapping[str, Any]) -> frozenset[str] | None:
+    """Event types a compiled rule listens to; None if some pattern has no plain type test."""
+    types: set[str] = set()
+    for kind in ("all", "any"):
+        for entry in rule_definition.get(kind, ()):
+            for test in entry.values():
+                first = test.get("$and", [test])[0] if isinstance(test, Mapping) else None
+                found = first.get("t") if isinstance(first, Mapping) else None
+                if not isinstance(found, str):
+                    return None
+                types.add(found)
+    return frozenset(types)
+
+
+def copy_definition(definition: Mapping[str, Any]) -> dict:
+    """A deep copy (durable-rules deletes "run" from the definitions it is given)."""
+    return copy.deepcopy(dict(definition))

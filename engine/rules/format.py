@@ -1,0 +1,967 @@
+"""The inspectors' rule file (rules.yaml): its parser, its validator and its templates.
+
+    rules:
+      - key: returned-without-reason
+        name: {vi: "Trả hồ sơ không nêu lý do", en: "Dossier returned without a reason"}
+        when:
+          event: dossier.returned            # one pattern; its alias is `event`
+          where:
+            reason: {empty: true}
+        then:
+          open: violation                    # violation | incident; omit to only start the process
+          severity: medium                   # low | medium | high | critical
+          title: {vi: "Hồ sơ {event.dossier_id} bị trả không nêu lý do"}
+          subject: "{event.dossier_id}"
+          data: {dossier_id: "{event.dossier_id}"}
+
+`when` is one pattern, or `all:` (every pattern, correlated with `same:`) or `any:` (one of
+them). docs/rules.md is the guide for inspectors. `parse_rules` reports every problem it finds
+(file, line, path, message) in one `ScenarioInvalid`, so an inspector fixes a file in one pass.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import functools
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.rules.message import ENVELOPE_TYPES, TEMPLATE_ENVELOPE_TYPES, field_value
+from engine.scenarios.problems import Problem, ScenarioInvalid
+from engine.scenarios.yamlsource import Locator, load_yaml
+
+Vocabulary = Mapping[str, Mapping[str, str]]  # event type → {field → JSON type name}
+
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "matches", "empty", "exists")
+# Reserved for the temporal patterns of a later issue: refused loudly, never silently ignored.
+TEMPORAL_KEYS = ("within", "count", "absent", "followed_by", "sustained", "silence")
+OPEN_KINDS = ("violation", "incident")
+SEVERITIES = ("low", "medium", "high", "critical")
+LANGUAGES = ("vi", "en")
+JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array")
+
+DEFAULT_ALIAS = "event"
+_RULE_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_ALIAS = re.compile(r"^[a-z][a-z0-9_]*$")
+_FIELD = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+_DATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLACEHOLDER = re.compile(r"^\s*([a-z][a-z0-9_]*)\.([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)\s*$")
+
+_ORDERED_TYPES = ("string", "number", "integer", None)  # None: a sub-field of an object
+_SCALAR_TYPES = ("string", "number", "integer", "boolean", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The parsed rule set
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldTest:
+    """One test on one field: `reason: {empty: true}` → FieldTest("reason", "empty", True)."""
+
+    field: str  # as written: "reason", "location.ward", or an envelope name ("source")
+    op: str  # one of OPERATORS
+    value: Any
+    type: str | None = None  # the field's JSON type; None for a sub-field of an object
+    envelope: bool = False  # True for `source`/`subject`, which live outside the event's data
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Tests combined: "all" must all hold, "any" needs one; items nest."""
+
+    mode: str  # "all" | "any"
+    items: tuple["FieldTest | Condition", ...]
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """`same: {dossier_id: first.dossier_id}`: this event's field equals an earlier one's."""
+
+    field: str
+    other_alias: str
+    other_field: str
+    envelope: bool = False
+    other_envelope: bool = False
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One event the rule waits for, with its tests and its correlations."""
+
+    event: str  # the event type
+    alias: str  # the name templates and `same:` use for this event
+    where: Condition | None = None
+    same: tuple[Correlation, ...] = ()
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a match does: open a case (or only start the process) with this data."""
+
+    open: str | None = None  # "violation" | "incident" | None (only start the process)
+    severity: str | None = None  # overrides the manifest's severity when set
+    title: Mapping[str, str] = field(default_factory=dict)  # language → template
+    subject: str | None = None  # template; the key the case is about
+    data: Mapping[str, Any] = field(default_factory=dict)  # name → template or literal
+
+    def render(self, events: Mapping[str, Mapping[str, Any]]) -> dict:
+        """Fill the templates from a match's events: open, severity, title, subject, data."""
+        return {
+            "open": self.open,
+            "severity": self.severity,
+            "title": {lang: _as_text(render(t, events)) for lang, t in self.title.items()},
+            "subject": None if self.subject is None else _as_text(render(self.subject, events)),
+            "data": render(dict(self.data), events),
+        }
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule of the file: when these events happen, then do this."""
+
+    key: str
+    name: Mapping[str, str]  # language → text
+    mode: str  # "one" (a single pattern) | "all" | "any"
+    patterns: tuple[Pattern, ...]
+    then: Action
+    description: Mapping[str, str] = field(default_factory=dict)
+    line: int | None = None
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """The aliases of the rule's patterns, in order, without repeats."""
+        return tuple(dict.fromkeys(p.alias for p in self.patterns))
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        """Event types this rule listens to."""
+        return frozenset(p.event for p in self.patterns)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """All rules of one file, in file order."""
+
+    file: str
+    rules: tuple[Rule, ...]
+
+    def rule(self, key: str) -> Rule:
+        """The rule with this key (KeyError if none)."""
+        for rule in self.rules:
+            if rule.key == key:
+                return rule
+        raise KeyError(key)
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        """Event types any rule of the set listens to."""
+        return frozenset().union(*(r.event_types for r in self.rules))
+
+
+# ---------------------------------------------------------------------------------------------
+# Templates: "{alias.field}" placeholders; {{ and }} are literal braces
+# ---------------------------------------------------------------------------------------------
+
+
+class TemplateError(ValueError):
+    """A template string that is not well formed."""
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_template(text: str) -> tuple[str | tuple[str, str], ...]:
+    """Split a template into literal text and (alias, field) placeholders."""
+    parts: list[str | tuple[str, str]] = []
+    buf: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "{" and text.startswith("{{", i):
+            buf.append("{")
+            i += 2
+        elif ch == "}" and text.startswith("}}", i):
+            buf.append("}")
+            i += 2
+        elif ch == "{":
+            end = text.find("}", i)
+            if end < 0:
+                raise TemplateError("a '{' is never closed; write '{{' for a literal brace")
+            inner = text[i + 1 : end]
+            m = _PLACEHOLDER.match(inner)
+            if not m:
+                raise TemplateError(
+                    f"'{{{inner}}}' is not a placeholder; write {{alias.field}}, "
+                    "e.g. {event.dossier_id}"
+                )
+            if buf:
+                parts.append("".join(buf))
+                buf = []
+            parts.append((m.group(1), m.group(2)))
+            i = end + 1
+        elif ch == "}":
+            raise TemplateError("a '}' has no opening '{'; write '}}' for a literal brace")
+        else:
+            buf.append(ch)
+            i += 1
+    if buf:
+        parts.append("".join(buf))
+    return tuple(parts)
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def render(template: Any, events: Mapping[str, Mapping[str, Any]]) -> Any:
+    """Fill "{alias.field}" placeholders; a template that is one placeholder keeps the raw value."""
+    if isinstance(template, str):
+        parts = parse_template(template)
+        if len(parts) == 1 and isinstance(parts[0], tuple):
+            alias, name = parts[0]
+            return field_value(events.get(alias), name)
+        out: list[str] = []
+        for part in parts:
+            if isinstance(part, tuple):
+                out.append(_as_text(field_value(events.get(part[0]), part[1])))
+            else:
+                out.append(part)
+        return "".join(out)
+    if isinstance(template, Mapping):
+        return {k: render(v, events) for k, v in template.items()}
+    if isinstance(template, (list, tuple)):
+        return [render(v, events) for v in template]
+    return template
+
+
+# ---------------------------------------------------------------------------------------------
+# `matches:` patterns, in the dialect of durable-rules' own regex engine (measured, not assumed)
+# ---------------------------------------------------------------------------------------------
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why `pattern` cannot be used in `matches:`, or None when it can."""
+    # durable-rules matches the whole value, has no escapes (a backslash is a plain character),
+    # no ^ $ anchors, no \d \s \w and no (?...) groups; such patterns would silently never match.
+    if pattern == "":
+        return "the pattern is empty; to test for a missing or blank value use `empty: true`"
+    if "\\" in pattern:
+        return (
+            "backslashes are not supported in `matches` (the rule engine has no escapes): "
+            "write [.] for a literal dot, [0-9] for a digit, [ ] for a space"
+        )
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if in_class:
+            if ch == "]":
+                in_class = False
+        elif ch == "[":
+            in_class = True
+            if pattern.startswith("[^", i):
+                i += 1
+            if pattern.startswith("]", i + 1):
+                return "a character class cannot start with ']'"
+        elif ch in "^$":
+            return (
+                f"'{ch}' is not supported: `matches` always tests the whole value; "
+                "use .* to allow text before or after"
+            )
+        elif ch == "(" and pattern.startswith("(?", i):
+            return "(?...) groups and flags are not supported"
+        i += 1
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"not a valid pattern: {exc.msg}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The parser/validator
+# ---------------------------------------------------------------------------------------------
+
+
+def _suggest(word: Any, candidates) -> str:
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, [c for c in candidates if isinstance(c, str)], n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, (_dt.date, _dt.datetime)):
+        return f"the date {value}"
+    return type(value).__name__
+
+
+def _fits(value: Any, json_type: str | None, ordered: bool = False) -> bool:
+    """Does a YAML value fit a field of this JSON type? (comparisons accept any number)"""
+    if isinstance(value, bool):
+        return json_type in ("boolean", None) and not ordered
+    if isinstance(value, int):
+        return json_type in ("number", "integer", None)
+    if isinstance(value, float):
+        return json_type == "number" or json_type is None or (ordered and json_type == "integer")
+    if isinstance(value, str):
+        return json_type in ("string", None)
+    return False
+
+
+class _Parser:
+    def __init__(self, filename: str, locator: Locator, vocabulary: Vocabulary):
+        self.file = filename
+        self.loc = locator
+        self.vocab = vocabulary
+        self.problems: list[Problem] = []
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def error(self, path: tuple, message: str) -> None:
+        self.problems.append(self.loc.problem(message, path))
+
+    def mapping(
+        self,
+        value: Any,
+        path: tuple,
+        what: str,
+        allowed: tuple[str, ...],
+        required: tuple[str, ...] = (),
+    ) -> dict | None:
+        """Check a mapping's keys: unknown (with a suggestion), temporal, missing."""
+        if not isinstance(value, Mapping):
+            self.error(path, f"{what} must be a mapping (key: value lines), not {_describe(value)}")
+            return None
+        for key in value:
+            if key in allowed:
+                continue
+            if key in TEMPORAL_KEYS:
+                self.error(
+                    path + (key,),
+                    f"'{key}' is a temporal pattern; temporal patterns are not supported yet",
+                )
+            else:
+                self.error(
+                    path + (key,),
+                    f"unknown key '{key}' in {what}{_suggest(key, allowed)}; "
+                    f"allowed: {', '.join(allowed)}",
+                )
+        for key in required:
+            if key not in value:
+                self.error(path, f"{what} needs '{key}'")
+        return dict(value)
+
+    def text(self, value: Any, path: tuple, what: str, template: bool, aliases=None) -> dict:
+        """A text in one or more languages: "..." or {vi: "...", en: "..."}."""
+        if isinstance(value, str):
+            texts = {"vi": value}
+            paths = {"vi": path}
+        elif isinstance(value, Mapping):
+            checked = self.mapping(value, path, what, LANGUAGES)
+            if checked is None:
+                return {}
+            if not checked:
+                self.error(path, f"{what} needs at least one language (vi or en)")
+            texts, paths = {}, {}
+            for lang, text in checked.items():
+                if lang not in LANGUAGES:
+                    continue
+                if not isinstance(text, str):
+                    self.error(path + (lang,), f"{what} must be text, not {_describe(text)}")
+                    continue
+                texts[lang] = text
+                paths[lang] = path + (lang,)
+        else:
+            self.error(path, f"{what} must be text or {{vi: ..., en: ...}}, not {_describe(value)}")
+            return {}
+        if template:
+            for lang, text in texts.items():
+                self.template(text, paths[lang], aliases)
+        return texts
+
+    def template(self, value: Any, path: tuple, aliases: Mapping[str, tuple[str, ...]]) -> None:
+        """Check the placeholders of a template (recursing through data mappings and lists)."""
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                self.template(v, path + (k,), aliases)
+            return
+        if isinstance(value, list):
+            for i, v in enumerate(value):
+                self.template(v, path + (i,), aliases)
+            return
+        if isinstance(value, (_dt.date, _dt.datetime)):
+            self.error(path, "dates and times must be written in quotes")
+            return
+        if not isinstance(value, str):
+            return
+        try:
+            parts = parse_template(value)
+        except TemplateError as exc:
+            self.error(path, str(exc))
+            return
+        for part in parts:
+            if not isinstance(part, tuple):
+                continue
+            alias, name = part
+            if alias not in aliases:
+                self.error(
+                    path,
+                    f"unknown alias '{alias}' in {{{alias}.{name}}}{_suggest(alias, aliases)}; "
+                    f"this rule's aliases: {', '.join(aliases)}",
+                )
+                continue
+            event_types = [t for t in aliases[alias] if t in self.vocab]
+            if not event_types:
+                continue  # the unknown event type is already reported
+            if not any(self.field_type(t, name, templates=True) for t in event_types):
+                known = sorted(
+                    set(TEMPLATE_ENVELOPE_TYPES).union(*(self.vocab[t] for t in event_types))
+                )
+                self.error(
+                    path,
+                    f"'{alias}' ({' / '.join(event_types)}) has no field '{name}'"
+                    f"{_suggest(name, known)}",
+                )
+
+    def field_type(
+        self, event_type: str, name: str, templates: bool = False
+    ) -> tuple[str | None, bool] | None:
+        """(JSON type, is_envelope) of a field of an event type, or None when unknown."""
+        fields = self.vocab.get(event_type, {})
+        head, _, rest = name.partition(".")
+        if head in fields:  # a data field shadows an envelope name
+            json_type = fields[head]
+            if rest:
+                return (None, False) if json_type == "object" else None
+            return json_type, False
+        envelope = TEMPLATE_ENVELOPE_TYPES if templates else ENVELOPE_TYPES
+        if name in envelope:
+            return envelope[name], True
+        return None
+
+    def unknown_field(self, path: tuple, event_type: str, name: str) -> None:
+        fields = self.vocab.get(event_type, {})
+        head, _, rest = name.partition(".")
+        if rest and head in fields:
+            self.error(
+                path, f"'{head}' is a {fields[head]} field of {event_type}; it has no sub-fields"
+            )
+            return
+        candidates = list(fields) + list(ENVELOPE_TYPES)
+        self.error(
+            path,
+            f"event type {event_type} has no field '{name}'{_suggest(name, candidates)}; "
+            f"its fields: {', '.join(candidates)}",
+        )
+
+    # -- the file -----------------------------------------------------------------------------
+
+    def ruleset(self, data: Any) -> RuleSet:
+        if data is None:
+            self.error((), "the file is empty; it needs `rules:` with a list of rules")
+            return RuleSet(self.file, ())
+        top = self.mapping(data, (), "the rules file", ("rules",), ("rules",))
+        if top is None or "rules" not in top:
+            return RuleSet(self.file, ())
+        items = top["rules"]
+        if items is None:
+            items = []
+        if not isinstance(items, list):
+            self.error(("rules",), f"`rules` must be a list of rules (- key: ...), not "
+                       f"{_describe(items)}")
+            return RuleSet(self.file, ())
+        rules: list[Rule] = []
+        first_seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            path = ("rules", index)
+            rule = self.rule(item, path)
+            key = item.get("key") if isinstance(item, Mapping) else None
+            if isinstance(key, str):
+                if key in first_seen:
+                    self.error(
+                        path + ("key",),
+                        f"rule key '{key}' is already used by rules[{first_seen[key]}] "
+                        f"(line {self.loc.key_line(('rules', first_seen[key], 'key'))}); "
+                        "rule keys must be unique in the file",
+                    )
+                else:
+                    first_seen[key] = index
+            if rule is not None:
+                rules.append(rule)
+        return RuleSet(self.file, tuple(rules))
+
+    def rule(self, item: Any, path: tuple) -> Rule | None:
+        checked = self.mapping(
+            item, path, "a rule", ("key", "name", "description", "when", "then"),
+            ("key", "when", "then"),
+        )
+        if checked is None:
+            return None
+        ok = True
+        key = checked.get("key")
+        if "key" in checked:
+            if not isinstance(key, str) or not _RULE_KEY.match(key):
+                self.error(
+                    path + ("key",),
+                    f"a rule key uses only a-z, 0-9 and '-' (e.g. second-supplement-request), "
+                    f"not {_describe(key)}",
+                )
+                ok = False
+        name = self.text(checked["name"], path + ("name",), "name", False) if "name" in checked \
+            else {}
+        description = (
+            self.text(checked["description"], path + ("description",), "description", False)
+            if "description" in checked else {}
+        )
+        mode, patterns = ("one", ())
+        if "when" in checked:
+            parsed = self.when(checked["when"], path + ("when",))
+            if parsed is None:
+                ok = False
+            else:
+                mode, patterns = parsed
+        aliases: dict[str, tuple[str, ...]] = {}
+        for p in patterns:
+            aliases[p.alias] = aliases.get(p.alias, ()) + (p.event,)
+        then = self.then(checked["then"], path + ("then",), aliases) if "then" in checked else None
+        if then is None or not ok or not patterns or "key" not in checked:
+            return None
+        return Rule(
+            key=key, name=name, mode=mode, patterns=patterns, then=then,
+            description=description, line=self.loc.line(path),
+        )
+
+    # -- when ---------------------------------------------------------------------------------
+
+    def when(self, value: Any, path: tuple) -> tuple[str, tuple[Pattern, ...]] | None:
+        if not isinstance(value, Mapping):
+            self.error(path, f"`when` must be a mapping (event: ... or all: / any:), not "
+                       f"{_describe(value)}")
+            return None
+        lists = [k for k in ("all", "any") if k in value]
+        if not lists:
+            if "event" not in value:
+                temporal = [k for k in value if k in TEMPORAL_KEYS]
+                for key in temporal:
+                    self.error(path + (key,), f"'{key}' is a temporal pattern; temporal "
+                               "patterns are not supported yet")
+                if not temporal:
+                    self.error(path, "`when` needs `event:` (one pattern) or `all:` / `any:` "
+                               "(several patterns)")
+                return None
+            pattern = self.pattern(value, path, "one", 0, {})
+            return ("one", (pattern,)) if pattern else None
+        ok = True
+        for key in value:
+            if key in ("all", "any"):
+                continue
+            if key in TEMPORAL_KEYS:
+                self.error(path + (key,), f"'{key}' is a temporal pattern; temporal patterns are "
+                           "not supported yet")
+            elif key in ("event", "where", "as", "same"):
+                self.error(path + (key,), f"'{key}' belongs inside one of the patterns of "
+                           f"`{lists[0]}:`, not next to it")
+            else:
+                self.error(path + (key,), f"unknown key '{key}' in `when`"
+                           f"{_suggest(key, ('all', 'any'))}")
+            ok = False
+        if len(lists) == 2:
+            self.error(path, "`when` takes either `all:` or `any:`, not both")
+            return None
+        mode = lists[0]
+        items = value[mode]
+        if not isinstance(items, list) or not items:
+            self.error(path + (mode,), f"`{mode}` must be a list of patterns (- event: ...)")
+            return None
+        patterns: list[Pattern] = []
+        defined: dict[str, str] = {}  # alias → event type, in order
+        later = {
+            item.get("as"): i for i, item in enumerate(items)
+            if isinstance(item, Mapping) and isinstance(item.get("as"), str)
+        }
+        for index, item in enumerate(items):
+            pattern = self.pattern(item, path + (mode, index), mode, index, defined, later)
+            if pattern is None:
+                ok = False
+                continue
+            patterns.append(pattern)
+            defined.setdefault(pattern.alias, pattern.event)
+        return (mode, tuple(patterns)) if ok else None
+
+    def pattern(
+        self,
+        value: Any,
+        path: tuple,
+        mode: str,
+        index: int,
+        defined: Mapping[str, str],
+        later: Mapping[str, int] | None = None,
+    ) -> Pattern | None:
+        allowed = ("event", "as", "where", "same")
+        what = "`when`" if mode == "one" else "a pattern"
+        checked = self.mapping(value, path, what, allowed, ("event",))
+        if checked is None:
+            return None
+        ok = not any(k not in allowed for k in checked)
+        event_type = checked.get("event")
+        known_type = False
+        if "event" in checked:
+            if not isinstance(event_type, str):
+                self.error(path + ("event",), f"`event` must be an event type name, not "
+                           f"{_describe(event_type)}")
+                ok = False
+            elif event_type not in self.vocab:
+                self.error(
+                    path + ("event",),
+                    f"unknown event type '{event_type}'{_suggest(event_type, self.vocab)}",
+                )
+                ok = False
+            else:
+                known_type = True
+        alias = DEFAULT_ALIAS
+        if "as" in checked:
+            alias = checked["as"]
+            if not isinstance(alias, str) or not _ALIAS.match(alias) or "__" in alias:
+                self.error(
+                    path + ("as",),
+                    f"an alias is a short name in a-z, 0-9 and '_' starting with a letter "
+                    f"(e.g. first), not {_describe(alias)}",
+                )
+                ok = False
+                alias = DEFAULT_ALIAS
+            elif mode == "all" and alias in defined:
+                self.error(path + ("as",), f"alias '{alias}' is already used by an earlier "
+                           "pattern; each pattern of `all:` needs its own alias")
+                ok = False
+        elif mode == "all":
+            self.error(path, "each pattern of `all:` needs a name (`as:`) so that `same:`, the "
+                       "title and the data can refer to it")
+            ok = False
+        where = None
+        if "where" in checked:
+            if known_type:
+                where = self.where(checked["where"], path + ("where",), event_type)
+                ok = ok and where is not None
+            elif not isinstance(checked["where"], Mapping):
+                self.error(path + ("where",), "`where` must be a mapping of field tests")
+                ok = False
+        same: tuple[Correlation, ...] = ()
+        if "same" in checked:
+            if mode != "all":
+                self.error(path + ("same",), "`same:` correlates events, so it only works in a "
+                           "pattern of `all:` after the first")
+                ok = False
+            elif index == 0:
+                self.error(path + ("same",), "`same:` refers to earlier patterns; the first "
+                           "pattern of `all:` has none")
+                ok = False
+            else:
+                parsed = self.same(checked["same"], path + ("same",), event_type if known_type
+                                   else None, defined, later or {}, index)
+                ok = ok and parsed is not None
+                same = parsed or ()
+        if not ok:
+            return None
+        return Pattern(event=event_type, alias=alias, where=where, same=same,
+                       line=self.loc.line(path))
+
+    def same(
+        self, value: Any, path: tuple, event_type: str | None, defined: Mapping[str, str],
+        later: Mapping[str, int], index: int,
+    ) -> tuple[Correlation, ...] | None:
+        if not isinstance(value, Mapping) or not value:
+            self.error(path, "`same` must be a mapping like {dossier_id: first.dossier_id}")
+            return None
+        out: list[Correlation] = []
+        ok = True
+        for name, ref in value.items():
+            here = path + (name,)
+            mine = None
+            if event_type is not None:
+                mine = self.field_type(event_type, str(name))
+                if mine is None:
+                    self.unknown_field(here, event_type, str(name))
+                    ok = False
+            m = _PLACEHOLDER.match(ref) if isinstance(ref, str) else None
+            if m is None:
+                self.error(here, f"write the other event's field as alias.field (e.g. "
+                           f"first.{name}), not {_describe(ref)}")
+                ok = False
+                continue
+            other_alias, other_field = m.group(1), m.group(2)
+            if other_alias not in defined:
+                if other_alias in later and later[other_alias] >= index:
+                    self.error(here, f"alias '{other_alias}' is used before it is defined; "
+                               "`same:` can only refer to earlier patterns")
+                else:
+                    self.error(here, f"unknown alias '{other_alias}'"
+                               f"{_suggest(other_alias, defined)}; earlier patterns: "
+                               f"{', '.join(defined) or 'none'}")
+                ok = False
+                continue
+            other_type = defined[other_alias]
+            theirs = self.field_type(other_type, other_field)
+            if theirs is None:
+                self.unknown_field(here, other_type, other_field)
+                ok = False
+                continue
+            if mine is not None and mine[0] and theirs[0] and mine[0] != theirs[0] and \
+                    {mine[0], theirs[0]} != {"number", "integer"}:
+                self.error(here, f"'{name}' is a {mine[0]} but {other_alias}.{other_field} is a "
+                           f"{theirs[0]}; they can never be equal")
+                ok = False
+                continue
+            out.append(Correlation(
+                field=str(name), other_alias=other_alias, other_field=other_field,
+                envelope=bool(mine and mine[1]), other_envelope=theirs[1],
+            ))
+        return tuple(out) if ok else None
+
+    # -- where --------------------------------------------------------------------------------
+
+    def where(self, value: Any, path: tuple, event_type: str, mode: str = "all") \
+            -> Condition | None:
+        if not isinstance(value, Mapping):
+            self.error(path, f"`where` must be a mapping of field tests (field: value), not "
+                       f"{_describe(value)}")
+            return None
+        if not value:
+            self.error(path, "`where` is empty; remove it or add a field test")
+            return None
+        items: list[FieldTest | Condition] = []
+        ok = True
+        for name, test in value.items():
+            here = path + (name,)
+            if name in ("all", "any"):
+                if not isinstance(test, list) or not test:
+                    self.error(here, f"`{name}` must be a list of field tests (- field: value)")
+                    ok = False
+                    continue
+                group: list[FieldTest | Condition] = []
+                for i, sub in enumerate(test):
+                    parsed = self.where(sub, here + (i,), event_type)
+                    if parsed is None:
+                        ok = False
+                    else:
+                        group.extend(parsed.items if len(parsed.items) == 1 else (parsed,))
+                if ok:
+                    items.append(Condition(name, tuple(group)))
+                continue
+            if name in TEMPORAL_KEYS:
+                self.error(here, f"'{name}' is a temporal pattern; temporal patterns are not "
+                           "supported yet")
+                ok = False
+                continue
+            if not isinstance(name, str) or not _FIELD.match(name):
+                self.error(here, f"{_describe(name)} is not a field name")
+                ok = False
+                continue
+            found = self.field_type(event_type, name)
+            if found is None:
+                self.unknown_field(here, event_type, name)
+                ok = False
+                continue
+            tests = self.field_tests(name, test, here, found)
+            if tests is None:
+                ok = False
+            else:
+                items.extend(tests)
+        return Condition(mode, tuple(items)) if ok else None
+
+    def field_tests(
+        self, name: str, test: Any, path: tuple, found: tuple[str | None, bool]
+    ) -> list[FieldTest] | None:
+        json_type, envelope = found
+        line = self.loc.key_line(path)
+        if test is None:
+            self.error(path, f"no test given for '{name}'; write `{name}: {{empty: true}}` to "
+                       "require it to be missing or blank")
+            return None
+        if isinstance(test, list):
+            self.error(path, f"a list is not a test; write `{name}: {{in: [...]}}` to accept any "
+                       "of several values")
+            return None
+        if not isinstance(test, Mapping):
+            if self.check_value(test, json_type, name, "eq", path):
+                return [FieldTest(name, "eq", test, json_type, envelope, line)]
+            return None
+        if not test:
+            self.error(path, f"no test given for '{name}'; tests: {', '.join(OPERATORS)}")
+            return None
+        out: list[FieldTest] = []
+        ok = True
+        for op, arg in test.items():
+            here = path + (op,)
+            if op not in OPERATORS:
+                self.error(here, f"unknown test '{op}'{_suggest(op, OPERATORS)}; tests: "
+                           f"{', '.join(OPERATORS)}")
+                ok = False
+                continue
+            if self.check_op(name, op, arg, json_type, here):
+                out.append(FieldTest(name, op, list(arg) if isinstance(arg, list) else arg,
+                                     json_type, envelope, self.loc.key_line(here)))
+            else:
+                ok = False
+        return out if ok else None
+
+    def check_op(self, name: str, op: str, arg: Any, json_type: str | None, path: tuple) -> bool:
+        kind = json_type or "sub-field"
+        if op in ("empty", "exists"):
+            if not isinstance(arg, bool):
+                self.error(path, f"`{op}` takes true or false, not {_describe(arg)}")
+                return False
+            return True
+        if json_type in ("object", "array"):
+            self.error(path, f"'{name}' is an {json_type} field; only `exists` and `empty` can "
+                       "test it (or test one of its sub-fields, e.g. location.ward)")
+            return False
+        if op in ("gt", "gte", "lt", "lte") and json_type not in _ORDERED_TYPES:
+            self.error(path, f"`{op}` cannot be used on the {kind} field '{name}'; use "
+                       "eq: true or eq: false")
+            return False
+        if op == "matches":
+            if json_type not in ("string", None):
+                self.error(path, f"`matches` tests text, and '{name}' is a {kind} field")
+                return False
+            if not isinstance(arg, str):
+                self.error(path, f"`matches` needs a pattern in quotes, not {_describe(arg)}")
+                return False
+            why = regex_problem(arg)
+            if why:
+                self.error(path, why)
+                return False
+            return True
+        if op in ("in", "not_in"):
+            if not isinstance(arg, list) or not arg:
+                self.error(path, f"`{op}` needs a list of values, e.g. [a, b]")
+                return False
+            return all([self.check_value(v, json_type, name, op, path + (i,))
+                        for i, v in enumerate(arg)])
+        return self.check_value(arg, json_type, name, op, path)
+
+    def check_value(self, value: Any, json_type: str | None, name: str, op: str,
+                    path: tuple) -> bool:
+        if isinstance(value, (_dt.date, _dt.datetime)):
+            self.error(path, "dates and times must be written in quotes, e.g. \"2025-07-01\"")
+            return False
+        if value is None:
+            self.error(path, f"`{op}` needs a value; to test for a missing value use "
+                       "`empty: true` or `exists: false`")
+            return False
+        if json_type in ("object", "array"):
+            self.error(path, f"'{name}' is an {json_type} field; only `exists` and `empty` can "
+                       "test it (or test one of its sub-fields, e.g. location.ward)")
+            return False
+        if isinstance(value, (Mapping, list)):
+            self.error(path, f"`{op}` needs a single value, not {_describe(value)}")
+            return False
+        if not _fits(value, json_type, ordered=op in ("gt", "gte", "lt", "lte")):
+            hint = ""
+            if json_type == "string" and isinstance(value, (int, float, bool)):
+                hint = f'; write it in quotes: "{_as_text(value)}"'
+            self.error(path, f"'{name}' is a {json_type} field, so `{op}` needs a {json_type}, "
+                       f"not {_describe(value)}{hint}")
+            return False
+        return True
+
+    # -- then ---------------------------------------------------------------------------------
+
+    def then(self, value: Any, path: tuple, aliases: Mapping[str, tuple[str, ...]]) \
+            -> Action | None:
+        if value is None:
+            value = {}  # `then:` left empty: only start the process, with no data
+        checked = self.mapping(value, path, "`then`",
+                               ("open", "severity", "title", "subject", "data"))
+        if checked is None:
+            return None
+        ok = not any(k not in ("open", "severity", "title", "subject", "data") for k in checked)
+        open_kind = checked.get("open")
+        if open_kind is not None and open_kind not in OPEN_KINDS:
+            self.error(path + ("open",), f"`open` is one of {', '.join(OPEN_KINDS)}, not "
+                       f"{_describe(open_kind)}{_suggest(open_kind, OPEN_KINDS)}")
+            ok = False
+        if "open" in checked and open_kind is None:
+            self.error(path + ("open",), "`open` is empty; write violation or incident, or "
+                       "remove it to only start the process")
+            ok = False
+        severity = checked.get("severity")
+        if "severity" in checked and severity not in SEVERITIES:
+            self.error(path + ("severity",), f"`severity` is one of {', '.join(SEVERITIES)}, "
+                       f"not {_describe(severity)}{_suggest(severity, SEVERITIES)}")
+            ok = False
+        title: dict[str, str] = {}
+        if "title" in checked:
+            before = len(self.problems)
+            title = self.text(checked["title"], path + ("title",), "title", True, aliases)
+            ok = ok and len(self.problems) == before
+        elif open_kind in OPEN_KINDS:
+            self.error(path, f"`then` opens a {open_kind}, so it needs a `title`")
+            ok = False
+        subject = checked.get("subject")
+        if subject is not None:
+            if not isinstance(subject, str):
+                self.error(path + ("subject",), f"`subject` must be text (a template like "
+                           f"\"{{event.dossier_id}}\"), not {_describe(subject)}")
+                ok = False
+            else:
+                before = len(self.problems)
+                self.template(subject, path + ("subject",), aliases)
+                ok = ok and len(self.problems) == before
+        data = checked.get("data") or {}
+        if not isinstance(data, Mapping):
+            self.error(path + ("data",), f"`data` must be a mapping (name: value), not "
+                       f"{_describe(data)}")
+            ok = False
+            data = {}
+        before = len(self.problems)
+        for name, template in data.items():
+            if not isinstance(name, str) or not _DATA_NAME.match(name):
+                self.error(path + ("data", name), f"{_describe(name)} is not a data name; use "
+                           "letters, digits and '_' (e.g. dossier_id)")
+                continue
+            self.template(template, path + ("data", name), aliases)
+        ok = ok and len(self.problems) == before
+        if not ok:
+            return None
+        return Action(open=open_kind, severity=severity, title=title, subject=subject,
+                      data=dict(data))
+
+
+def parse_rules(
+    text_or_path: str | os.PathLike, filename: str, vocabulary: Vocabulary
+) -> RuleSet:
+    """Parse and validate a rules file; raise ScenarioInvalid listing every problem found."""
+    data, locator = load_yaml(text_or_path, filename)
+    bad_types = [
+        (event, name, t) for event, fields in vocabulary.items() for name, t in fields.items()
+        if t not in JSON_TYPES
+    ]
+    if bad_types:
+        raise ValueError(f"vocabulary uses unknown JSON types: {bad_types}")
+    parser = _Parser(filename, locator, vocabulary)
+    ruleset = parser.ruleset(data)
+    if parser.problems:
+        raise ScenarioInvalid(parser.problems)
+    return ruleset

@@ -1,0 +1,117 @@
+"""Department tasks: list what a person may see, claim, complete (answers checked against the form)."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.audit import service as audit
+from engine.auth.models import User
+from engine.auth.permissions import allowed
+from engine.db import utcnow
+from engine.processes.service import ProcessError, ProcessRuntime
+from engine.tasks import forms
+from engine.tasks.models import CLAIMED, OPEN, STATUSES, Task
+
+
+class TaskError(Exception):
+    """A task action that cannot be done; `status` is the HTTP status that fits."""
+
+    def __init__(self, status: int, message: str, errors: list[dict] | None = None):
+        self.status, self.message, self.errors = status, message, errors or []
+        super().__init__(message)
+
+
+def visible_departments(user: User) -> set[str] | None:
+    """The departments whose tasks `user` may see; None means every department."""
+    if allowed(user.role, "tasks.any_department"):
+        return None
+    return {user.department_key} if user.department_key else set()
+
+
+def list_tasks(session: Session, user: User, *, department: str | None = None,
+               status: str | None = None, assignee: str | None = None,
+               limit: int = 100, offset: int = 0) -> list[Task]:
+    """Tasks `user` may see, newest first, filtered by department, status and assignee."""
+    if status is not None and status not in STATUSES:
+        raise TaskError(400, f"status must be one of {', '.join(STATUSES)}",
+                        [{"field": "status", "message": "unknown status"}])
+    scope = visible_departments(user)
+    query = select(Task).order_by(Task.id.desc()).limit(limit).offset(offset)
+    if department is not None:
+        if scope is not None and department not in scope:
+            raise TaskError(403, f"you may only see tasks of {', '.join(sorted(scope)) or 'none'}")
+        query = query.where(Task.department_key == department)
+    elif scope is not None:
+        query = query.where(Task.department_key.in_(scope))
+    if status is not None:
+        query = query.where(Task.status == status)
+    if assignee is not None:
+        if assignee == "me":
+            query = query.where(Task.assignee_id == user.id)
+        else:
+            who = session.scalars(select(User).where(User.username == assignee)).first()
+            query = query.where(Task.assignee_id == (who.id if who else -1))
+    return list(session.scalars(query))
+
+
+def get_for(session: Session, user: User, task_id: int) -> Task:
+    """The task, if `user` may see it; TaskError 404 otherwise (no hint that it exists)."""
+    task = session.get(Task, task_id)
+    scope = visible_departments(user)
+    if task is None or (scope is not None and task.department_key not in scope):
+        raise TaskError(404, f"task {task_id} not found")
+    return task
+
+
+def _check_may_work(user: User, task: Task, permission: str) -> None:
+    if not allowed(user.role, permission):
+        raise TaskError(403, f"a {user.role} may not do this")
+    if not allowed(user.role, "tasks.any_department") and task.department_key != user.department_key:
+        raise TaskError(403, "this task belongs to another department")
+
+
+def claim(session: Session, user: User, task_id: int) -> Task:
+    """Take an open task of one's department."""
+    task = get_for(session, user, task_id)
+    _check_may_work(user, task, "tasks.claim")
+    if task.status == CLAIMED and task.assignee_id == user.id:
+        return task
+    if task.status != OPEN:
+        raise TaskError(409, f"task {task.id} is {task.status}, it cannot be claimed")
+    task.status, task.assignee_id, task.claimed_at = CLAIMED, user.id, utcnow()
+    audit.record(session, "task.claimed", actor=f"user:{user.username}", subject_type="task",
+                 subject_id=task.id, instance_id=task.instance_id,
+                 details={"task": task.bpmn_id, "department": task.department_key})
+    return task
+
+
+def complete(session: Session, runtime: ProcessRuntime, user: User, task_id: int,
+             answers: object) -> Task:
+    """Complete a task with form answers; an unclaimed task is claimed on the way."""
+    task = get_for(session, user, task_id)
+    _check_may_work(user, task, "tasks.complete")
+    if task.status == CLAIMED and task.assignee_id != user.id:
+        raise TaskError(409, f"task {task.id} is claimed by someone else")
+    if task.status not in (OPEN, CLAIMED):
+        raise TaskError(409, f"task {task.id} is {task.status}, it cannot be completed")
+    data, errors = forms.clean(task.form, answers)
+    if errors:
+        raise TaskError(422, "the answers do not fit the task's form", errors)
+    if task.status == OPEN:
+        claim(session, user, task.id)
+    try:
+        runtime.complete_task(session, task, data, actor=f"user:{user.username}",
+                              user_id=user.id)
+    except ProcessError as exc:
+        raise TaskError(409, f"the process could not go on: {exc}") from exc
+    return task
+
+
+def to_dict(task: Task, assignee: str | None = None) -> dict:
+    """A task as the API shows it."""
+    return {"id": task.id, "instance_id": task.instance_id, "task": task.bpmn_id,
+            "name": task.name, "department": task.department_key, "status": task.status,
+            "assignee": assignee, "form": task.form, "context": task.context,
+            "result": task.result, "created_at": task.created_at.isoformat(),
+            "claimed_at": task.claimed_at.isoformat() if task.claimed_at else None,
+            "completed_at": task.completed_at.isoformat() if task.completed_at else None}

@@ -1,0 +1,1 @@
+"""Violations and incidents opened by rule matches."""
