@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, DateField, IntegerField, PasswordField, SelectField,
-                     StringField, TextAreaField)
+from wtforms import (
+    BooleanField,
+    DateField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
 
@@ -27,7 +35,8 @@ def task_form(definition: dict, formdata=None) -> FlaskForm:
         required = [InputRequired(message="Bắt buộc / Required")] if field["required"] else [Optional()]
         label, ftype = field["label"], field["type"]
         if ftype == "enum":
-            choices = [("", "— chọn / choose —")] + [(o["id"], o["label"]) for o in field["options"]]
+            choices = [SelectChoice("", "— chọn / choose —")] + [
+                SelectChoice(o["id"], o["label"]) for o in field["options"]]
             made = SelectField(label, choices=choices, validators=required,
                                default=field.get("default") or "")
         elif ftype == "boolean":

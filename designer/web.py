@@ -27,7 +27,7 @@ def _ioc():
 @bp.app_context_processor
 def _globals():
     def unit_name(key):
-        with _ioc().db.session() as s:
+        with _ioc().db.read() as s:
             unit = org.resolve(s, key) if key else None
             return org.display_name(unit) if unit else (key or "—")
     return {"unit_name": unit_name, "role_names": ROLE_NAMES, "allowed": allowed}
@@ -38,7 +38,7 @@ def login():
     """Đăng nhập / log in with username and password."""
     form = LoginForm()
     if form.validate_on_submit():
-        with _ioc().db.session() as s:
+        with _ioc().db.read() as s:
             user = auth.check_password(s, form.username.data.strip(), form.password.data)
         if user is not None:
             login_user(user)
@@ -69,7 +69,7 @@ def inbox():
     """The department's open and claimed tasks, newest first."""
     if not allowed(current_user.role, "tasks.read"):
         return redirect(url_for("web.violations"))
-    with _ioc().db.session() as s:
+    with _ioc().db.read() as s:
         rows = [t for t in tasks.list_tasks(s, current_user, limit=500) if t.status in ACTIVE]
         done = tasks.list_tasks(s, current_user, status="completed", limit=20)
         instances = {i.id: i for i in s.scalars(select(ProcessInstance).where(
@@ -89,7 +89,7 @@ def _task_or_404(s, task_id: int) -> Task:
 @login_required
 def task(task_id: int):
     """A task: its context, and its form to complete it."""
-    with _ioc().db.session() as s:
+    with _ioc().db.read() as s:
         row = _task_or_404(s, task_id)
         instance = s.get(ProcessInstance, row.instance_id)
     form = task_form(row.form, formdata=request.form if request.method == "POST" else None)
@@ -132,7 +132,7 @@ def instance(instance_id: int):
     """An instance: status, data, tasks, and its audit history in order."""
     if not allowed(current_user.role, "instances.read"):
         abort(403)
-    with _ioc().db.session() as s:
+    with _ioc().db.read() as s:
         inst = s.get(ProcessInstance, instance_id)
         if inst is None:
             abort(404)
@@ -148,6 +148,6 @@ def violations():
     """Vi phạm và sự cố / violations and incidents, newest first."""
     if not allowed(current_user.role, "violations.read"):
         abort(403)
-    with _ioc().db.session() as s:
+    with _ioc().db.read() as s:
         rows = list(s.scalars(select(Violation).order_by(Violation.id.desc()).limit(200)))
     return render_template("violations.html", violations=rows)

@@ -79,7 +79,7 @@ def org_load(file: str) -> None:
 def _departments(ioc) -> set[str]:
     from engine.org import service as org_service
 
-    with ioc.db.session() as s:
+    with ioc.db.read() as s:
         keys = org_service.known_keys(s)
     if not keys:
         raise click.ClickException("the organisation is not loaded: run `ioc org load` first")
@@ -210,7 +210,7 @@ def audit_verify() -> None:
     """Check the hash chain; name the first broken record; exit 1 if broken."""
     from engine.audit import service as audit_service
 
-    with _services().db.session() as s:
+    with _services().db.read() as s:
         result = audit_service.verify(s)
     if result.ok:
         click.echo(f"audit chain intact: {result.checked} records verified")

@@ -1,7 +1,8 @@
 """Database access: the declarative base, the engine and its sessions (SQLite or PostgreSQL)."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -22,6 +23,9 @@ NAMING = {
 }
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
+# Plain `json` keeps the text as written. SpiffWorkflow's serialized state must keep its key
+# order (restoring it from reordered JSONB loses task data), so state and specs use this.
+OrderedJson = JSON()
 
 
 class UtcDateTime(TypeDecorator):
@@ -66,9 +70,10 @@ def _sqlite_pragmas(dbapi_conn, _record):
 
 
 def _sqlite_begin(conn):
-    # Take the write lock when the transaction starts: a deferred transaction that reads the audit
-    # head and later writes can fail with SQLITE_BUSY instead of waiting.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A writing transaction takes the write lock when it starts: a deferred one that reads the
+    # audit head and later writes fails with SQLITE_BUSY instead of waiting. Reads stay deferred.
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def make_engine(url: str) -> Engine:
@@ -84,13 +89,38 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+class _WriterLock:
+    """A lock for SQLite writers that refuses (instead of hanging) a nested writer in one thread."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    def __enter__(self):
+        if self._owner == threading.get_ident():
+            raise RuntimeError("a write session is already open in this thread; SQLite has one "
+                               "writer, so nested write sessions would wait for themselves")
+        self._lock.acquire()
+        self._owner = threading.get_ident()
+
+    def __exit__(self, *exc):
+        self._owner = None
+        self._lock.release()
+
+
 class Database:
     """One database: its engine and a session factory. Services receive sessions from here."""
 
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        sqlite = self.engine.dialect.name == "sqlite"
+        writer = self.engine.execution_options(sqlite_begin="IMMEDIATE") if sqlite else self.engine
+        self.sessions = sessionmaker(writer, expire_on_commit=False)
+        self.readers = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer; its busy handler polls with back-off, so a thread that commits and
+        # begins again at once starves the others. In-process writers queue on a lock instead.
+        self._write_lock = _WriterLock() if sqlite else None
 
     @property
     def is_postgres(self) -> bool:
@@ -99,14 +129,21 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on error."""
-        with self.sessions() as s:
+        """A writing session: its transaction commits on success and rolls back on error."""
+        with self._write_lock or nullcontext(), self.sessions() as s:
             try:
                 yield s
                 s.commit()
             except BaseException:
                 s.rollback()
                 raise
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading only (it never takes SQLite's write lock)."""
+        # Closing ends the transaction without expiring what was read (rollback would).
+        with self.readers() as s:
+            yield s
 
     def dispose(self) -> None:
         """Close every pooled connection."""

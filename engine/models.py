@@ -1,10 +1,10 @@
 """Every model, imported in one place so that metadata and migrations see the whole schema."""
-from engine.db import Base  # noqa: F401
 from engine.audit.models import AuditHead, AuditRecord  # noqa: F401
 from engine.auth.models import User  # noqa: F401
+from engine.db import Base  # noqa: F401
 from engine.events.models import Event, Source  # noqa: F401
+from engine.org.models import OrgUnit  # noqa: F401
 from engine.processes.models import MessageWait, ProcessInstance  # noqa: F401
 from engine.scenarios.models import ScenarioVersion  # noqa: F401
 from engine.tasks.models import Task  # noqa: F401
 from engine.violations.models import RuleMatch, Violation  # noqa: F401
-from engine.org.models import OrgUnit  # noqa: F401

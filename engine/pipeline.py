@@ -21,9 +21,7 @@ from engine.events.models import FAILED, PENDING, PROCESSED, Event
 from engine.events.vocabulary import Vocabulary
 from engine.processes.models import MessageWait
 from engine.processes.service import ProcessRuntime
-from engine.rules.compiler import to_message
-from engine.rules.format import RuleSet, parse_rules, render
-from engine.rules.matcher import DuplicateMessage, Match, RuleMatcher
+from engine.rules import DuplicateMessage, Match, RuleMatcher, RuleSet, parse_rules, to_message
 from engine.scenarios.models import PUBLISHED, ScenarioVersion
 from engine.violations.models import RuleMatch, Violation
 
@@ -38,10 +36,6 @@ class LiveRuleset:
     name: str
     rules: RuleSet
     event_types: frozenset[str]
-
-
-def _event_types(rules: RuleSet) -> frozenset[str]:
-    return frozenset(p.event for r in rules.rules for p in r.patterns)
 
 
 class Pipeline:
@@ -75,7 +69,7 @@ class Pipeline:
             rules = parse_rules(version.files[version.manifest.get("rules", "rules.yaml")],
                                 f"{version.key}/rules.yaml", self.vocabulary.field_types())
             self.matcher.load(name, version.ruleset)
-            live = LiveRuleset(version.id, name, rules, _event_types(rules))
+            live = LiveRuleset(version.id, name, rules, frozenset(rules.event_types))
             self.live[name] = live
             self._replay(session, live)
         self._generation = generation
@@ -143,7 +137,7 @@ class Pipeline:
                 raise RuntimeError(f"the rule engine had already seen event {event.id} in "
                                    f"{live.name}") from None
             for match in matches:
-                self._on_match(session, live, match, event)
+                self._on_match(session, live, match)
 
     def _deliver_messages(self, session: Session, event: Event) -> None:
         props = session.scalars(select(MessageWait.correlation_property).where(
@@ -158,8 +152,7 @@ class Pipeline:
             self.runtime.deliver_message(session, instance_id, event.type, event.data,
                                          actor="engine", event_id=event.id)
 
-    def _on_match(self, session: Session, live: LiveRuleset, match: Match,
-                  event: Event) -> None:
+    def _on_match(self, session: Session, live: LiveRuleset, match: Match) -> None:
         ids = sorted(int(m["id"]) for m in match.events.values())
         ids_key = ",".join(str(i) for i in ids)
         already = session.scalars(select(RuleMatch).where(
@@ -172,24 +165,24 @@ class Pipeline:
         session.add(row)
         session.flush()
         version = session.get(ScenarioVersion, live.version_id)
-        rule = next(r for r in live.rules.rules if r.key == match.rule_key)
+        rule = live.rules.rule(match.rule_key)
         action = rule.then
         actor = f"rule:{version.key}/{rule.key}"
         audit.record(session, "rule.matched", actor=actor, subject_type="rule_match",
                      subject_id=row.id, details={"scenario": version.key,
                                                  "version": version.version, "rule": rule.key,
                                                  "event_ids": ids})
-        subject = render(action.subject, match.events) if action.subject else None
-        subject = str(subject) if subject not in (None, "") else None
-        data = {name: render(tmpl, match.events) for name, tmpl in (action.data or {}).items()}
+        filled = action.render(match.events)
+        subject = filled["subject"] or None
+        data = dict(filled["data"])
         violation = None
         if action.open:
-            title = action.title or {}
+            title = filled["title"]
             violation = Violation(
                 kind=action.open, scenario_version_id=version.id, scenario_key=version.key,
                 rule_key=rule.key, match_id=row.id, severity=action.severity or version.severity,
-                title_vi=str(render(title.get("vi", version.name_vi), match.events))[:500],
-                title_en=str(render(title.get("en", version.name_en), match.events))[:500],
+                title_vi=(title.get("vi") or version.name_vi)[:500],
+                title_en=(title.get("en") or version.name_en)[:500],
                 subject=subject, event_ids=ids)
             session.add(violation)
             session.flush()
@@ -198,8 +191,7 @@ class Pipeline:
                          details={"title": violation.title_vi, "severity": violation.severity,
                                   "subject": subject, "event_ids": ids})
             data["violation_id"] = violation.id
-        if action.start:
-            instance = self.runtime.start(session, version, data, actor=actor, subject=subject,
-                                          details={"rule": rule.key, "event_ids": ids})
-            if violation is not None:
-                violation.instance_id = instance.id
+        instance = self.runtime.start(session, version, data, actor=actor, subject=subject,
+                                      details={"rule": rule.key, "event_ids": ids})
+        if violation is not None:
+            violation.instance_id = instance.id

@@ -40,6 +40,7 @@ class EmbeddedRunner:
             self._wake.wait(self.idle_s)
             self._wake.clear()
             try:
-                self.pipeline.drain()
+                # Small batches keep each write transaction short, so ingestion never waits long.
+                self.pipeline.drain(limit=50)
             except Exception:  # noqa: BLE001 - keep the runner alive; the events stay pending
                 log.exception("pipeline pass failed")

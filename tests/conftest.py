@@ -57,3 +57,77 @@ def db(_schema_db: Database) -> Database:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
     return _schema_db
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCENARIOS = os.path.join(ROOT, "scenarios")
+ORG_FILE = os.path.join(ROOT, "data", "organisation", "binh-duong.yaml")
+
+
+@pytest.fixture
+def ioc(db):
+    """The engine assembled on the test database, with the organisation loaded."""
+    from engine.config import Settings
+    from engine.org import service as org
+    from engine.services import Services
+
+    services = Services(Settings(database_url=db.url), db=db)
+    with db.session() as s:
+        org.load_file(s, ORG_FILE)
+    return services
+
+
+def load_scenarios(ioc, path: str = SCENARIOS, actor: str = "test"):
+    """Check and publish every scenario folder under `path`; return the versions."""
+    from engine.org import service as org
+    from engine.scenarios import service
+
+    with ioc.db.session() as s:
+        departments = org.known_keys(s)
+    out = []
+    for folder in service.folders(path):
+        scenario = service.check(service.read_folder(folder), ioc.vocabulary, departments,
+                                 str(folder))
+        with ioc.db.session() as s:
+            out.append(service.publish(s, scenario, actor=actor)[0])
+    return out
+
+
+@pytest.fixture
+def loaded(ioc):
+    """The engine with the shipped scenarios published."""
+    load_scenarios(ioc)
+    return ioc
+
+
+@pytest.fixture
+def source(ioc):
+    """A source allowed to send every event type; returns (source id, token)."""
+    from engine.auth import service as auth
+
+    with ioc.db.session() as s:
+        src, token = auth.create_source(s, "test-source")
+    return src.id, token
+
+
+@pytest.fixture
+def people(ioc):
+    """One user per role and department the tests need: username → (user id, API token)."""
+    from engine.auth import service as auth
+
+    spec = [("phvhcc", "civil_servant", "trung-tam-phvhcc"),
+            ("phvhcc2", "civil_servant", "trung-tam-phvhcc"),
+            ("thudaumot", "civil_servant", "phuong-thu-dau-mot"),
+            ("nnmt", "civil_servant", "so-nong-nghiep-moi-truong"),
+            ("xaydung", "civil_servant", "so-xay-dung"),
+            ("ioc.duty", "civil_servant", "ioc"),
+            ("inspector", "inspector", "thanh-tra"),
+            ("auditor", "auditor", "thanh-tra"),
+            ("admin", "admin", "ioc")]
+    out = {}
+    with ioc.db.session() as s:
+        for name, role, dept in spec:
+            user, token = auth.create_user(s, name, role, dept, password="password-123",
+                                           with_token=True)
+            out[name] = (user.id, token)
+    return out

@@ -11,7 +11,7 @@ from engine.audit import service
 @require_user("audit.read")
 def verify_chain():
     """Recompute the audit chain and report the first broken record, if any."""
-    with services().db.session() as s:
+    with services().db.read() as s:
         result = service.verify(s)
     return jsonify({"ok": result.ok, "checked": result.checked,
                     "broken_seq": result.broken_seq, "reason": result.reason})

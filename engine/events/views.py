@@ -65,5 +65,5 @@ def list_events():
         query = query.where(Event.status == status)
     if request.args.get("type"):
         query = query.where(Event.type == request.args["type"])
-    with services().db.session() as s:
+    with services().db.read() as s:
         return jsonify([service.to_dict(e) for e in s.scalars(query)])

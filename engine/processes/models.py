@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from engine.db import Base, utcnow
+from engine.db import Base, OrderedJson, utcnow
 
 RUNNING, COMPLETED, CANCELLED, ERROR = "running", "completed", "cancelled", "error"
 
@@ -22,7 +22,7 @@ class ProcessInstance(Base):
     status: Mapped[str] = mapped_column(String(16), default=RUNNING, index=True)
     subject: Mapped[str | None] = mapped_column(String(300))
     # Serialized SpiffWorkflow state without the spec (stored once per scenario version).
-    state: Mapped[dict]
+    state: Mapped[dict] = mapped_column(OrderedJson)
     # The workflow's data after the last step, for reading without deserializing.
     data: Mapped[dict] = mapped_column(default=dict)
     error: Mapped[str | None]

@@ -76,6 +76,7 @@ def spec_to_dict(top_spec, subprocess_specs: dict) -> dict:
 def new_workflow(spec: dict, timeout_s: float) -> BpmnWorkflow:
     """A fresh workflow of a stored spec."""
     ser = serializer()
+    spec = deepcopy(spec)  # the deserializer pops keys from the dicts it is given
     top = ser.from_dict(spec["spec"])
     subs = {k: ser.from_dict(v) for k, v in spec["subprocess_specs"].items()}
     return BpmnWorkflow(top, subs, script_engine=make_script_engine(timeout_s))
@@ -91,7 +92,8 @@ def dump_state(workflow: BpmnWorkflow) -> dict:
 
 def load_state(spec: dict, state: dict, timeout_s: float) -> BpmnWorkflow:
     """Rebuild a workflow from its stored state and its version's spec."""
-    workflow = serializer().from_dict({**state, "spec": spec["spec"],
-                                       "subprocess_specs": spec["subprocess_specs"]})
+    # The deserializer pops keys from the dicts it is given: hand it copies.
+    workflow = serializer().from_dict(deepcopy({**state, "spec": spec["spec"],
+                                                "subprocess_specs": spec["subprocess_specs"]}))
     workflow.script_engine = make_script_engine(timeout_s)
     return workflow

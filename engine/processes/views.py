@@ -25,7 +25,7 @@ def list_instances():
         query = query.where(ProcessInstance.status == status)
     if request.args.get("scenario"):
         query = query.where(ProcessInstance.scenario_key == request.args["scenario"])
-    with services().db.session() as s:
+    with services().db.read() as s:
         return jsonify([service.to_dict(i) for i in s.scalars(query)])
 
 
@@ -40,7 +40,7 @@ def _instance(s, instance_id: int) -> ProcessInstance:
 @require_user("instances.read")
 def get_instance(instance_id: int):
     """Status, data and open tasks of one instance."""
-    with services().db.session() as s:
+    with services().db.read() as s:
         instance = _instance(s, instance_id)
         tasks = list(s.scalars(select(Task).where(Task.instance_id == instance_id,
                                                   Task.status.in_(ACTIVE))))
@@ -51,6 +51,6 @@ def get_instance(instance_id: int):
 @require_user("instances.read")
 def instance_history(instance_id: int):
     """The instance's audit records, in order."""
-    with services().db.session() as s:
+    with services().db.read() as s:
         _instance(s, instance_id)
         return jsonify([audit.to_dict(r) for r in audit.history(s, instance_id)])

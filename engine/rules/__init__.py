@@ -1,4 +1,4 @@
-"""Detection rules: the inspectors' rule files, compiled to durable-rules, matched against events."""
+"""Detection rules: inspectors' rule files compiled to durable-rules and matched against events."""
 from engine.rules.compiler import compile_ruleset, to_message
 from engine.rules.format import (
     Action,

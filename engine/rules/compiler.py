@@ -7,7 +7,8 @@ version and load it into a `RuleMatcher` without re-parsing the YAML.
 
 Messages (see engine/rules/message.py, `to_message`): one stored event is posted as
     {"id": <event store primary key, int>, "sid": "0", "t": <event type>,
-     "source": ..., "subject": ..., "data": {<the event's fields, nested as stored>}}
+     "source": ..., "subject": ..., "data": {<the event's fields, nested as stored>},
+     "blank": {<marks of blank values, at their paths>}}   # only when something is blank
 so a data field is tested at the path "data.<field>" and an envelope field at "source" or
 "subject". durable-rules reads nested paths itself (measured); nesting keeps a data field named
 `id` or `t` from ever colliding with the envelope.
@@ -15,10 +16,9 @@ so a data field is tested at the path "data.<field>" and an envelope field at "s
 What durable-rules really does, measured with version 2.0.28, and how the compiler copes:
 - `$neq` and every comparison fail on a missing or null field, so `ne`/`not_in` add
   "or missing or null" explicitly: a dossier without a reason is "not equal to X".
-- `$mt` matches the whole value against the value's JSON-escaped text (a tab is the two
-  characters `\\t`) in its own regex dialect: no backslash escapes, no ^/$, no \\s. `empty` is
-  therefore compiled to "missing, or null, or made only of whitespace escapes/characters",
-  and the inspectors' `matches` patterns are checked against that dialect by the parser.
+- `$mt` matches the whole value's JSON-escaped text in its own regex dialect (see dialect.py);
+  the parser checks the inspectors' `matches` patterns against it. `empty` does not use it:
+  "missing, null, or blank" reads the `blank` marks that to_message() computes.
 - Equality is loose across types (5 == "5", true == 1); the parser's type checks against the
   vocabulary keep rules from relying on it.
 - An event is consumed by the first rule that fires on it within one durable ruleset, so two of
@@ -34,24 +34,11 @@ from engine.rules.format import Condition, Correlation, FieldTest, Pattern, Rule
 from engine.rules.message import to_message  # noqa: F401 - re-exported: build messages here
 
 __all__ = ["compile_ruleset", "compile_rule", "event_types", "alias_of", "to_message",
-           "BLANK_PATTERN", "NOT_BLANK_PATTERN"]
+           "copy_definition"]
 
 # `any:` patterns may share one alias ("event"); durable needs distinct ones, so they get
 # "<alias>__<index>" (user aliases cannot contain "__") and alias_of() maps them back.
 _ANY_SEPARATOR = "__"
-
-# Whitespace as Python's str.isspace() sees it. Control characters reach durable's regex as JSON
-# escapes (\t, \n, \u000b …), so they must be alternatives of the whole escape, not class members.
-_SPACES = [ch for ch in map(chr, range(0x3001)) if ch.isspace()]
-_CONTROL_SPACES = [ch for ch in _SPACES if ch < " "]
-_PLAIN_SPACES = "".join(ch for ch in _SPACES if ch >= " ")
-_OTHER_CONTROLS = [chr(i) for i in range(0x20) if chr(i) not in _CONTROL_SPACES]
-_BLANK_TOKEN = "(" + "|".join(_CONTROL_SPACES + [f"[{_PLAIN_SPACES}]"]) + ")"
-# Anything that is not whitespace: a plain character other than a backslash, or a whole escape
-# that stands for a quote, a backslash or a non-space control character.
-_SOLID_TOKEN = "(" + "|".join(['"', "\\"] + _OTHER_CONTROLS + [f"[^{_PLAIN_SPACES}\\]"]) + ")"
-BLANK_PATTERN = _BLANK_TOKEN + "*"
-NOT_BLANK_PATTERN = _BLANK_TOKEN + "*" + _SOLID_TOKEN + ".*"
 
 
 def alias_of(durable_alias: str) -> str:
@@ -82,7 +69,6 @@ def _present(path: str) -> list[dict]:
 def _field_test(test: FieldTest) -> dict:
     path = _path(test.field, test.envelope)
     op, value = test.op, test.value
-    textual = test.type in ("string", None)
     if op == "eq":
         return {path: value}
     if op == "ne":
@@ -98,11 +84,10 @@ def _field_test(test: FieldTest) -> dict:
     if op == "exists":
         return _and(_present(path)) if value else _or(_missing(path))
     if op == "empty":
+        mark = f"blank.{path}"  # set by to_message() for "", "  ", [] and {}
         if value:
-            blank = [{"$mt": {path: BLANK_PATTERN}}] if textual else []
-            return _or(_missing(path) + blank)
-        solid = [{"$mt": {path: NOT_BLANK_PATTERN}}] if textual else []
-        return _and(_present(path) + solid)
+            return _or(_missing(path) + [{mark: True}])
+        return _and(_present(path) + [{"$nex": {mark: 1}}])
     raise ValueError(f"unknown operator {op!r}")
 
 

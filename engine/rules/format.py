@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.rules.dialect import regex_problem
 from engine.rules.message import ENVELOPE_TYPES, TEMPLATE_ENVELOPE_TYPES, field_value
 from engine.scenarios.problems import Problem, ScenarioInvalid
 from engine.scenarios.yamlsource import Locator, load_yaml
@@ -244,50 +245,6 @@ def render(template: Any, events: Mapping[str, Mapping[str, Any]]) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# `matches:` patterns, in the dialect of durable-rules' own regex engine (measured, not assumed)
-# ---------------------------------------------------------------------------------------------
-
-
-def regex_problem(pattern: str) -> str | None:
-    """Why `pattern` cannot be used in `matches:`, or None when it can."""
-    # durable-rules matches the whole value, has no escapes (a backslash is a plain character),
-    # no ^ $ anchors, no \d \s \w and no (?...) groups; such patterns would silently never match.
-    if pattern == "":
-        return "the pattern is empty; to test for a missing or blank value use `empty: true`"
-    if "\\" in pattern:
-        return (
-            "backslashes are not supported in `matches` (the rule engine has no escapes): "
-            "write [.] for a literal dot, [0-9] for a digit, [ ] for a space"
-        )
-    in_class = False
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if in_class:
-            if ch == "]":
-                in_class = False
-        elif ch == "[":
-            in_class = True
-            if pattern.startswith("[^", i):
-                i += 1
-            if pattern.startswith("]", i + 1):
-                return "a character class cannot start with ']'"
-        elif ch in "^$":
-            return (
-                f"'{ch}' is not supported: `matches` always tests the whole value; "
-                "use .* to allow text before or after"
-            )
-        elif ch == "(" and pattern.startswith("(?", i):
-            return "(?...) groups and flags are not supported"
-        i += 1
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        return f"not a valid pattern: {exc.msg}"
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
 # The parser/validator
 # ---------------------------------------------------------------------------------------------
 
@@ -315,6 +272,10 @@ def _describe(value: Any) -> str:
     if isinstance(value, (_dt.date, _dt.datetime)):
         return f"the date {value}"
     return type(value).__name__
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
 def _fits(value: Any, json_type: str | None, ordered: bool = False) -> bool:
@@ -401,7 +362,7 @@ class _Parser:
                 self.template(text, paths[lang], aliases)
         return texts
 
-    def template(self, value: Any, path: tuple, aliases: Mapping[str, tuple[str, ...]]) -> None:
+    def template(self, value: Any, path: tuple, aliases: Mapping[str, tuple] | None) -> None:
         """Check the placeholders of a template (recursing through data mappings and lists)."""
         if isinstance(value, Mapping):
             for k, v in value.items():
@@ -422,8 +383,8 @@ class _Parser:
             self.error(path, str(exc))
             return
         for part in parts:
-            if not isinstance(part, tuple):
-                continue
+            if not isinstance(part, tuple) or aliases is None:
+                continue  # aliases is None when `when` is too broken to know them
             alias, name = part
             if alias not in aliases:
                 self.error(
@@ -466,7 +427,7 @@ class _Parser:
         head, _, rest = name.partition(".")
         if rest and head in fields:
             self.error(
-                path, f"'{head}' is a {fields[head]} field of {event_type}; it has no sub-fields"
+                path, f"'{head}' is {_a(fields[head])} field of {event_type}; it has no sub-fields"
             )
             return
         candidates = list(fields) + list(ENVELOPE_TYPES)
@@ -542,9 +503,7 @@ class _Parser:
                 ok = False
             else:
                 mode, patterns = parsed
-        aliases: dict[str, tuple[str, ...]] = {}
-        for p in patterns:
-            aliases[p.alias] = aliases.get(p.alias, ()) + (p.event,)
+        aliases = _raw_aliases(checked.get("when"))
         then = self.then(checked["then"], path + ("then",), aliases) if "then" in checked else None
         if then is None or not ok or not patterns or "key" not in checked:
             return None
@@ -605,6 +564,10 @@ class _Parser:
             pattern = self.pattern(item, path + (mode, index), mode, index, defined, later)
             if pattern is None:
                 ok = False
+                # Still define its alias, so later patterns don't get a second, false problem.
+                alias = item.get("as") if isinstance(item, Mapping) else None
+                if isinstance(alias, str):
+                    defined.setdefault(alias, item.get("event"))
                 continue
             patterns.append(pattern)
             defined.setdefault(pattern.alias, pattern.event)
@@ -722,6 +685,8 @@ class _Parser:
                 ok = False
                 continue
             other_type = defined[other_alias]
+            if other_type not in self.vocab:
+                continue  # its unknown event type is already reported
             theirs = self.field_type(other_type, other_field)
             if theirs is None:
                 self.unknown_field(here, other_type, other_field)
@@ -729,8 +694,8 @@ class _Parser:
                 continue
             if mine is not None and mine[0] and theirs[0] and mine[0] != theirs[0] and \
                     {mine[0], theirs[0]} != {"number", "integer"}:
-                self.error(here, f"'{name}' is a {mine[0]} but {other_alias}.{other_field} is a "
-                           f"{theirs[0]}; they can never be equal")
+                self.error(here, f"'{name}' is {_a(mine[0])} but {other_alias}.{other_field} is "
+                           f"{_a(theirs[0])}; they can never be equal")
                 ok = False
                 continue
             out.append(Correlation(
@@ -834,7 +799,7 @@ class _Parser:
                 return False
             return True
         if json_type in ("object", "array"):
-            self.error(path, f"'{name}' is an {json_type} field; only `exists` and `empty` can "
+            self.error(path, f"'{name}' is {_a(json_type)} field; only `exists` and `empty` can "
                        "test it (or test one of its sub-fields, e.g. location.ward)")
             return False
         if op in ("gt", "gte", "lt", "lte") and json_type not in _ORDERED_TYPES:
@@ -843,7 +808,7 @@ class _Parser:
             return False
         if op == "matches":
             if json_type not in ("string", None):
-                self.error(path, f"`matches` tests text, and '{name}' is a {kind} field")
+                self.error(path, f"`matches` tests text, and '{name}' is {_a(kind)} field")
                 return False
             if not isinstance(arg, str):
                 self.error(path, f"`matches` needs a pattern in quotes, not {_describe(arg)}")
@@ -871,7 +836,7 @@ class _Parser:
                        "`empty: true` or `exists: false`")
             return False
         if json_type in ("object", "array"):
-            self.error(path, f"'{name}' is an {json_type} field; only `exists` and `empty` can "
+            self.error(path, f"'{name}' is {_a(json_type)} field; only `exists` and `empty` can "
                        "test it (or test one of its sub-fields, e.g. location.ward)")
             return False
         if isinstance(value, (Mapping, list)):
@@ -881,14 +846,14 @@ class _Parser:
             hint = ""
             if json_type == "string" and isinstance(value, (int, float, bool)):
                 hint = f'; write it in quotes: "{_as_text(value)}"'
-            self.error(path, f"'{name}' is a {json_type} field, so `{op}` needs a {json_type}, "
+            self.error(path, f"'{name}' is {_a(json_type)} field, so `{op}` needs {_a(json_type)}, "
                        f"not {_describe(value)}{hint}")
             return False
         return True
 
     # -- then ---------------------------------------------------------------------------------
 
-    def then(self, value: Any, path: tuple, aliases: Mapping[str, tuple[str, ...]]) \
+    def then(self, value: Any, path: tuple, aliases: Mapping[str, tuple] | None) \
             -> Action | None:
         if value is None:
             value = {}  # `then:` left empty: only start the process, with no data
@@ -917,7 +882,7 @@ class _Parser:
             title = self.text(checked["title"], path + ("title",), "title", True, aliases)
             ok = ok and len(self.problems) == before
         elif open_kind in OPEN_KINDS:
-            self.error(path, f"`then` opens a {open_kind}, so it needs a `title`")
+            self.error(path, f"`then` opens {_a(open_kind)}, so it needs a `title`")
             ok = False
         subject = checked.get("subject")
         if subject is not None:
@@ -949,6 +914,26 @@ class _Parser:
                       data=dict(data))
 
 
+def _raw_aliases(when: Any) -> dict[str, tuple] | None:
+    """Aliases → event types as written in `when`, even when parts of it are invalid."""
+    if not isinstance(when, Mapping):
+        return None
+    for mode in ("all", "any"):
+        if mode in when:
+            if not isinstance(when[mode], list):
+                return None
+            aliases: dict[str, tuple] = {}
+            for item in when[mode]:
+                if not isinstance(item, Mapping):
+                    continue
+                alias = item.get("as", DEFAULT_ALIAS)
+                if isinstance(alias, str):
+                    aliases[alias] = aliases.get(alias, ()) + (item.get("event"),)
+            return aliases
+    alias = when.get("as", DEFAULT_ALIAS)
+    return {alias: (when.get("event"),)} if isinstance(alias, str) else None
+
+
 def parse_rules(
     text_or_path: str | os.PathLike, filename: str, vocabulary: Vocabulary
 ) -> RuleSet:
@@ -963,5 +948,6 @@ def parse_rules(
     parser = _Parser(filename, locator, vocabulary)
     ruleset = parser.ruleset(data)
     if parser.problems:
-        raise ScenarioInvalid(parser.problems)
+        # In reading order; problems on the same line keep the order they were found in.
+        raise ScenarioInvalid(sorted(parser.problems, key=lambda p: p.line or 0))
     return ruleset

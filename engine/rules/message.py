@@ -5,7 +5,8 @@
      "t": "dossier.returned",    # the event type
      "source": "dvc-portal",     # envelope: which system sent it
      "subject": "H12.34-250101-0001",   # envelope: the key the event is about (may be None)
-     "data": {"dossier_id": "...", "reason": "", ...}}   # the event's own fields, untouched
+     "data": {"dossier_id": "...", "reason": " ", ...},   # the event's own fields, untouched
+     "blank": {"data": {"reason": True}}}   # only if something is blank: which values are
 
 Why this shape:
 - durable-rules refuses some distinct events as "already observed" unless each carries a unique
@@ -15,6 +16,10 @@ Why this shape:
 - The event's fields stay nested under `data` (durable-rules tests nested paths like
   "data.reason", measured): a field called `id`, `t` or `source` can never collide with the
   envelope, and the data reaches actions exactly as it was stored.
+- `blank` marks, at the same path as in the message, every value that is a whitespace-only
+  string ("", "  ", "\t"), an empty list or an empty mapping. `empty:` tests it: durable-rules'
+  regexes cannot say "not only whitespace" reliably (its [^...] classes misbehave, see
+  dialect.py), and Python's str.isspace() is the one definition of blank this way.
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ def to_message(
         raise TypeError(f"event_id must be the event's integer primary key, got {event_id!r}")
     if not isinstance(type, str) or not type:
         raise TypeError(f"type must be a non-empty string, got {type!r}")
-    return {
+    message = {
         "id": event_id,
         "sid": SESSION,
         "t": type,
@@ -45,6 +50,24 @@ def to_message(
         "subject": subject,
         "data": dict(data or {}),
     }
+    blank = {k: mark for k in ("source", "subject", "data") if (mark := _blank(message[k]))}
+    if blank:
+        message["blank"] = blank
+    return message
+
+
+def _blank(value: Any) -> Any:
+    """True for a blank value; for a mapping with blank values inside, their marks; else None."""
+    if isinstance(value, str):
+        return True if not value.strip() else None
+    if isinstance(value, Mapping):
+        if not value:
+            return True
+        marks = {k: m for k, v in value.items() if isinstance(k, str) and (m := _blank(v))}
+        return marks or None
+    if isinstance(value, (list, tuple)) and not value:
+        return True
+    return None
 
 
 def field_value(message: Mapping[str, Any] | None, field: str) -> Any:

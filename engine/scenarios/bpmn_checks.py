@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+
 from lxml import etree
 
 from engine.expressions import ExpressionError, check_expression, check_script
@@ -62,6 +63,8 @@ class BpmnChecker:
                                 f"organisation (or an expression starting with '=')")
 
     def _user_tasks(self, process) -> None:
+        element_ids = {e.get("id") for e in process.iter() if e.get("id")
+                       and not e.tag.startswith("{%s}" % NS["camunda"])}
         for task in process.iterfind(".//bpmn:userTask", NS):
             ids = set()
             for field in task.iterfind(".//camunda:formField", NS):
@@ -70,6 +73,10 @@ class BpmnChecker:
                     self._add(field, f"form field id {fid!r} must be a name (letters, digits, _)")
                 if fid in ids:
                     self._add(field, f"form field {fid!r} appears twice")
+                if fid in element_ids:
+                    # SpiffWorkflow finds elements by id anywhere in the file.
+                    self._add(field, f"form field id {fid!r} is also the id of a process "
+                                     "element; rename one of them")
                 ids.add(fid)
                 if ftype not in FORM_TYPES:
                     self._add(field, f"form field {fid!r} has type {ftype!r}; use one of "

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, Text, UniqueConstraint
+from sqlalchemy import String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from engine.db import Base, utcnow
+from engine.db import Base, OrderedJson, utcnow
 
 PUBLISHED, RETIRED = "published", "retired"
 
@@ -32,7 +32,7 @@ class ScenarioVersion(Base):
     # The folder's files as loaded (for export and diffs) and the serialized process spec.
     files: Mapped[dict]
     process_id: Mapped[str] = mapped_column(String(200))
-    spec: Mapped[dict]
+    spec: Mapped[dict] = mapped_column(OrderedJson)
     content_hash: Mapped[str] = mapped_column(String(64))
     loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
     loaded_by: Mapped[str] = mapped_column(String(100), default="system")

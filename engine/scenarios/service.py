@@ -149,7 +149,7 @@ def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
                                         departments, vocabulary.field_types())
         problems += bpmn_problems
         process_id = manifest.get("process_id") or (ids[0] if len(ids) == 1 else "")
-        if not process_id:
+        if not process_id and not bpmn_problems:
             problems.append(Problem(fname(MANIFEST), f"{process_name} has {len(ids)} "
                                     "executable processes: name one with process_id", 1))
         if not bpmn_problems and process_id:

@@ -13,7 +13,7 @@ from engine.scenarios.models import ScenarioVersion
 @require_user("scenarios.read")
 def list_scenarios():
     """Every loaded version, published and retired."""
-    with services().db.session() as s:
+    with services().db.read() as s:
         versions = s.scalars(select(ScenarioVersion).order_by(ScenarioVersion.key,
                                                               ScenarioVersion.version))
         return jsonify([service.to_dict(v) for v in versions])

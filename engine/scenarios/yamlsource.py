@@ -22,7 +22,7 @@ from engine.scenarios.problems import Problem, ScenarioInvalid
 
 Path = tuple  # a path of mapping keys (str) and sequence indexes (int)
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")  # "location.ward" reads as written
 
 
 def format_path(path: Path) -> str:
@@ -180,7 +180,7 @@ def load_yaml(text_or_path: str | os.PathLike, filename: str) -> tuple[Any, Loca
         walker = _Walker(loader, locator)
         walker.duplicates(node)
         if walker.problems:
-            raise ScenarioInvalid(walker.problems)
+            raise ScenarioInvalid(sorted(walker.problems, key=lambda p: p.line or 0))
         try:
             # Constructing flattens merge keys (<<) in place, so lines are walked afterwards.
             data = loader.construct_document(node)

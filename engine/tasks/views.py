@@ -24,7 +24,7 @@ def _assignees(session, tasks) -> dict[int, str]:
 @require_user("tasks.read")
 def list_tasks():
     """Tasks the caller may see (their department unless their role sees all)."""
-    with services().db.session() as s:
+    with services().db.read() as s:
         try:
             tasks = service.list_tasks(
                 s, g.user, department=request.args.get("department"),
@@ -40,7 +40,7 @@ def list_tasks():
 @require_user("tasks.read")
 def get_task(task_id: int):
     """One task with its form."""
-    with services().db.session() as s:
+    with services().db.read() as s:
         try:
             task = service.get_for(s, g.user, task_id)
         except TaskError as exc:

@@ -25,5 +25,5 @@ def list_violations():
             query = query.where(column == value)
     if request.args.get("scenario"):
         query = query.where(Violation.scenario_key == request.args["scenario"])
-    with services().db.session() as s:
+    with services().db.read() as s:
         return jsonify([service.to_dict(v) for v in s.scalars(query)])

@@ -1,14 +1,15 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises: (none)
 Create Date: 2026-11-27 22:14:35.230665
 """
-from alembic import op
 import sqlalchemy as sa
-import engine.db
+from alembic import op
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
+
+import engine.db
 
 revision = '0001'
 down_revision = None
@@ -75,7 +76,7 @@ def upgrade() -> None:
     sa.Column('ruleset', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('files', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('process_id', sa.String(length=200), nullable=False),
-    sa.Column('spec', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('spec', sa.JSON(), nullable=False),
     sa.Column('content_hash', sa.String(length=64), nullable=False),
     sa.Column('loaded_at', engine.db.UtcDateTime(timezone=True), nullable=False),
     sa.Column('loaded_by', sa.String(length=100), nullable=False),
@@ -141,7 +142,7 @@ def upgrade() -> None:
     sa.Column('scenario_key', sa.String(length=100), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('subject', sa.String(length=300), nullable=True),
-    sa.Column('state', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('state', sa.JSON(), nullable=False),
     sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('error', sa.String(), nullable=True),
     sa.Column('started_at', engine.db.UtcDateTime(timezone=True), nullable=False),

@@ -1,0 +1,53 @@
+"""`ioc users create` and `ioc sources add`: tokens printed once, stored hashed, bad input named."""
+from __future__ import annotations
+
+import re
+
+from click.testing import CliRunner
+
+from engine.auth import service as auth
+from engine.auth.models import User
+from engine.cli import main
+
+
+def test_users_create_prints_a_token_that_works(ioc, monkeypatch):
+    monkeypatch.setenv("IOC_DATABASE_URL", ioc.db.url)
+    result = CliRunner().invoke(main, ["users", "create", "nguyen.an", "--role", "civil_servant",
+                                       "--department", "so-y-te", "--name", "Nguyễn An",
+                                       "--token"])
+    assert result.exit_code == 0, result.output
+    token = re.search(r"API token \(shown once\): (\S+)", result.output).group(1)
+    with ioc.db.session() as s:
+        user = s.query(User).filter_by(username="nguyen.an").one()
+        assert token not in (user.token_hash or "")
+        assert auth.user_by_token(s, token).id == user.id
+
+
+def test_users_create_refuses_bad_input(ioc, monkeypatch):
+    monkeypatch.setenv("IOC_DATABASE_URL", ioc.db.url)
+    runner = CliRunner()
+    bad_role = runner.invoke(main, ["users", "create", "a.b", "--role", "boss"])
+    assert bad_role.exit_code != 0 and "role" in bad_role.output
+    bad_dept = runner.invoke(main, ["users", "create", "a.b", "--role", "civil_servant",
+                                    "--department", "quan-1"])
+    assert bad_dept.exit_code != 0 and "department" in bad_dept.output
+    no_dept = runner.invoke(main, ["users", "create", "a.b", "--role", "civil_servant"])
+    assert no_dept.exit_code != 0 and "department" in no_dept.output
+    with ioc.db.session() as s:
+        assert s.query(User).count() == 0
+
+
+def test_sources_add(ioc, monkeypatch):
+    monkeypatch.setenv("IOC_DATABASE_URL", ioc.db.url)
+    runner = CliRunner()
+    result = runner.invoke(main, ["sources", "add", "mot-cua", "--types",
+                                  "dossier.received,dossier.returned"])
+    assert result.exit_code == 0, result.output
+    token = re.search(r"API token \(shown once\): (\S+)", result.output).group(1)
+    with ioc.db.session() as s:
+        source = auth.source_by_token(s, token)
+        assert source.allowed_types == ["dossier.received", "dossier.returned"]
+    dup = runner.invoke(main, ["sources", "add", "mot-cua"])
+    assert dup.exit_code != 0 and "already exists" in dup.output
+    bad = runner.invoke(main, ["sources", "add", "x-y", "--types", "dossier.lost"])
+    assert bad.exit_code != 0 and "dossier.lost" in bad.output

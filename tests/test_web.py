@@ -1,0 +1,87 @@
+"""The web app as a civil servant uses it: log in, see the inbox, claim and complete a task."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from engine.app import create_app
+from tests.spine_helpers import dossier, send
+
+
+@pytest.fixture
+def app(loaded):
+    return create_app(services=loaded)
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
+
+
+def _login(client, username, password="password-123"):
+    page = client.get("/login")
+    return client.post("/login", data={"username": username, "password": password,
+                                       "csrf_token": _csrf(page.get_data(as_text=True))})
+
+
+@pytest.fixture
+def open_violation(app, loaded, source):
+    client = app.test_client()
+    send(client, source[1], dossier("dossier.supplement_requested", "H03.1"),
+         dossier("dossier.supplement_requested", "H03.1"))
+    loaded.pipeline.drain()
+
+
+def test_pages_need_login(app):
+    client = app.test_client()
+    resp = client.get("/inbox")
+    assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+
+def test_wrong_password(app, people):
+    resp = _login(app.test_client(), "phvhcc", "wrong-password")
+    assert resp.status_code == 401
+    assert "Sai tên đăng nhập" in resp.get_data(as_text=True)
+
+
+def test_claim_and_complete_in_the_inbox(app, people, open_violation, loaded):
+    client = app.test_client()
+    assert _login(client, "phvhcc").status_code == 302
+    inbox = client.get("/inbox").get_data(as_text=True)
+    assert "Hộp công việc" in inbox and "Xác minh vi phạm" in inbox
+    assert "Trung tâm Phục vụ hành chính công" in inbox
+    task_id = int(re.search(r'/tasks/(\d+)"', inbox).group(1))
+
+    # A POST without the CSRF token is refused.
+    assert client.post(f"/tasks/{task_id}/claim").status_code == 400
+    resp = client.post(f"/tasks/{task_id}/claim", data={"csrf_token": _csrf(inbox)})
+    assert resp.status_code == 302
+    page = client.get(f"/tasks/{task_id}").get_data(as_text=True)
+    assert "Kết luận xác minh" in page and "H03.1" in page
+
+    # A required field left empty: the form comes back with the error, nothing completes.
+    resp = client.post(f"/tasks/{task_id}", data={"csrf_token": _csrf(page), "finding": "confirmed"})
+    assert resp.status_code == 422
+    assert "Bắt buộc" in resp.get_data(as_text=True)
+
+    resp = client.post(f"/tasks/{task_id}", data={
+        "csrf_token": _csrf(page), "finding": "confirmed",
+        "verification_note": "Xác minh: yêu cầu bổ sung hai lần"})
+    assert resp.status_code == 302
+    after = client.get("/inbox").get_data(as_text=True)
+    assert f'/tasks/{task_id}"' not in after and "Đã hoàn thành gần đây" in after
+
+    # The remedy task went to the ward, whose officer sees it and nobody else's.
+    ward = app.test_client()
+    _login(ward, "thudaumot")
+    assert "Khắc phục vi phạm" in ward.get("/inbox").get_data(as_text=True)
+    assert ward.get(f"/tasks/{task_id}").status_code == 404
+
+
+def test_history_page_shows_the_audit_trail(app, people, open_violation):
+    client = app.test_client()
+    _login(client, "auditor")
+    page = client.get("/violations").get_data(as_text=True)
+    instance_id = int(re.search(r'/instances/(\d+)"', page).group(1))
+    history = client.get(f"/instances/{instance_id}").get_data(as_text=True)
+    assert "instance.started" in history and "task.created" in history
