@@ -11,6 +11,7 @@ from engine.auth import service as auth
 from engine.auth.permissions import ROLE_NAMES, allowed
 from engine.org import service as org
 from engine.processes.models import ProcessInstance
+from engine.scenarios.models import ScenarioVersion
 from engine.tasks import service as tasks
 from engine.tasks.models import ACTIVE, Task
 from engine.tasks.service import TaskError
@@ -31,6 +32,12 @@ def _globals():
             unit = org.resolve(s, key) if key else None
             return org.display_name(unit) if unit else (key or "—")
     return {"unit_name": unit_name, "role_names": ROLE_NAMES, "allowed": allowed}
+
+
+@bp.app_template_filter("local")
+def _local(moment, fmt: str = "%d/%m/%Y %H:%M"):
+    """A UTC moment shown in the province's time (Asia/Ho_Chi_Minh)."""
+    return org.local_time(moment).strftime(fmt) if moment else ""
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -74,8 +81,9 @@ def inbox():
         done = tasks.list_tasks(s, current_user, status="completed", limit=20)
         instances = {i.id: i for i in s.scalars(select(ProcessInstance).where(
             ProcessInstance.id.in_({t.instance_id for t in rows + done})))}
+        names = dict(s.execute(select(ScenarioVersion.id, ScenarioVersion.name_vi)).all())
     return render_template("inbox.html", tasks=rows, done=done, instances=instances,
-                           claim_form=ClaimForm())
+                           scenario_names=names, claim_form=ClaimForm())
 
 
 def _task_or_404(s, task_id: int) -> Task:

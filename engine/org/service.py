@@ -24,9 +24,9 @@ KEY_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _KEY_MAX, _NAME_MAX = 100, 255  # the column lengths in OrgUnit
 
 try:
-    _TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+    TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 except ZoneInfoNotFoundError:  # no tz database on this host; Việt Nam is UTC+7 with no DST
-    _TZ = timezone(timedelta(hours=7))
+    TIMEZONE = timezone(timedelta(hours=7))
 
 
 class OrgFileInvalid(Exception):
@@ -61,7 +61,12 @@ class _Unit:
 
 def today() -> date:
     """Today's date in Asia/Ho_Chi_Minh, the default for every lookup."""
-    return datetime.now(_TZ).date()
+    return datetime.now(TIMEZONE).date()
+
+
+def local_time(moment: datetime) -> datetime:
+    """A stored (UTC) moment as the province's clocks show it."""
+    return moment.astimezone(TIMEZONE)
 
 
 # ---------------------------------------------------------------------------------------- loading

@@ -53,13 +53,21 @@ class ProcessRuntime:
 
     def __init__(self, script_timeout_s: float = 1.0):
         self.script_timeout_s = script_timeout_s
+        # Parsed specs by (version id, content hash): a version's spec never changes.
+        self._specs: dict[tuple[int, str], tuple] = {}
+
+    def _spec(self, version: ScenarioVersion) -> tuple:
+        key = (version.id, version.content_hash)
+        if key not in self._specs:
+            self._specs[key] = spiff.spec_from_dict(version.spec)
+        return self._specs[key]
 
     # -- public steps ------------------------------------------------------------------------
 
     def start(self, session: Session, version: ScenarioVersion, data: dict, *, actor: str,
               subject: str | None = None, details: dict | None = None) -> ProcessInstance:
         """Start an instance of `version` with `data` on its start task and run to its first wait."""
-        workflow = spiff.new_workflow(version.spec, self.script_timeout_s)
+        workflow = spiff.new_workflow(self._spec(version), self.script_timeout_s)
         workflow.get_tasks(state=TaskState.READY)[0].data.update(_plain(data))
         instance = ProcessInstance(scenario_version_id=version.id, scenario_key=version.key,
                                    subject=subject, state={}, data=_plain(data))

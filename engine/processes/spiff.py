@@ -73,12 +73,17 @@ def spec_to_dict(top_spec, subprocess_specs: dict) -> dict:
             "subprocess_specs": {k: ser.to_dict(v) for k, v in subprocess_specs.items()}}
 
 
-def new_workflow(spec: dict, timeout_s: float) -> BpmnWorkflow:
-    """A fresh workflow of a stored spec."""
+def spec_from_dict(spec: dict) -> tuple:
+    """The (top spec, subprocess specs) objects of a stored spec; shareable by many workflows."""
     ser = serializer()
     spec = deepcopy(spec)  # the deserializer pops keys from the dicts it is given
-    top = ser.from_dict(spec["spec"])
-    subs = {k: ser.from_dict(v) for k, v in spec["subprocess_specs"].items()}
+    return (ser.from_dict(spec["spec"]),
+            {k: ser.from_dict(v) for k, v in spec["subprocess_specs"].items()})
+
+
+def new_workflow(specs: tuple, timeout_s: float) -> BpmnWorkflow:
+    """A fresh workflow of (top spec, subprocess specs) objects (see spec_from_dict)."""
+    top, subs = specs
     return BpmnWorkflow(top, subs, script_engine=make_script_engine(timeout_s))
 
 
