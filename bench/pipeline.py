@@ -75,7 +75,7 @@ def setup(url: str) -> tuple[Services, int]:
     return ioc, source.id
 
 
-def run_pipeline(ioc: Services, source_id: int, stream: list[dict]) -> dict:
+def run_pipeline(ioc: Services, source_id: int, stream: list[dict], rate: float = 0) -> dict:
     """Ingest concurrently with the pipeline thread; return throughput and latency figures."""
     statements = [0]
 
@@ -93,8 +93,11 @@ def run_pipeline(ioc: Services, source_id: int, stream: list[dict]) -> dict:
     thread = threading.Thread(target=runner)
     start = time.perf_counter()
     thread.start()
-    for i in range(0, len(stream), 50):
-        events.ingest(ioc.db, source_id, stream[i:i + 50], ioc.vocabulary)
+    batch = 10 if rate else 50
+    for i in range(0, len(stream), batch):
+        if rate:  # pace ingestion: batch i is due at i / rate seconds
+            time.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        events.ingest(ioc.db, source_id, stream[i:i + batch], ioc.vocabulary)
     while True:
         with ioc.db.read() as s:
             left = s.scalar(select(Event.id).where(Event.status == PENDING).limit(1))
@@ -156,6 +159,8 @@ def main() -> None:
     """Run and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=0,
+                        help="events per second to send (default 0: as fast as possible)")
     parser.add_argument("--database", default=None,
                         help="database URL (default: a fresh SQLite file in a temp folder)")
     args = parser.parse_args()
@@ -163,8 +168,9 @@ def main() -> None:
     ioc, source_id = setup(url)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, database {ioc.db.engine.dialect.name}")
-    r = run_pipeline(ioc, source_id, make_events(args.events))
-    print(f"pipeline (embedded): {r['events']} events in {r['seconds']:.2f} s = "
+    r = run_pipeline(ioc, source_id, make_events(args.events), args.rate)
+    pace = f"sent at {args.rate:.0f}/s" if args.rate else "sent as fast as possible"
+    print(f"pipeline (embedded, {pace}): {r['events']} events in {r['seconds']:.2f} s = "
           f"{r['events_per_s']:.0f} events/s; {r['tasks']} ticket tasks; event→task latency "
           f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms; {r['sql_per_event']:.1f} SQL "
           f"statements per event{'; SOME EVENTS FAILED' if r['failed'] else ''}")

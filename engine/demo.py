@@ -13,7 +13,12 @@ from engine.auth.models import User
 from engine.events.models import Source
 
 DEMO_PASSWORD = "ioc-demo-2025"
-TOKENS_FILE = Path(os.environ.get("IOC_VAR_DIR", "var")) / "demo-tokens.json"
+
+
+def tokens_file() -> Path:
+    """Where the demo keeps its sources' tokens (they are shown only once otherwise)."""
+    return Path(os.environ.get("IOC_VAR_DIR", "var")) / "demo-tokens.json"
+
 
 # (username, full name, role, department key)
 PEOPLE = [
@@ -40,7 +45,8 @@ SOURCES = [
 
 def ensure_people(ioc) -> dict:
     """Create the sample users and sources that do not exist yet; return what to print."""
-    tokens = json.loads(TOKENS_FILE.read_text()) if TOKENS_FILE.exists() else {}
+    path = tokens_file()
+    tokens = json.loads(path.read_text()) if path.exists() else {}
     with ioc.db.session() as s:
         for username, name, role, dept in PEOPLE:
             if s.scalars(select(User).where(User.username == username)).first() is None:
@@ -49,9 +55,9 @@ def ensure_people(ioc) -> dict:
         for name, types in SOURCES:
             if s.scalars(select(Source).where(Source.name == name)).first() is None:
                 _, tokens[name] = auth.create_source(s, name, types, actor="demo")
-    TOKENS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    TOKENS_FILE.write_text(json.dumps(tokens, indent=2))
-    TOKENS_FILE.chmod(0o600)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(tokens, indent=2))
+    path.chmod(0o600)
     return tokens
 
 
@@ -60,7 +66,7 @@ def print_access(tokens: dict, host: str, port: int) -> None:
     click.echo(f"\nWeb app: http://{host}:{port}/   password of every sample user: {DEMO_PASSWORD}")
     for username, name, role, dept in PEOPLE:
         click.echo(f"  {username:14} {name:20} {role:16} {dept}")
-    click.echo(f"\nSource API tokens (also in {TOKENS_FILE}):")
+    click.echo(f"\nSource API tokens (also in {tokens_file()}):")
     for name, token in tokens.items():
         click.echo(f"  {name:14} {token}")
     click.echo("")
