@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from engine.cli import main
 
 
-
 def test_demo_sets_up_a_fresh_database(tmp_path, monkeypatch):
     monkeypatch.setenv("IOC_DATABASE_URL", f"sqlite:///{tmp_path / 'demo.sqlite3'}")
     monkeypatch.chdir(tmp_path)
