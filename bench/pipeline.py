@@ -67,7 +67,7 @@ def setup(url: str) -> tuple[Services, int]:
         org.load_file(s, ROOT / "data" / "organisation" / "binh-duong.yaml")
         departments = org.known_keys(s)
     for folder in scenarios.folders(ROOT / "scenarios"):
-        checked = scenarios.check(scenarios.read_folder(folder), ioc.vocabulary, departments)
+        checked = scenarios.check_folder(folder, ioc.vocabulary, departments)
         with ioc.db.session() as s:
             scenarios.publish(s, checked, actor="bench")
     with ioc.db.session() as s:

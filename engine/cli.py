@@ -86,6 +86,12 @@ def _departments(ioc) -> set[str]:
     return keys
 
 
+def _report_invalid(folder, exc) -> None:
+    click.echo(f"invalid     {folder}")
+    for problem in exc.problems:
+        click.echo(f"  {problem}", err=True)
+
+
 @main.group()
 def scenarios() -> None:
     """Scenario folders: validate and load."""
@@ -103,13 +109,11 @@ def scenarios_validate(paths: tuple[str, ...]) -> None:
     bad = 0
     for folder in [f for p in paths for f in (service.folders(p) or [Path(p)])]:
         try:
-            service.check(service.read_folder(folder), ioc.vocabulary, departments, str(folder))
-            click.echo(f"ok      {folder}")
+            service.check_folder(folder, ioc.vocabulary, departments)
+            click.echo(f"ok          {folder}")
         except ScenarioInvalid as exc:
             bad += 1
-            click.echo(f"invalid {folder}")
-            for problem in exc.problems:
-                click.echo(f"  {problem}", err=True)
+            _report_invalid(folder, exc)
     if bad:
         sys.exit(1)
 
@@ -130,17 +134,14 @@ def scenarios_load(path: str, actor: str) -> None:
     failed = 0
     for folder in found:
         try:
-            scenario = service.check(service.read_folder(folder), ioc.vocabulary, departments,
-                                     str(folder))
+            scenario = service.check_folder(folder, ioc.vocabulary, departments)
             with ioc.db.session() as s:
                 version, created = service.publish(s, scenario, actor=actor)
             state = "published" if created else "unchanged"
             click.echo(f"{state:11} {version.key} v{version.version}")
         except ScenarioInvalid as exc:
             failed += 1
-            click.echo(f"invalid     {folder}")
-            for problem in exc.problems:
-                click.echo(f"  {problem}", err=True)
+            _report_invalid(folder, exc)
     if failed:
         sys.exit(1)
 

@@ -86,8 +86,7 @@ def load_scenarios(ioc, path: str = SCENARIOS, actor: str = "test"):
         departments = org.known_keys(s)
     out = []
     for folder in service.folders(path):
-        scenario = service.check(service.read_folder(folder), ioc.vocabulary, departments,
-                                 str(folder))
+        scenario = service.check_folder(folder, ioc.vocabulary, departments)
         with ioc.db.session() as s:
             out.append(service.publish(s, scenario, actor=actor)[0])
     return out

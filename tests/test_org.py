@@ -312,6 +312,7 @@ def test_unreadable_yaml_names_file_and_line(db, tmp_path):
     with pytest.raises(OrgFileInvalid) as err:
         with db.session() as s:
             load_file(s, path)
-    assert str(path) in str(err.value) and "not valid YAML" in str(err.value)
-    assert err.value.problems[0].line is not None
+    assert str(path) in str(err.value) and "YAML syntax error" in str(err.value)
+    # The list opened on line 3 is still open when the file ends (line 4).
+    assert err.value.problems[0].line == 4
     assert _count(db) == 0

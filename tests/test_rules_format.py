@@ -19,18 +19,7 @@ from engine.rules.format import (
 from engine.rules.message import to_message
 from engine.scenarios.problems import ScenarioInvalid
 from engine.scenarios.yamlsource import format_path, load_yaml
-
-DOSSIER = {"dossier_id": "string", "procedure": "string", "unit": "string", "officer": "string"}
-VOCABULARY = {
-    "dossier.supplement_requested": DOSSIER,
-    "dossier.returned": {
-        **DOSSIER, "reason": "string", "days_late": "integer", "fee": "number", "urgent": "boolean",
-    },
-    "hotline.ticket.created": {
-        "ticket_id": "string", "category": "string", "ward": "string", "description": "string",
-        "location": "object",
-    },
-}
+from tests.rule_vocabulary import VOCABULARY
 
 GOOD = """\
 rules:

@@ -15,18 +15,8 @@ import pytest
 from engine.rules import DuplicateMessage, Match, RuleMatcher, compile_ruleset, parse_rules
 from engine.rules.compiler import event_types
 from engine.rules.message import to_message
+from tests.rule_vocabulary import VOCABULARY
 
-DOSSIER = {"dossier_id": "string", "procedure": "string", "unit": "string", "officer": "string"}
-VOCABULARY = {
-    "dossier.supplement_requested": DOSSIER,
-    "dossier.returned": {
-        **DOSSIER, "reason": "string", "days_late": "integer", "fee": "number", "urgent": "boolean",
-    },
-    "hotline.ticket.created": {
-        "ticket_id": "string", "category": "string", "ward": "string", "description": "string",
-        "location": "object",
-    },
-}
 SUPPLEMENT = "dossier.supplement_requested"
 RETURNED = "dossier.returned"
 TICKET = "hotline.ticket.created"

@@ -26,7 +26,7 @@ def _check(ioc, folder: Path):
 
     with ioc.db.session() as s:
         departments = org.known_keys(s)
-    return service.check(service.read_folder(folder), ioc.vocabulary, departments, str(folder))
+    return service.check_folder(folder, ioc.vocabulary, departments)
 
 
 def test_the_shipped_scenarios_are_valid(ioc):

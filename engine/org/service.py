@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from engine.org.models import OPEN_START, OrgUnit
-from engine.scenarios.problems import Problem
+from engine.scenarios.problems import Problem, ScenarioInvalid
+from engine.scenarios.yamlsource import Locator, load_yaml
 
 KINDS = ("department", "agency", "force", "center", "district", "ward", "commune")
 REQUIRED_FIELDS = ("key", "name_vi", "name_en", "kind", "parent", "valid_from", "valid_to", "successor")
@@ -83,21 +83,9 @@ def load_file(session: Session, path: str | Path) -> int:
 def _read(path: Path) -> list[_Unit]:
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OrgFileInvalid([Problem(file, f"cannot read the file: {exc}")]) from exc
-
-    # Compose first so that problems can carry the line of the unit or field they are about.
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise OrgFileInvalid([Problem(file, f"not valid YAML: {exc}", line=line)]) from exc
-    finally:
-        loader.dispose()
+        data, locator = load_yaml(Path(path), file)
+    except ScenarioInvalid as exc:  # unreadable, not UTF-8 or not YAML: same problems, our error
+        raise OrgFileInvalid(exc.problems) from exc
 
     if not isinstance(data, dict) or not isinstance(data.get("units"), list):
         raise OrgFileInvalid([Problem(file, "expected a mapping with a 'units' list")])
@@ -105,7 +93,7 @@ def _read(path: Path) -> list[_Unit]:
     if not data["units"]:
         problems.append(Problem(file, "no units", path="units"))
 
-    lines = _lines(root)
+    lines = _lines(locator, data["units"])
     units: list[_Unit] = []
     for i, raw in enumerate(data["units"]):
         unit = _check_unit(file, i, raw, lines.get(i, {}), problems)
@@ -117,18 +105,14 @@ def _read(path: Path) -> list[_Unit]:
     return units
 
 
-def _lines(root: yaml.Node | None) -> dict[int, dict[str, int]]:
+def _lines(locator: Locator, units: list) -> dict[int, dict[str, int]]:
     """Line numbers by unit index: '' for the unit itself, then one per field."""
     out: dict[int, dict[str, int]] = {}
-    if not isinstance(root, yaml.MappingNode):
-        return out
-    for k, v in root.value:
-        if k.value == "units" and isinstance(v, yaml.SequenceNode):
-            for i, item in enumerate(v.value):
-                out[i] = {"": item.start_mark.line + 1}
-                if isinstance(item, yaml.MappingNode):
-                    for fk, fv in item.value:
-                        out[i][str(fk.value)] = fv.start_mark.line + 1
+    for i, item in enumerate(units):
+        out[i] = {"": locator.line(("units", i))}
+        if isinstance(item, dict):
+            for field in item:
+                out[i][str(field)] = locator.line(("units", i, field))
     return out
 
 

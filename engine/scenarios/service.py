@@ -162,6 +162,11 @@ def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
     return Scenario(manifest, files, rules_data, ruleset, process_id, spec)
 
 
+def check_folder(folder: str | Path, vocabulary: Vocabulary, departments: set[str]) -> Scenario:
+    """Read and check one scenario folder; raise ScenarioInvalid listing all problems."""
+    return check(read_folder(folder), vocabulary, departments, str(folder))
+
+
 def _parse_spec(files: dict[str, str], process_name: str, process_id: str, fname) -> dict:
     parser = spiff.ScenarioParser()
     current = process_name
