@@ -44,6 +44,8 @@ def test_roles(client, people, verify_task):
     # An inspector designs scenarios; the inbox is not theirs.
     assert client.get("/api/v1/tasks", headers=auth(people["inspector"][1])).status_code == 403
     assert client.get("/api/v1/audit/verify", headers=auth(people["phvhcc"][1])).status_code == 403
+    # A civil servant works on their tasks; whole case files are for readers of cases.
+    assert client.get("/api/v1/instances", headers=auth(people["phvhcc"][1])).status_code == 403
     assert client.get("/api/v1/audit/verify",
                       headers=auth(people["auditor"][1])).get_json()["ok"] is True
 

@@ -14,16 +14,14 @@ ROLE_NAMES = {
 
 _READ_CASES = {"violations.read", "instances.read"}
 PERMISSIONS: dict[str, set[str]] = {
-    "inspector": _READ_CASES | {"scenarios.read", "scenarios.publish", "events.read"},
-    "civil_servant": {"tasks.read", "tasks.claim", "tasks.complete", "instances.read"},
-    "department_head": {"tasks.read", "tasks.claim", "tasks.complete", "tasks.read_all_claims"}
-    | _READ_CASES,
+    "inspector": _READ_CASES | {"scenarios.read", "events.read"},
+    "civil_servant": {"tasks.read", "tasks.claim", "tasks.complete"},
+    "department_head": {"tasks.read", "tasks.claim", "tasks.complete"} | _READ_CASES,
     "commander": _READ_CASES | {"tasks.read", "tasks.any_department", "scenarios.read"},
     "auditor": _READ_CASES | {"audit.read", "tasks.read", "tasks.any_department",
                               "scenarios.read", "events.read"},
     "admin": _READ_CASES | {"tasks.read", "tasks.claim", "tasks.complete", "tasks.any_department",
-                            "audit.read", "scenarios.read", "scenarios.publish", "events.read",
-                            "users.manage", "sources.manage"},
+                            "audit.read", "scenarios.read", "events.read"},
 }
 
 

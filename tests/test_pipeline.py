@@ -1,0 +1,63 @@
+"""The pipeline across a restart, and with an event that makes its process fail."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from engine.events import service as events
+from engine.events.models import Event
+from engine.pipeline import Pipeline
+from engine.violations.models import Violation
+from tests.conftest import SCENARIOS, load_scenarios
+from tests.spine_helpers import dossier, ticket
+
+
+def _ingest(ioc, source_id, *evs):
+    result = events.ingest(ioc.db, source_id, list(evs), ioc.vocabulary)
+    assert not result.refused, result.refused
+
+
+def test_open_correlations_survive_a_restart(loaded, source):
+    source_id, _ = source
+    _ingest(loaded, source_id, dossier("dossier.supplement_requested", "H09.1"),
+            dossier("dossier.supplement_requested", "H09.2"),
+            dossier("dossier.supplement_requested", "H09.2"))
+    loaded.pipeline.drain()
+    with loaded.db.read() as s:
+        assert [v.subject for v in s.query(Violation)] == ["H09.2"]
+
+    # A new process: its rule state is rebuilt from the event store, matches are not redone.
+    restarted = Pipeline(loaded.db, loaded.vocabulary, loaded.runtime)
+    _ingest(loaded, source_id, dossier("dossier.supplement_requested", "H09.1"))
+    restarted.drain()
+    with loaded.db.read() as s:
+        assert sorted(v.subject for v in s.query(Violation)) == ["H09.1", "H09.2"]
+        assert {e.status for e in s.query(Event)} == {"processed"}
+
+
+def test_a_failing_event_is_marked_failed_and_the_others_go_on(ioc, source, tmp_path):
+    folder = tmp_path / "hotline-ticket"
+    shutil.copytree(Path(SCENARIOS) / "hotline-ticket", folder)
+    bpmn = folder / "process.bpmn"
+    # A scenario bug that only shows at run time: a script dividing by a ticket's field.
+    bpmn.write_text(bpmn.read_text(encoding="utf-8").replace(
+        'outcome = "resolved_at_call_centre"',
+        'outcome = 100 // len(answer)'), encoding="utf-8")
+    load_scenarios(ioc, str(tmp_path))
+    source_id, _ = source
+    _ingest(ioc, source_id, ticket("1022-p1"), ticket("1022-p2"))
+    ioc.pipeline.drain()
+    resolved = {"specversion": "1.0", "source": "/1022", "type": "hotline.ticket.resolved"}
+    _ingest(ioc, source_id, {**resolved, "id": "r1", "data": {"ticket_id": "1022-p1", "answer": ""}},
+            {**resolved, "id": "r2", "data": {"ticket_id": "1022-p2", "answer": "Đã xử lý"}})
+    ioc.pipeline.drain()
+    with ioc.db.read() as s:
+        status = {e.ce_id: (e.status, e.error) for e in s.query(Event)}
+    assert status["r1"][0] == "failed" and "ZeroDivisionError" in status["r1"][1]
+    assert status["r2"] == ("processed", None)
+    from engine.processes.models import ProcessInstance
+
+    with ioc.db.read() as s:
+        by_subject = {i.subject: i.status for i in s.query(ProcessInstance)}
+    # The failed step left its instance as it was; the other instance finished.
+    assert by_subject == {"1022-p1": "running", "1022-p2": "completed"}
