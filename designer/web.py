@@ -1,6 +1,8 @@
 """The web app's pages: login, the department inbox, a task, an instance's history, violations."""
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
@@ -32,6 +34,23 @@ def _globals():
             unit = org.resolve(s, key) if key else None
             return org.display_name(unit) if unit else (key or "—")
     return {"unit_name": unit_name, "role_names": ROLE_NAMES, "allowed": allowed}
+
+
+STATUS_NAMES = {"running": "Đang xử lý / running", "completed": "Đã kết thúc / completed",
+                "cancelled": "Đã hủy / cancelled", "error": "Lỗi / error",
+                "open": "Chờ nhận / open", "claimed": "Đang xử lý / claimed"}
+
+
+@bp.app_template_filter("readable")
+def _readable(value) -> str:
+    """Data as JSON a person can read: Vietnamese letters as they are (Jinja escapes the HTML)."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+@bp.app_template_filter("status")
+def _status(value: str) -> str:
+    """A status in Vietnamese and English."""
+    return STATUS_NAMES.get(value, value)
 
 
 @bp.app_template_filter("local")

@@ -85,3 +85,12 @@ def test_history_page_shows_the_audit_trail(app, people, open_violation):
     instance_id = int(re.search(r'/instances/(\d+)"', page).group(1))
     history = client.get(f"/instances/{instance_id}").get_data(as_text=True)
     assert "instance.started" in history and "task.created" in history
+
+
+def test_history_shows_vietnamese_as_written(app, people, open_violation):
+    client = app.test_client()
+    _login(client, "auditor")
+    page = client.get("/violations").get_data(as_text=True)
+    instance_id = int(re.search(r'/instances/(\d+)"', page).group(1))
+    history = client.get(f"/instances/{instance_id}").get_data(as_text=True)
+    assert "Xác minh vi phạm" in history and "\\u" not in history
