@@ -10,6 +10,8 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import (
     BasePythonScriptEngineEnvironment,
 )
 
+from engine.clock import SYSTEM_CLOCK, Clock
+
 from .errors import ExpressionError
 from .sandbox import check_expression, evaluate, run_script
 
@@ -37,6 +39,9 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
 class RestrictedScriptEngine(PythonScriptEngine):
     """PythonScriptEngine with sandbox validation and error messages that keep our reason."""
 
+    # BPMN timers read "now" here (engine.processes.spiff), so a test can drive time.
+    clock: Clock = SYSTEM_CLOCK
+
     def validate(self, expression):
         """Raise SyntaxError (DMN relies on it) or ExpressionError for a refused expression."""
         ast.parse(expression.strip(), mode="eval")
@@ -59,6 +64,11 @@ class RestrictedScriptEngine(PythonScriptEngine):
         return super().get_error_line_number_and_content(script, err)
 
 
-def make_script_engine(timeout_s: float = 1.0) -> PythonScriptEngine:
-    """A Spiff script engine that evaluates everything in the restricted sandbox."""
-    return RestrictedScriptEngine(environment=RestrictedEnvironment(timeout_s=timeout_s))
+def make_script_engine(timeout_s: float = 1.0, clock: Clock | None = None,
+                       functions: dict[str, Any] | None = None) -> PythonScriptEngine:
+    """A Spiff script engine that evaluates everything in the restricted sandbox, with extra
+    `functions` visible to expressions (e.g. working-time arithmetic)."""
+    engine = RestrictedScriptEngine(environment=RestrictedEnvironment(
+        dict(functions or {}), timeout_s=timeout_s))
+    engine.clock = clock or SYSTEM_CLOCK
+    return engine

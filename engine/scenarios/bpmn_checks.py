@@ -1,11 +1,13 @@
 """Static checks of a scenario's BPMN, each problem pointing at the file, line and element."""
 from __future__ import annotations
 
+import ast
 import re
 
 from lxml import etree
 
 from engine.expressions import ExpressionError, check_expression, check_script
+from engine.processes.spiff import TIMER_KINDS, timer_value_problem
 from engine.scenarios.problems import Problem
 from engine.tasks.forms import FIELD_TYPES
 
@@ -13,6 +15,7 @@ NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
       "camunda": "http://camunda.org/schema/1.0/bpmn"}
 IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 FORM_TYPES = tuple(t for t in FIELD_TYPES if t != "text")
+TIMER_EVENTS = ("startEvent", "intermediateCatchEvent", "boundaryEvent")
 
 
 def _expr_problem(exc: ExpressionError) -> str:
@@ -114,8 +117,7 @@ class BpmnChecker:
                 paths.setdefault(expr.get("messageRef"), []).append(
                     (path.text or "").strip() if path is not None else "")
         for timer in process.iterfind(".//bpmn:timerEventDefinition", NS):
-            self._add(timer.getparent(), "timer events are not supported yet (they come with "
-                                         "working-time SLAs)")
+            self._timer(timer)
         for definition in process.iterfind(".//bpmn:messageEventDefinition", NS):
             event = definition.getparent()
             ref = definition.get("messageRef")
@@ -140,14 +142,53 @@ class BpmnChecker:
                     self._add(message, f"correlation messagePath {path!r} is not a field of "
                                        f"{name} (fields: {', '.join(sorted(fields))})")
 
-    def _expression(self, node, expr: str, what: str) -> None:
+    def _timer(self, definition) -> None:
+        event = definition.getparent()
+        if etree.QName(event).localname not in TIMER_EVENTS:
+            self._add(event, "a timer can only be a start, intermediate catch or boundary event")
+            return
+        given = [(kind, node) for kind in TIMER_KINDS
+                 for node in definition.iterfind(f"bpmn:{kind}", NS)]
+        if len(given) != 1:
+            found = ", ".join(kind for kind, _ in given) or "none"
+            self._add(event, "timer needs exactly one of timeDate, timeDuration or timeCycle "
+                             f"(found {found})")
+            return
+        kind, node = given[0]
+        if kind == "timeCycle" and etree.QName(event).localname == "boundaryEvent" and \
+                event.get("cancelActivity", "true").lower() != "false":
+            # SpiffWorkflow runs the branch at every occurrence and interrupts after the last.
+            self._add(event, "a timeCycle on an interrupting boundary event does not interrupt "
+                             "at its first occurrence; use timeDuration or timeDate, or "
+                             'cancelActivity="false" to repeat')
+            return
+        expr = (node.text or "").strip()
+        if expr and timer_value_problem(kind, expr) is None:
+            # Spiff evaluates the text as Python: PT1H unquoted is an unknown name.
+            self._add(event, f"timer {kind} {expr!r} is a Python expression: write the ISO "
+                             f"8601 value in quotes, \"{expr}\"")
+            return
+        if not self._expression(event, expr, f"timer {kind}"):
+            return
+        value = ast.parse(expr, mode="eval").body
+        if isinstance(value, ast.Constant):
+            # A literal can be checked now; anything else is checked when the timer starts.
+            problem = timer_value_problem(kind, value.value) if isinstance(value.value, str) \
+                else (f"gives {type(value.value).__name__} {value.value!r}; a timer needs an "
+                      "ISO 8601 string (in quotes)")
+            if problem:
+                self._add(event, f"timer {kind} {expr!r}: {problem}")
+
+    def _expression(self, node, expr: str, what: str) -> bool:
         if not expr:
             self._add(node, f"{what} is empty")
-            return
+            return False
         try:
             check_expression(expr)
         except ExpressionError as exc:
             self._add(node, f"{what} {expr!r}: {_expr_problem(exc)}")
+            return False
+        return True
 
 
 def check_bpmn(filename: str, text: bytes, department_keys: set[str],
