@@ -146,7 +146,7 @@ def claim(task_id: int):
         abort(400)
     try:
         with _ioc().db.session() as s:
-            row = tasks.claim(s, current_user, task_id)
+            row = tasks.claim(s, current_user, task_id, _ioc().runtime)
         flash(f"Đã nhận xử lý / Claimed: {row.name}", "ok")
     except TaskError as exc:
         flash(exc.message, "error")

@@ -22,10 +22,13 @@ class Settings:
     script_timeout_s: float = 1.0
     # How far back the rule engine replays the event store on start to rebuild open correlations.
     rule_replay_days: int = 30
+    # Working-time calendar folder (office hours, holidays per year); None: data/calendar.
+    calendar_dir: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
-        """Read IOC_DATABASE_URL, IOC_REDIS_URL, IOC_SECRET_KEY (all optional)."""
+        """Read IOC_DATABASE_URL, IOC_REDIS_URL, IOC_SECRET_KEY, IOC_RULE_REPLAY_DAYS and
+        IOC_CALENDAR_DIR (all optional)."""
         env = os.environ if environ is None else environ
         kwargs: dict = {}
         if env.get("IOC_DATABASE_URL"):
@@ -36,6 +39,8 @@ class Settings:
             kwargs["secret_key"] = env["IOC_SECRET_KEY"]
         if env.get("IOC_RULE_REPLAY_DAYS"):
             kwargs["rule_replay_days"] = int(env["IOC_RULE_REPLAY_DAYS"])
+        if env.get("IOC_CALENDAR_DIR"):
+            kwargs["calendar_dir"] = env["IOC_CALENDAR_DIR"]
         return cls(**kwargs)
 
     @property

@@ -6,6 +6,7 @@ is marked failed with its error and the batch goes on; nothing is acknowledged t
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -19,10 +20,14 @@ from engine.audit import service as audit
 from engine.db import Database, utcnow
 from engine.events.models import FAILED, PENDING, PROCESSED, Event
 from engine.events.vocabulary import Vocabulary
+from engine.notify import service as notify
 from engine.processes.models import MessageWait
 from engine.processes.service import ProcessRuntime
-from engine.rules import DuplicateMessage, Match, RuleMatcher, RuleSet, parse_rules, to_message
+from engine.rules import DuplicateMessage, RuleMatcher, RuleSet, parse_rules, to_message
+from engine.rules.compiler import split_part
+from engine.rules.temporal import Detection, TemporalRules
 from engine.scenarios.models import PUBLISHED, ScenarioVersion
+from engine.timers.models import Timer
 from engine.violations.models import RuleMatch, Violation
 
 log = logging.getLogger(__name__)
@@ -42,12 +47,14 @@ class Pipeline:
     """Processes pending events in id order; owns the rule matcher of this process."""
 
     def __init__(self, db: Database, vocabulary: Vocabulary, runtime: ProcessRuntime,
-                 replay_days: int = 30):
+                 temporal: TemporalRules, replay_days: int = 30):
         self.db, self.vocabulary, self.runtime = db, vocabulary, runtime
+        self.temporal = temporal
         self.replay_days = replay_days
         self.matcher = RuleMatcher()
         self.live: dict[str, LiveRuleset] = {}
         self._generation: tuple | None = None
+        self._rulesets: dict[int, RuleSet] = {}  # parsed rules by version id (retired ones too)
 
     # -- rules ------------------------------------------------------------------------------
 
@@ -66,17 +73,24 @@ class Pipeline:
         for name, version in versions.items():
             if name in self.live:
                 continue
-            rules = parse_rules(version.files[version.manifest.get("rules", "rules.yaml")],
-                                f"{version.key}/rules.yaml", self.vocabulary.field_types())
+            rules = self._rules_of(version)
             self.matcher.load(name, version.ruleset)
             live = LiveRuleset(version.id, name, rules, frozenset(rules.event_types))
             self.live[name] = live
             self._replay(session, live)
         self._generation = generation
 
+    def _rules_of(self, version: ScenarioVersion) -> RuleSet:
+        if version.id not in self._rulesets:
+            self._rulesets[version.id] = parse_rules(
+                version.files[version.manifest.get("rules", "rules.yaml")],
+                f"{version.key}/rules.yaml", self.vocabulary.field_types())
+        return self._rulesets[version.id]
+
     def _replay(self, session: Session, live: LiveRuleset) -> None:
         # Rebuild open correlations from already processed events; their matches were acted on
-        # before (or belong to an earlier version), so they are discarded here.
+        # before (or belong to an earlier version), so they are discarded here. Temporal rules
+        # keep their windows in the database, so replaying their parts changes nothing.
         since = utcnow() - timedelta(days=self.replay_days)
         events = session.scalars(select(Event).where(
             Event.status == PROCESSED, Event.type.in_(live.event_types),
@@ -136,8 +150,30 @@ class Pipeline:
             except DuplicateMessage:
                 raise RuntimeError(f"the rule engine had already seen event {event.id} in "
                                    f"{live.name}") from None
+            parts: dict[str, set[str]] = {}
             for match in matches:
-                self._on_match(session, live, match)
+                rule_key, part = split_part(match.rule_key)
+                if part is None:
+                    ids = sorted(int(m["id"]) for m in match.events.values())
+                    self._on_match(session, live.version_id, Detection(
+                        rule_key, match.events, ids))
+                else:
+                    parts.setdefault(rule_key, set()).add(part)
+            moment = event.time or event.received_at
+            for rule_key, matched in parts.items():
+                detection = self.temporal.observe(session, live.version_id,
+                                                  live.rules.rule(rule_key), matched, message,
+                                                  moment)
+                if detection is not None:
+                    self._on_match(session, live.version_id, detection)
+
+    def fire_rule_timer(self, session: Session, timer: Timer) -> None:
+        """A temporal rule's deadline passed (scheduler handler for rule timers)."""
+        version = session.get(ScenarioVersion, timer.payload["version_id"])
+        rule = self._rules_of(version).rule(timer.payload["rule"])
+        event = session.get(Event, timer.payload["event_id"])
+        detection = self.temporal.on_timer(rule, timer, self._message(event))
+        self._on_match(session, version.id, detection)
 
     def _deliver_messages(self, session: Session, event: Event) -> None:
         props = session.scalars(select(MessageWait.correlation_property).where(
@@ -152,35 +188,41 @@ class Pipeline:
             self.runtime.deliver_message(session, instance_id, event.type, event.data,
                                          actor="engine", event_id=event.id)
 
-    def _on_match(self, session: Session, live: LiveRuleset, match: Match) -> None:
-        ids = sorted(int(m["id"]) for m in match.events.values())
+    def _on_match(self, session: Session, version_id: int, match: Detection) -> None:
+        ids = match.event_ids
         ids_key = ",".join(str(i) for i in ids)
+        if len(ids_key) > 200:  # a long window: its ids are kept in full in event_ids
+            ids_key = "sha256:" + hashlib.sha256(ids_key.encode()).hexdigest()
         already = session.scalars(select(RuleMatch).where(
-            RuleMatch.scenario_version_id == live.version_id, RuleMatch.rule_key == match.rule_key,
+            RuleMatch.scenario_version_id == version_id, RuleMatch.rule_key == match.rule_key,
             RuleMatch.event_ids_key == ids_key)).first()
         if already is not None:
             return
-        row = RuleMatch(scenario_version_id=live.version_id, rule_key=match.rule_key,
+        row = RuleMatch(scenario_version_id=version_id, rule_key=match.rule_key,
                         event_ids_key=ids_key, event_ids=ids)
         session.add(row)
         session.flush()
-        version = session.get(ScenarioVersion, live.version_id)
-        rule = live.rules.rule(match.rule_key)
+        version = session.get(ScenarioVersion, version_id)
+        rule = self._rules_of(version).rule(match.rule_key)
         action = rule.then
         actor = f"rule:{version.key}/{rule.key}"
         audit.record(session, "rule.matched", actor=actor, subject_type="rule_match",
                      subject_id=row.id, details={"scenario": version.key,
                                                  "version": version.version, "rule": rule.key,
-                                                 "event_ids": ids})
+                                                 "event_ids": ids, **({"window": match.window}
+                                                                      if match.window else {})})
         filled = action.render(match.events)
         subject = filled["subject"] or None
         data = dict(filled["data"])
+        if match.window:
+            data.setdefault("rule_window", match.window)
         violation = None
         if action.open:
             title = filled["title"]
             violation = Violation(
                 kind=action.open, scenario_version_id=version.id, scenario_key=version.key,
-                rule_key=rule.key, match_id=row.id, severity=action.severity or version.severity,
+                rule_key=rule.key, match_id=row.id,
+                severity=filled["severity"] or version.severity,
                 title_vi=(title.get("vi") or version.name_vi)[:500],
                 title_en=(title.get("en") or version.name_en)[:500],
                 subject=subject, event_ids=ids)
@@ -195,3 +237,9 @@ class Pipeline:
                                       details={"rule": rule.key, "event_ids": ids})
         if violation is not None:
             violation.instance_id = instance.id
+        for notice in filled["notify"]:
+            text = notice["text"]
+            notify.send(session, kind="rule.notify", actor=actor, department_key=notice["to"],
+                        role=notice["role"], instance_id=instance.id,
+                        subject=(filled["title"].get("vi") or rule.name.get("vi") or rule.key),
+                        text="\n".join(t for t in (text.get("vi"), text.get("en")) if t))

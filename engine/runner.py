@@ -1,19 +1,20 @@
-"""The embedded runner: a background thread that drains pending events through the pipeline."""
+"""The embedded runner: a background thread that drains pending events and fires due timers."""
 from __future__ import annotations
 
 import logging
 import threading
 
 from engine.pipeline import Pipeline
+from engine.timers.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
 
 class EmbeddedRunner:
-    """Runs `pipeline.drain()` whenever woken (after ingestion) and every `idle_s` seconds."""
+    """Runs the pipeline and the scheduler when woken (after ingestion) and every `idle_s`."""
 
-    def __init__(self, pipeline: Pipeline, idle_s: float = 1.0):
-        self.pipeline, self.idle_s = pipeline, idle_s
+    def __init__(self, pipeline: Pipeline, scheduler: Scheduler, idle_s: float = 1.0):
+        self.pipeline, self.scheduler, self.idle_s = pipeline, scheduler, idle_s
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -21,7 +22,7 @@ class EmbeddedRunner:
     def start(self) -> None:
         """Start the thread (once)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="ioc-pipeline", daemon=True)
+            self._thread = threading.Thread(target=self._loop, name="ioc-runner", daemon=True)
             self._thread.start()
 
     def wake(self) -> None:
@@ -35,12 +36,26 @@ class EmbeddedRunner:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def _wait_s(self) -> float:
+        # Sleep until the next timer is due, but never longer than idle_s.
+        try:
+            due = self.scheduler.next_due()
+        except Exception:  # noqa: BLE001 - a failed read only shortens the nap
+            log.exception("could not read the next timer")
+            return self.idle_s
+        if due is None:
+            return self.idle_s
+        return min(self.idle_s, max(0.0, (due - self.scheduler.clock.now()).total_seconds()))
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.idle_s)
+            self._wake.wait(self._wait_s())
             self._wake.clear()
             try:
                 # Small batches keep each write transaction short, so ingestion never waits long.
                 self.pipeline.drain(limit=50)
-            except Exception:  # noqa: BLE001 - keep the runner alive; the events stay pending
-                log.exception("pipeline pass failed")
+                while self.scheduler.run_once(limit=50):
+                    if self._wake.is_set():
+                        break  # new events first; the remaining timers are still due next pass
+            except Exception:  # noqa: BLE001 - keep the runner alive; work stays pending
+                log.exception("runner pass failed")

@@ -1,41 +1,66 @@
-"""The engine assembled from settings: database, vocabulary, process runtime, pipeline, runner."""
+"""The engine assembled from settings: database, clock, calendar, runtime, pipeline, scheduler."""
 from __future__ import annotations
 
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.auth.models import User
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Settings
 from engine.db import Database
 from engine.events.vocabulary import Vocabulary
 from engine.pipeline import Pipeline
 from engine.processes.service import ProcessRuntime
+from engine.rules.temporal import TemporalRules
 from engine.runner import EmbeddedRunner
+from engine.sla.service import SlaEngine
 from engine.tasks import service as tasks
+from engine.timers.models import BPMN, RULE, SLA
+from engine.timers.scheduler import Scheduler
+from engine.worktime.calendar import WorkingCalendar, load_calendar
 
 
 class Services:
     """Everything a request, a CLI command or a worker needs, built once per process."""
 
     def __init__(self, settings: Settings, db: Database | None = None,
-                 vocabulary: Vocabulary | None = None):
+                 vocabulary: Vocabulary | None = None, clock: Clock = SYSTEM_CLOCK,
+                 calendar: WorkingCalendar | None = None):
         self.settings = settings
         self.db = db or Database(settings.database_url)
         self.vocabulary = vocabulary or Vocabulary.load()
-        self.runtime = ProcessRuntime(settings.script_timeout_s)
+        self.clock = clock
+        self.calendar = calendar or load_calendar(settings.calendar_dir)
+        self.runtime = ProcessRuntime(settings.script_timeout_s, clock, self.calendar)
+        self.sla = SlaEngine(self.calendar, clock)
+        self.runtime.observers.append(self.sla)
         self.pipeline = Pipeline(self.db, self.vocabulary, self.runtime,
-                                 settings.rule_replay_days)
+                                 TemporalRules(self.calendar, clock), settings.rule_replay_days)
+        self.scheduler = Scheduler(self.db, clock, {
+            BPMN: self.runtime.fire_timer,
+            SLA: self.sla.fire,
+            RULE: self.pipeline.fire_rule_timer,
+        })
         self.runner: EmbeddedRunner | None = None
 
     def start_runner(self) -> None:
-        """Start processing events in a background thread (embedded mode)."""
+        """Process events and fire timers in a background thread (embedded mode)."""
         if self.runner is None:
-            self.runner = EmbeddedRunner(self.pipeline)
+            self.runner = EmbeddedRunner(self.pipeline, self.scheduler)
             self.runner.start()
 
     def wake(self) -> None:
         """Tell the runner that new events are waiting (no-op without a runner)."""
         if self.runner is not None:
             self.runner.wake()
+
+    def run_pending(self) -> int:
+        """Process every pending event and fire every due timer, until nothing is left."""
+        total = 0
+        while True:
+            done = self.pipeline.drain() + self.scheduler.run_due()
+            if not done:
+                return total
+            total += done
 
     def complete_task(self, user: User, task_id: int, answers: object):
         """Complete a task in its own transaction, retrying if its instance moved meanwhile."""

@@ -27,7 +27,8 @@ def test_open_correlations_survive_a_restart(loaded, source):
         assert [v.subject for v in s.query(Violation)] == ["H09.2"]
 
     # A new process: its rule state is rebuilt from the event store, matches are not redone.
-    restarted = Pipeline(loaded.db, loaded.vocabulary, loaded.runtime)
+    restarted = Pipeline(loaded.db, loaded.vocabulary, loaded.runtime,
+                         loaded.pipeline.temporal)
     _ingest(loaded, source_id, dossier("dossier.supplement_requested", "H09.1"))
     restarted.drain()
     with loaded.db.read() as s:

@@ -230,8 +230,9 @@ def test_a_bad_file_reports_every_problem_with_line_and_path():
              "value use `empty: true` or `exists: false`"),
         (32, "rules[1].when.where.any[1].reason", "a list is not a test; write `reason: {in: "
              "[...]}` to accept any of several values"),
-        (34, "rules[1].then.severity", "`severity` is one of low, medium, high, critical, not "
-             "the text 'urgent'"),
+        (34, "rules[1].then.severity", "`severity` is one of low, medium, high, critical (or "
+             "bands of a number: {by: event.aqi, bands: {0: low, 151: high}}), not the text "
+             "'urgent'"),
         (35, "rules[1].then.data.y", "unknown alias 'second' in {second.unit}; this rule's "
              "aliases: event"),
         (36, "rules[2].key", "rule key 'returned' is already used by rules[1] (line 19); rule "
@@ -239,7 +240,7 @@ def test_a_bad_file_reports_every_problem_with_line_and_path():
         (37, "rules[2].when.where.location.eq", "'location' is an object field; only `exists` "
              "and `empty` can test it (or test one of its sub-fields, e.g. location.ward)"),
         (38, "rules[2].then.colour", "unknown key 'colour' in `then`; allowed: open, severity, "
-             "title, subject, data"),
+             "title, subject, data, notify"),
         (38, "rules[2].then.subject", "`subject` must be text (a template like "
              "\"{event.dossier_id}\"), not the number 5"),
         (39, "rules[3]", "a rule needs 'key'"),
@@ -343,21 +344,16 @@ def test_aliases_in_all_any_and_same():
         """), "rules.yaml", VOCABULARY)
 
 
-@pytest.mark.parametrize("key", ["within", "count", "absent", "followed_by", "sustained",
-                                 "silence"])
-def test_temporal_keys_are_reserved_not_ignored(key):
-    message = f"'{key}' is a temporal pattern; temporal patterns are not supported yet"
-    # next to a single pattern
-    assert one_problem(rule_with(f"event: dossier.returned\n{key}: 2h\n")) == (
-        5, f"rules[0].when.{key}", message)
+@pytest.mark.parametrize("key", ["within", "count", "absent", "sustained", "silence", "key"])
+def test_temporal_keys_only_work_on_a_single_pattern(key):
     # next to `all:`
     assert one_problem(rule_with(f"{key}: 2h\nall:\n  - {{event: dossier.returned, as: a}}\n")) \
-        == (4, f"rules[0].when.{key}", message)
+        == (4, f"rules[0].when.{key}", f"'{key}' is temporal; temporal rules watch one pattern "
+            "(`event:`), not `all:`")
     # inside a pattern of `all:`
     assert one_problem(rule_with(f"all:\n  - {{event: dossier.returned, as: a, {key}: 3}}\n")) \
-        == (5, f"rules[0].when.all[0].{key}", message)
-    # alone in `when`
-    assert one_problem(rule_with(f"{key}: 2h\n")) == (4, f"rules[0].when.{key}", message)
+        == (5, f"rules[0].when.all[0].{key}", f"'{key}' is temporal; temporal rules watch one "
+            "pattern (`event:` directly under `when`), not a pattern of `all:` / `any:`")
 
 
 def test_then_needs_a_title_to_open_a_case():
@@ -443,6 +439,7 @@ def test_action_render_fills_title_subject_and_data():
                   "en": "Dossier H1: second supplement request"},
         "subject": "H1",
         "data": {"dossier_id": "H1", "unit": "U", "requests": [1, 2]},
+        "notify": [],
     }
 
 

@@ -31,7 +31,9 @@ def _check(ioc, folder: Path):
 
 def test_the_shipped_scenarios_are_valid(ioc):
     versions = load_scenarios(ioc)
-    assert sorted(v.key for v in versions) == ["dossier-violations", "hotline-ticket"]
+    assert sorted(v.key for v in versions) == ["air-quality", "dossier-overdue",
+                                                "dossier-step-held", "dossier-violations",
+                                                "hot-topic", "hotline-ticket"]
 
 
 def test_every_problem_is_reported_with_file_and_line(ioc, tmp_path):
@@ -89,7 +91,7 @@ def test_a_new_version_leaves_running_instances_on_the_old_one(ioc, source, peop
 
     folder = _copy(tmp_path, "hotline-ticket")
     manifest = folder / "scenario.yaml"
-    manifest.write_text(manifest.read_text(encoding="utf-8").replace("version: 1", "version: 2"),
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace("version: 2", "version: 3"),
                         encoding="utf-8")
     bpmn = folder / "process.bpmn"
     bpmn.write_text(bpmn.read_text(encoding="utf-8").replace(
@@ -133,7 +135,7 @@ def test_cli_validate_and_load(ioc, tmp_path, monkeypatch):
     runner = CliRunner()
     ok = runner.invoke(main, ["scenarios", "validate", SCENARIOS])
     assert ok.exit_code == 0, ok.output
-    assert ok.output.count("ok ") == 2
+    assert ok.output.count("ok ") == len(service.folders(SCENARIOS)) == 6
 
     bad = _copy(tmp_path, "hotline-ticket")
     (bad / "rules.yaml").write_text("rules:\n  - key: Bad Key\n", encoding="utf-8")
@@ -145,4 +147,4 @@ def test_cli_validate_and_load(ioc, tmp_path, monkeypatch):
     assert loaded.exit_code == 0, loaded.output
     assert "published" in loaded.output
     again = runner.invoke(main, ["scenarios", "load", SCENARIOS])
-    assert again.output.count("unchanged") == 2
+    assert again.output.count("unchanged") == 6

@@ -7,11 +7,12 @@ concurrent steps on one instance cannot both win (the loser gets StaleDataError 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.specs.defaults import ExclusiveGateway, InclusiveGateway, ScriptTask
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -21,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from engine.audit import service as audit
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.db import utcnow
 from engine.expressions import ExpressionError, evaluate
 from engine.org import service as org
@@ -30,7 +32,12 @@ from engine.scenarios.models import ScenarioVersion
 from engine.tasks import forms
 from engine.tasks.models import ACTIVE, CANCELLED, Task
 from engine.tasks.models import COMPLETED as TASK_COMPLETED
+from engine.timers import service as timers
+from engine.timers.models import BPMN, PENDING, Timer
+from engine.timers.models import CANCELLED as TIMER_CANCELLED
 from engine.violations.models import Violation
+from engine.worktime.calendar import WorkingCalendar
+from engine.worktime.functions import scenario_functions
 
 
 class ProcessError(Exception):
@@ -41,6 +48,15 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, ensure_ascii=False, default=str))
 
 
+def _message_definitions(task) -> list[MessageEventDefinition]:
+    """The messages a waiting task catches: its own, or those after an event-based gateway."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    if isinstance(definition, MultipleEventDefinition):
+        return [d for d in definition.event_definitions
+                if isinstance(d, MessageEventDefinition)]
+    return [definition] if isinstance(definition, MessageEventDefinition) else []
+
+
 def _gateway_decision(task) -> dict | None:
     if isinstance(task.task_spec, (ExclusiveGateway, InclusiveGateway)):
         return {"gateway": task.task_spec.bpmn_id, "name": task.task_spec.bpmn_name,
@@ -48,13 +64,30 @@ def _gateway_decision(task) -> dict | None:
     return None
 
 
+class StepObserver(Protocol):
+    """Something that follows instances step by step (the SLA engine)."""
+
+    def after_step(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
+                   workflow: BpmnWorkflow) -> None:
+        """Called after each step of `instance`, in the step's transaction."""
+
+    def task_claimed(self, session: Session, task: Task) -> None:
+        """Called when someone claims `task`, in the claim's transaction."""
+
+
 class ProcessRuntime:
     """Starts and advances SpiffWorkflow instances of loaded scenario versions."""
 
-    def __init__(self, script_timeout_s: float = 1.0):
+    def __init__(self, script_timeout_s: float = 1.0, clock: Clock = SYSTEM_CLOCK,
+                 calendar: WorkingCalendar | None = None):
         self.script_timeout_s = script_timeout_s
+        self.clock = clock
+        # Working-time arithmetic for scenario expressions (now(), add_working_days()…).
+        self.functions = scenario_functions(calendar, clock) if calendar else {}
         # Parsed specs by (version id, content hash): a version's spec never changes.
         self._specs: dict[tuple[int, str], tuple] = {}
+        # Told after every step and every claim, in the same transaction (the SLA engine).
+        self.observers: list[StepObserver] = []
 
     def _spec(self, version: ScenarioVersion) -> tuple:
         key = (version.id, version.content_hash)
@@ -67,7 +100,8 @@ class ProcessRuntime:
     def start(self, session: Session, version: ScenarioVersion, data: dict, *, actor: str,
               subject: str | None = None, details: dict | None = None) -> ProcessInstance:
         """Start an instance of `version` with `data` on its start task and run to its first wait."""
-        workflow = spiff.new_workflow(self._spec(version), self.script_timeout_s)
+        workflow = spiff.new_workflow(self._spec(version), self.script_timeout_s, self.clock,
+                                      self.functions)
         workflow.get_tasks(state=TaskState.READY)[0].data.update(_plain(data))
         instance = ProcessInstance(scenario_version_id=version.id, scenario_key=version.key,
                                    subject=subject, state={}, data=_plain(data))
@@ -107,13 +141,11 @@ class ProcessRuntime:
         instance, version, workflow = self._load(session, instance_id)
         if instance.status != RUNNING:
             return False
-        waiting = [t for t in workflow.get_tasks(state=TaskState.WAITING)
-                   if isinstance(getattr(t.task_spec, "event_definition", None),
-                                 MessageEventDefinition)
-                   and t.task_spec.event_definition.name == name]
+        waiting = [(t, d) for t in workflow.get_tasks(state=TaskState.WAITING)
+                   for d in _message_definitions(t) if d.name == name]
         if not waiting:
             return False
-        definition = waiting[0].task_spec.event_definition
+        definition = waiting[0][1]
         try:
             correlations = definition.calculate_correlations(
                 workflow.script_engine, definition.correlation_properties, payload)
@@ -123,9 +155,25 @@ class ProcessRuntime:
         audit.record(session, "message.correlated", actor=actor, subject_type="instance",
                      subject_id=instance.id, instance_id=instance.id,
                      details={"message": name, "event_id": event_id,
-                              "caught_by": [t.task_spec.bpmn_id for t in waiting]})
+                              "caught_by": [t.task_spec.bpmn_id for t, _ in waiting]})
         self._advance(session, instance, version, workflow, actor)
         return True
+
+    def fire_timer(self, session: Session, timer: Timer) -> None:
+        """A BPMN timer of an instance is due (scheduler handler): fire it and run on."""
+        instance, version, workflow = self._load(session, timer.instance_id)
+        if instance.status != RUNNING:
+            return
+        now = self.clock.now()
+        due = [task.task_spec.bpmn_id for task, at in spiff.waiting_timers(workflow) if at <= now]
+        try:
+            spiff.fire_due_timers(workflow)
+        except (SpiffWorkflowException, ExpressionError) as exc:
+            raise ProcessError(f"timer {timer.ref}: {exc}") from exc
+        audit.record(session, "timer.fired", actor="scheduler", subject_type="instance",
+                     subject_id=instance.id, instance_id=instance.id,
+                     details={"timers": due, "due_at": timer.due_at})
+        self._advance(session, instance, version, workflow, "scheduler")
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -134,7 +182,8 @@ class ProcessRuntime:
         if instance is None:
             raise ProcessError(f"instance {instance_id} does not exist")
         version = session.get(ScenarioVersion, instance.scenario_version_id)
-        workflow = spiff.load_state(version.spec, instance.state, self.script_timeout_s)
+        workflow = spiff.load_state(version.spec, instance.state, self.script_timeout_s,
+                                    self.clock, self.functions)
         return instance, version, workflow
 
     def _advance(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
@@ -148,12 +197,20 @@ class ProcessRuntime:
             self._audit_step(session, instance, task, actor)
         self._sync_tasks(session, instance, version, workflow, actor)
         self._sync_waits(session, instance, workflow)
+        self._sync_timers(session, instance, workflow)
         instance.state = spiff.dump_state(workflow)
         last = workflow.last_task
         instance.data = _plain(workflow.data if workflow.completed else
                                (last.data if last is not None else instance.data))
         if workflow.completed:
             self._finish(session, instance, actor)
+        for observer in self.observers:
+            observer.after_step(session, instance, version, workflow)
+
+    def task_claimed(self, session: Session, task: Task) -> None:
+        """Tell the observers that a task was claimed."""
+        for observer in self.observers:
+            observer.task_claimed(session, task)
 
     def _audit_step(self, session: Session, instance: ProcessInstance, task, actor: str) -> None:
         decision = _gateway_decision(task)
@@ -218,15 +275,31 @@ class ProcessRuntime:
                     workflow: BpmnWorkflow) -> None:
         session.execute(delete(MessageWait).where(MessageWait.instance_id == instance.id))
         for task in workflow.get_tasks(state=TaskState.WAITING):
-            definition = getattr(task.task_spec, "event_definition", None)
-            if not isinstance(definition, MessageEventDefinition):
-                continue
-            for prop in definition.correlation_properties or [None]:
-                field = prop.retrieval_expression.strip() if prop else None
-                value = task.data.get(field) if field else None
-                session.add(MessageWait(instance_id=instance.id, message_name=definition.name,
-                                        correlation_property=field,
-                                        correlation_value=json.dumps(value, ensure_ascii=False)))
+            for definition in _message_definitions(task):
+                self._add_waits(session, instance, task, definition)
+
+    @staticmethod
+    def _add_waits(session: Session, instance: ProcessInstance, task, definition) -> None:
+        for prop in definition.correlation_properties or [None]:
+            field = prop.retrieval_expression.strip() if prop else None
+            value = task.data.get(field) if field else None
+            session.add(MessageWait(instance_id=instance.id, message_name=definition.name,
+                                    correlation_property=field,
+                                    correlation_value=json.dumps(value, ensure_ascii=False)))
+
+    def _sync_timers(self, session: Session, instance: ProcessInstance,
+                     workflow: BpmnWorkflow) -> None:
+        # One pending timer row per waiting timer event, found again by "<instance>:<task>".
+        wanted = {f"{instance.id}:{task.id}": due for task, due in spiff.waiting_timers(workflow)}
+        for row in session.scalars(select(Timer).where(
+                Timer.instance_id == instance.id, Timer.kind == BPMN, Timer.status == PENDING)):
+            due = wanted.pop(row.ref, None)
+            if due is None:
+                row.status = TIMER_CANCELLED
+            elif row.due_at != due:
+                row.due_at = due
+        for ref, due in wanted.items():
+            timers.schedule(session, BPMN, ref, due, instance_id=instance.id)
 
     def _finish(self, session: Session, instance: ProcessInstance, actor: str) -> None:
         instance.status, instance.ended_at = COMPLETED, utcnow()

@@ -33,8 +33,13 @@ from typing import Any
 from engine.rules.format import Condition, Correlation, FieldTest, Pattern, Rule, RuleSet
 from engine.rules.message import to_message  # noqa: F401 - re-exported: build messages here
 
-__all__ = ["compile_ruleset", "compile_rule", "event_types", "alias_of", "to_message",
-           "copy_definition"]
+__all__ = ["compile_ruleset", "compile_rule", "compile_temporal", "event_types", "alias_of",
+           "to_message", "copy_definition", "part_key", "split_part", "START", "STOP", "HOLD"]
+
+# Parts of a temporal rule: its pattern (START), the event that must come (STOP, absent) and
+# the pattern with the sustained test (HOLD). Rule keys cannot contain "#".
+PART_SEPARATOR = "#"
+START, STOP, HOLD = "start", "stop", "hold"
 
 # `any:` patterns may share one alias ("event"); durable needs distinct ones, so they get
 # "<alias>__<index>" (user aliases cannot contain "__") and alias_of() maps them back.
@@ -125,12 +130,50 @@ def compile_rule(rule: Rule) -> dict:
     return {"all": [{p.alias: _pattern(p, aliases)} for p in rule.patterns], "run": rule.key}
 
 
+def part_key(rule_key: str, part: str) -> str:
+    """The durable rule name of one part of a temporal rule ("dossier-overdue#start")."""
+    return f"{rule_key}{PART_SEPARATOR}{part}"
+
+
+def split_part(durable_key: str) -> tuple[str, str | None]:
+    """(rule key, part) of a durable rule name; part is None for a plain rule."""
+    key, _, part = durable_key.partition(PART_SEPARATOR)
+    return key, part or None
+
+
+def compile_temporal(rule: Rule) -> dict[str, dict]:
+    """The single-pattern durable rules that feed a temporal rule's windows (see temporal.py).
+
+    durable-rules only filters here: each part matches one event at once and holds nothing, so
+    the windows, counts and deadlines live in the database and survive a restart.
+    """
+    temporal = rule.temporal
+    pattern = rule.patterns[0]
+    parts = {START: pattern}
+    if temporal.form == "absent":
+        parts[STOP] = temporal.stop
+    if temporal.form == "sustained":
+        held = Condition("all", tuple(x for x in (pattern.where, temporal.hold) if x))
+        parts[HOLD] = Pattern(event=pattern.event, alias=pattern.alias, where=held)
+    out = {}
+    for part, p in parts.items():
+        name = part_key(rule.key, part)
+        out[name] = {"all": [{p.alias: _pattern(p, {})}], "run": name}
+    return out
+
+
 def compile_ruleset(ruleset: RuleSet, name: str) -> dict:
-    """The durable-rules JSON definition of a rule set, one durable rule per rule."""
+    """The durable-rules JSON definition of a rule set: one durable rule per rule or part."""
     if not name or "$" in name or "/" in name:
         # durable treats names ending in $state/$flow specially; "/" separates rule rulesets.
         raise ValueError(f"ruleset name must be non-empty without '$' or '/': {name!r}")
-    return {rule.key: compile_rule(rule) for rule in ruleset.rules}
+    out: dict[str, dict] = {}
+    for rule in ruleset.rules:
+        if rule.temporal is not None:
+            out.update(compile_temporal(rule))
+        else:
+            out[rule.key] = compile_rule(rule)
+    return out
 
 
 def event_types(rule_definition: Mapping[str, Any]) -> frozenset[str] | None:

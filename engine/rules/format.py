@@ -33,12 +33,15 @@ from engine.rules.dialect import regex_problem
 from engine.rules.message import ENVELOPE_TYPES, TEMPLATE_ENVELOPE_TYPES, field_value
 from engine.scenarios.problems import Problem, ScenarioInvalid
 from engine.scenarios.yamlsource import Locator, load_yaml
+from engine.worktime.span import EXAMPLES as _SPAN_EXAMPLES
+from engine.worktime.span import Span, SpanError, parse_span
 
 Vocabulary = Mapping[str, Mapping[str, str]]  # event type → {field → JSON type name}
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "matches", "empty", "exists")
-# Reserved for the temporal patterns of a later issue: refused loudly, never silently ignored.
-TEMPORAL_KEYS = ("within", "count", "absent", "followed_by", "sustained", "silence")
+# Temporal forms of a single-pattern `when` (docs/rules.md, section 4); `key` groups by fields.
+TEMPORAL_FORMS = ("absent", "count", "sustained", "silence")
+TEMPORAL_KEYS = ("key", "within") + TEMPORAL_FORMS
 OPEN_KINDS = ("violation", "incident")
 SEVERITIES = ("low", "medium", "high", "critical")
 LANGUAGES = ("vi", "en")
@@ -51,6 +54,7 @@ _FIELD = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 _DATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"^\s*([a-z][a-z0-9_]*)\.([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)\s*$")
 
+THEN_KEYS = ("open", "severity", "title", "subject", "data", "notify")
 _ORDERED_TYPES = ("string", "number", "integer", None)  # None: a sub-field of an object
 _SCALAR_TYPES = ("string", "number", "integer", "boolean", None)
 
@@ -103,23 +107,80 @@ class Pattern:
 
 
 @dataclass(frozen=True)
+class Temporal:
+    """Time on top of the rule's one pattern, per value of `key` (see docs/rules.md, section 4).
+
+    - absent: the pattern, then no `stop` event with the same key `within` (or `by` a field);
+    - count: `count` or more pattern events with the same key `within`;
+    - sustained: pattern events that all pass `hold`, `readings` in a row or `within` long;
+    - silence: no pattern event with the same key for `within` after the last one.
+    """
+
+    form: str  # one of TEMPORAL_FORMS
+    key: tuple[str, ...]  # fields of the event(s) that group them (dossier_id, station_id…)
+    within: Span | None = None
+    by: str | None = None  # absent: a date-time field of the first event, the deadline
+    count: int | None = None
+    stop: Pattern | None = None  # absent: the event that must come
+    hold: Condition | None = None  # sustained: the test each reading must pass
+    readings: int | None = None  # sustained: this many readings in a row
+
+
+@dataclass(frozen=True)
+class SeverityBands:
+    """Severity from a number field: the band whose lowest value the number reaches."""
+
+    by: str  # "alias.field"
+    bands: tuple[tuple[float, str], ...]  # (lowest value, severity), ascending
+
+    def pick(self, events: Mapping[str, Mapping[str, Any]]) -> str | None:
+        """The severity for the match's value (None when the value is missing)."""
+        value = render("{" + self.by + "}", events)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        chosen = None
+        for low, level in self.bands:
+            if value >= low:
+                chosen = level
+        return chosen
+
+
+@dataclass(frozen=True)
+class Notice:
+    """`notify:` item: tell a department (or its people of one role) at once, by template."""
+
+    to: str  # department key
+    role: str | None
+    text: Mapping[str, str]  # language → template
+    line: int | None = None
+
+
+@dataclass(frozen=True)
 class Action:
     """What a match does: open a case (or only start the process) with this data."""
 
     open: str | None = None  # "violation" | "incident" | None (only start the process)
-    severity: str | None = None  # overrides the manifest's severity when set
+    # Overrides the manifest's severity when set: a level, or bands of a number field.
+    severity: str | SeverityBands | None = None
     title: Mapping[str, str] = field(default_factory=dict)  # language → template
     subject: str | None = None  # template; the key the case is about
     data: Mapping[str, Any] = field(default_factory=dict)  # name → template or literal
+    notify: tuple[Notice, ...] = ()
 
     def render(self, events: Mapping[str, Mapping[str, Any]]) -> dict:
-        """Fill the templates from a match's events: open, severity, title, subject, data."""
+        """Fill the templates from a match's events: open, severity, title, subject, data,
+        notify."""
+        severity = self.severity.pick(events) if isinstance(self.severity, SeverityBands) \
+            else self.severity
         return {
             "open": self.open,
-            "severity": self.severity,
+            "severity": severity,
             "title": {lang: _as_text(render(t, events)) for lang, t in self.title.items()},
             "subject": None if self.subject is None else _as_text(render(self.subject, events)),
             "data": render(dict(self.data), events),
+            "notify": [{"to": n.to, "role": n.role,
+                        "text": {lang: _as_text(render(t, events)) for lang, t in n.text.items()}}
+                       for n in self.notify],
         }
 
 
@@ -134,6 +195,7 @@ class Rule:
     then: Action
     description: Mapping[str, str] = field(default_factory=dict)
     line: int | None = None
+    temporal: Temporal | None = None
 
     @property
     def aliases(self) -> tuple[str, ...]:
@@ -143,7 +205,8 @@ class Rule:
     @property
     def event_types(self) -> frozenset[str]:
         """Event types this rule listens to."""
-        return frozenset(p.event for p in self.patterns)
+        stop = self.temporal.stop if self.temporal else None
+        return frozenset(p.event for p in self.patterns) | ({stop.event} if stop else set())
 
 
 @dataclass(frozen=True)
@@ -318,10 +381,11 @@ class _Parser:
         for key in value:
             if key in allowed:
                 continue
-            if key in TEMPORAL_KEYS:
+            if key in TEMPORAL_KEYS and what in ("`when`", "a pattern"):
                 self.error(
                     path + (key,),
-                    f"'{key}' is a temporal pattern; temporal patterns are not supported yet",
+                    f"'{key}' is temporal; temporal rules watch one pattern (`event:` directly "
+                    "under `when`), not a pattern of `all:` / `any:`",
                 )
             else:
                 self.error(
@@ -496,25 +560,26 @@ class _Parser:
             self.text(checked["description"], path + ("description",), "description", False)
             if "description" in checked else {}
         )
-        mode, patterns = ("one", ())
+        mode, patterns, temporal = ("one", (), None)
         if "when" in checked:
             parsed = self.when(checked["when"], path + ("when",))
             if parsed is None:
                 ok = False
             else:
-                mode, patterns = parsed
+                mode, patterns, temporal = parsed
         aliases = _raw_aliases(checked.get("when"))
         then = self.then(checked["then"], path + ("then",), aliases) if "then" in checked else None
         if then is None or not ok or not patterns or "key" not in checked:
             return None
         return Rule(
             key=key, name=name, mode=mode, patterns=patterns, then=then,
-            description=description, line=self.loc.line(path),
+            description=description, line=self.loc.line(path), temporal=temporal,
         )
 
     # -- when ---------------------------------------------------------------------------------
 
-    def when(self, value: Any, path: tuple) -> tuple[str, tuple[Pattern, ...]] | None:
+    def when(self, value: Any, path: tuple) \
+            -> tuple[str, tuple[Pattern, ...], Temporal | None] | None:
         if not isinstance(value, Mapping):
             self.error(path, f"`when` must be a mapping (event: ... or all: / any:), not "
                        f"{_describe(value)}")
@@ -522,23 +587,23 @@ class _Parser:
         lists = [k for k in ("all", "any") if k in value]
         if not lists:
             if "event" not in value:
-                temporal = [k for k in value if k in TEMPORAL_KEYS]
-                for key in temporal:
-                    self.error(path + (key,), f"'{key}' is a temporal pattern; temporal "
-                               "patterns are not supported yet")
-                if not temporal:
-                    self.error(path, "`when` needs `event:` (one pattern) or `all:` / `any:` "
-                               "(several patterns)")
+                self.error(path, "`when` needs `event:` (one pattern) or `all:` / `any:` "
+                           "(several patterns)")
                 return None
-            pattern = self.pattern(value, path, "one", 0, {})
-            return ("one", (pattern,)) if pattern else None
+            if not any(k in TEMPORAL_KEYS for k in value):
+                pattern = self.pattern(value, path, "one", 0, {})
+                return ("one", (pattern,), None) if pattern else None
+            plain = {k: v for k, v in value.items() if k not in TEMPORAL_KEYS}
+            pattern = self.pattern(plain, path, "one", 0, {})
+            temporal = self.temporal(value, path, pattern)
+            return ("one", (pattern,), temporal) if pattern and temporal else None
         ok = True
         for key in value:
             if key in ("all", "any"):
                 continue
             if key in TEMPORAL_KEYS:
-                self.error(path + (key,), f"'{key}' is a temporal pattern; temporal patterns are "
-                           "not supported yet")
+                self.error(path + (key,), f"'{key}' is temporal; temporal rules watch one "
+                           f"pattern (`event:`), not `{lists[0]}:`")
             elif key in ("event", "where", "as", "same"):
                 self.error(path + (key,), f"'{key}' belongs inside one of the patterns of "
                            f"`{lists[0]}:`, not next to it")
@@ -571,7 +636,7 @@ class _Parser:
                 continue
             patterns.append(pattern)
             defined.setdefault(pattern.alias, pattern.event)
-        return (mode, tuple(patterns)) if ok else None
+        return (mode, tuple(patterns), None) if ok else None
 
     def pattern(
         self,
@@ -649,6 +714,147 @@ class _Parser:
             return None
         return Pattern(event=event_type, alias=alias, where=where, same=same,
                        line=self.loc.line(path))
+
+    # -- temporal -----------------------------------------------------------------------------
+
+    def temporal(self, value: Mapping, path: tuple, pattern: Pattern | None) -> Temporal | None:
+        """The temporal part of a single-pattern `when` (key, within and one form)."""
+        forms = [f for f in TEMPORAL_FORMS if f in value]
+        if len(forms) != 1:
+            self.error(path, "a temporal rule takes exactly one of " + ", ".join(TEMPORAL_FORMS)
+                       + (f", not {' and '.join(forms)}" if forms else
+                          "; `key`/`within` alone say nothing about time"))
+            return None
+        form = forms[0]
+        event_type = pattern.event if pattern else None
+        key = self.key_fields(value.get("key"), path + ("key",), event_type, "key" in value)
+        ok = key is not None and pattern is not None
+        within = None
+        if "within" in value:
+            if form in ("count",):
+                within = self.span(value["within"], path + ("within",), event_type)
+                ok = ok and within is not None
+            else:
+                where = {"absent": "inside `absent:`", "sustained": "inside `sustained:` "
+                         "(as `for:`)", "silence": "as the value of `silence:`"}[form]
+                self.error(path + ("within",), f"for `{form}` the length of time goes {where}")
+                ok = False
+        if form == "count":
+            count = value["count"]
+            if isinstance(count, bool) or not isinstance(count, int) or count < 2:
+                self.error(path + ("count",), f"`count` is a whole number of events, 2 or more, "
+                           f"not {_describe(count)}")
+                ok = False
+            if "within" not in value:
+                self.error(path, f"`count` needs `within:` ({_SPAN_EXAMPLES})")
+                ok = False
+            return Temporal("count", key, within=within, count=count) if ok else None
+        if form == "silence":
+            within = self.span(value["silence"], path + ("silence",), event_type)
+            ok = ok and within is not None
+            return Temporal("silence", key, within=within) if ok else None
+        if form == "absent":
+            return self.absent(value["absent"], path + ("absent",), key, event_type, ok)
+        return self.sustained(value["sustained"], path + ("sustained",), key, event_type, ok)
+
+    def absent(self, value: Any, path: tuple, key, event_type: str | None, ok: bool) \
+            -> Temporal | None:
+        checked = self.mapping(value, path, "`absent`", ("event", "where", "within", "by"),
+                               ("event",))
+        if checked is None:
+            return None
+        ok = ok and not any(k not in ("event", "where", "within", "by") for k in checked)
+        stop = self.pattern({k: checked[k] for k in ("event", "where") if k in checked}, path,
+                            "one", 0, {})
+        ok = ok and stop is not None
+        if stop is not None and key:
+            for name in key:
+                if self.field_type(stop.event, name) is None:
+                    self.unknown_field(path + ("event",), stop.event, name)
+                    ok = False
+        within, by = None, None
+        if ("within" in checked) == ("by" in checked):
+            self.error(path, "`absent` needs either `within:` (a length of time) or `by:` (a "
+                       "date-time field of the first event holding the deadline)")
+            ok = False
+        elif "within" in checked:
+            within = self.span(checked["within"], path + ("within",), event_type)
+            ok = ok and within is not None
+        else:
+            by = checked["by"]
+            if not isinstance(by, str) or (event_type and self.field_type(event_type, by) is None):
+                if isinstance(by, str) and event_type:
+                    self.unknown_field(path + ("by",), event_type, by)
+                else:
+                    self.error(path + ("by",), f"`by` names a date-time field of the first "
+                               f"event (e.g. due_at), not {_describe(by)}")
+                ok = False
+        return Temporal("absent", key, within=within, by=by, stop=stop) if ok else None
+
+    def sustained(self, value: Any, path: tuple, key, event_type: str | None, ok: bool) \
+            -> Temporal | None:
+        checked = self.mapping(value, path, "`sustained`", ("while", "for", "readings"),
+                               ("while",))
+        if checked is None:
+            return None
+        ok = ok and not any(k not in ("while", "for", "readings") for k in checked)
+        hold = None
+        if "while" in checked and event_type:
+            hold = self.where(checked["while"], path + ("while",), event_type)
+            ok = ok and hold is not None
+        within = None
+        if "for" in checked:
+            within = self.span(checked["for"], path + ("for",), event_type)
+            ok = ok and within is not None
+        readings = checked.get("readings")
+        if "readings" in checked and (isinstance(readings, bool) or not isinstance(readings, int)
+                                      or readings < 2):
+            self.error(path + ("readings",), f"`readings` is a whole number, 2 or more, not "
+                       f"{_describe(readings)}")
+            ok = False
+        if "for" not in checked and "readings" not in checked:
+            self.error(path, "`sustained` needs `for:` (how long) or `readings:` (how many in "
+                       "a row), or both (whichever comes first)")
+            ok = False
+        return Temporal("sustained", key, within=within, hold=hold, readings=readings) \
+            if ok else None
+
+    def key_fields(self, value: Any, path: tuple, event_type: str | None, given: bool) \
+            -> tuple[str, ...] | None:
+        """`key: station_id` or `key: [dossier_id, step]`: the fields that group events."""
+        if not given:
+            self.error(path[:-1], "a temporal rule needs `key:`, the field(s) that say which "
+                       "events belong together (e.g. key: dossier_id)")
+            return None
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not names or \
+                not all(isinstance(n, str) and _FIELD.match(n) for n in names):
+            self.error(path, f"`key` is a field name or a list of them, not {_describe(value)}")
+            return None
+        ok = True
+        for name in names:
+            if event_type and self.field_type(event_type, name) is None:
+                self.unknown_field(path, event_type, name)
+                ok = False
+        return tuple(names) if ok else None
+
+    def span(self, value: Any, path: tuple, event_type: str | None = None) -> Span | None:
+        """A length of time (see engine/worktime/span.py); "=field" reads the event's field."""
+        try:
+            span = parse_span(value)
+        except SpanError as exc:
+            self.error(path, str(exc))
+            return None
+        if span.field is not None and event_type is not None:
+            found = self.field_type(event_type, span.field)
+            if found is None:
+                self.unknown_field(path, event_type, span.field)
+                return None
+            if found[0] not in ("number", "integer"):
+                self.error(path, f"'{span.field}' is {_a(found[0] or 'object')}, not a number "
+                           "of hours or days")
+                return None
+        return span
 
     def same(
         self, value: Any, path: tuple, event_type: str | None, defined: Mapping[str, str],
@@ -857,11 +1063,10 @@ class _Parser:
             -> Action | None:
         if value is None:
             value = {}  # `then:` left empty: only start the process, with no data
-        checked = self.mapping(value, path, "`then`",
-                               ("open", "severity", "title", "subject", "data"))
+        checked = self.mapping(value, path, "`then`", THEN_KEYS)
         if checked is None:
             return None
-        ok = not any(k not in ("open", "severity", "title", "subject", "data") for k in checked)
+        ok = not any(k not in THEN_KEYS for k in checked)
         open_kind = checked.get("open")
         if open_kind is not None and open_kind not in OPEN_KINDS:
             self.error(path + ("open",), f"`open` is one of {', '.join(OPEN_KINDS)}, not "
@@ -872,10 +1077,28 @@ class _Parser:
                        "remove it to only start the process")
             ok = False
         severity = checked.get("severity")
-        if "severity" in checked and severity not in SEVERITIES:
-            self.error(path + ("severity",), f"`severity` is one of {', '.join(SEVERITIES)}, "
-                       f"not {_describe(severity)}{_suggest(severity, SEVERITIES)}")
+        if isinstance(severity, Mapping):
+            severity = self.severity_bands(severity, path + ("severity",), aliases)
+            ok = ok and severity is not None
+        elif "severity" in checked and severity not in SEVERITIES:
+            self.error(path + ("severity",), f"`severity` is one of {', '.join(SEVERITIES)} "
+                       f"(or bands of a number: {{by: event.aqi, bands: {{0: low, 151: high}}}}),"
+                       f" not {_describe(severity)}{_suggest(severity, SEVERITIES)}")
             ok = False
+        notices: list[Notice] = []
+        if "notify" in checked:
+            items = checked["notify"]
+            items = [items] if isinstance(items, Mapping) else items
+            if not isinstance(items, list) or not items:
+                self.error(path + ("notify",), "`notify` is a list like - {to: so-khoa-hoc-"
+                           "cong-nghe, text: ...}")
+                ok = False
+                items = []
+            for i, item in enumerate(items):
+                notice = self.notice(item, path + ("notify", i), aliases)
+                ok = ok and notice is not None
+                if notice is not None:
+                    notices.append(notice)
         title: dict[str, str] = {}
         if "title" in checked:
             before = len(self.problems)
@@ -911,7 +1134,55 @@ class _Parser:
         if not ok:
             return None
         return Action(open=open_kind, severity=severity, title=title, subject=subject,
-                      data=dict(data))
+                      data=dict(data), notify=tuple(notices))
+
+    def severity_bands(self, value: Mapping, path: tuple, aliases) -> SeverityBands | None:
+        """`severity: {by: event.aqi, bands: {0: low, 101: medium, 151: high, 201: critical}}`."""
+        checked = self.mapping(value, path, "`severity`", ("by", "bands"), ("by", "bands"))
+        if checked is None or set(checked) != {"by", "bands"}:
+            return None
+        by = checked["by"]
+        before = len(self.problems)
+        if not isinstance(by, str) or not _PLACEHOLDER.match(by):
+            self.error(path + ("by",), f"`by` is a number field written alias.field (e.g. "
+                       f"event.aqi), not {_describe(by)}")
+        else:
+            self.template("{" + by.strip() + "}", path + ("by",), aliases)
+        bands = checked["bands"]
+        pairs: list[tuple[float, str]] = []
+        if not isinstance(bands, Mapping) or not bands:
+            self.error(path + ("bands",), "`bands` maps the lowest value of each band to a "
+                       "severity: {0: low, 151: high}")
+        else:
+            for low, level in bands.items():
+                if isinstance(low, bool) or not isinstance(low, (int, float)) or \
+                        level not in SEVERITIES:
+                    self.error(path + ("bands", low), f"a band is <lowest value>: <"
+                               f"{'|'.join(SEVERITIES)}>, not {low!r}: {level!r}")
+                    continue
+                pairs.append((float(low), level))
+        if len(self.problems) != before:
+            return None
+        return SeverityBands(by.strip(), tuple(sorted(pairs)))
+
+    def notice(self, value: Any, path: tuple, aliases) -> Notice | None:
+        """One `notify` item: {to: <department key>, role: department_head, text: ...}."""
+        checked = self.mapping(value, path, "a notification", ("to", "role", "text"),
+                               ("to", "text"))
+        if checked is None or not {"to", "text"} <= set(checked):
+            return None
+        before = len(self.problems)
+        to = checked["to"]
+        if not isinstance(to, str) or not _RULE_KEY.match(to):
+            self.error(path + ("to",), f"`to` is a department key, not {_describe(to)}")
+        role = checked.get("role")
+        if role is not None and not (isinstance(role, str) and _ALIAS.match(role)):
+            self.error(path + ("role",), f"`role` is a role name such as department_head, not "
+                       f"{_describe(role)}")
+        text = self.text(checked["text"], path + ("text",), "text", True, aliases)
+        if len(self.problems) != before or not text:
+            return None
+        return Notice(to=to, role=role, text=text, line=self.loc.line(path))
 
 
 def _raw_aliases(when: Any) -> dict[str, tuple] | None:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy import select
@@ -24,12 +25,13 @@ from engine.scenarios.bpmn_checks import check_bpmn
 from engine.scenarios.models import PUBLISHED, RETIRED, ScenarioVersion
 from engine.scenarios.problems import Problem, ScenarioInvalid
 from engine.scenarios.yamlsource import load_yaml
+from engine.sla.definitions import SLA_FILE, parse_slas
 
 MANIFEST = "scenario.yaml"
 SEVERITIES = ("low", "medium", "high", "critical")
 KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 MANIFEST_KEYS = {"key", "version", "name", "owner", "severity", "process", "process_id", "rules",
-                 "description"}
+                 "sla", "description"}
 SOURCE_SUFFIXES = (".yaml", ".yml", ".bpmn", ".dmn", ".md")
 MAX_FILE_BYTES = 1_000_000
 
@@ -139,6 +141,12 @@ def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
             rules_data, _ = load_yaml(files[rules_name], fname(rules_name))
         except ScenarioInvalid as exc:
             problems += exc.problems
+        for rule in ruleset.rules if ruleset else ():
+            for notice in rule.then.notify:
+                if notice.to not in departments:
+                    problems.append(Problem(fname(rules_name), f"rule {rule.key}: notify to "
+                                            f"{notice.to!r}, which is not a department key of "
+                                            "the organisation", notice.line))
 
     process_name = manifest.get("process", "process.bpmn")
     process_id, spec = "", {}
@@ -157,9 +165,29 @@ def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
                 spec = _parse_spec(files, process_name, process_id, fname)
             except ScenarioInvalid as exc:
                 problems += exc.problems
+        sla_name = manifest.get("sla", SLA_FILE)
+        if sla_name in files:
+            try:
+                parse_slas(files[sla_name], fname(sla_name),
+                           _elements(files[process_name].encode()), departments)
+            except ScenarioInvalid as exc:
+                problems += exc.problems
+        elif "sla" in manifest:
+            problems.append(Problem(fname(sla_name), "missing: the manifest names it"))
     if problems:
         raise ScenarioInvalid(problems)
     return Scenario(manifest, files, rules_data, ruleset, process_id, spec)
+
+
+def _elements(bpmn: bytes) -> dict[str, str] | None:
+    """Every element of a BPMN file that has an id: id → tag (None if it is not XML)."""
+    try:
+        root = etree.fromstring(bpmn, parser=etree.XMLParser(resolve_entities=False,
+                                                             no_network=True))
+    except etree.XMLSyntaxError:
+        return None  # reported by the BPMN check; SLA names cannot be checked against it
+    return {el.get("id"): etree.QName(el).localname for el in root.iter()
+            if isinstance(el.tag, str) and el.get("id")}
 
 
 def check_folder(folder: str | Path, vocabulary: Vocabulary, departments: set[str]) -> Scenario:

@@ -35,3 +35,6 @@ class Task(Base):
     claimed_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Set by an SLA escalation: the department whose heads now oversee the task, and how far up.
+    escalated_to: Mapped[str | None] = mapped_column(String(100), index=True)
+    escalation_level: Mapped[int] = mapped_column(default=0, server_default="0")

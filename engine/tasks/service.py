@@ -1,7 +1,7 @@
 """Department tasks: list what a person may see, claim, complete (answers checked against the form)."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from engine.audit import service as audit
@@ -40,9 +40,11 @@ def list_tasks(session: Session, user: User, *, department: str | None = None,
     if department is not None:
         if scope is not None and department not in scope:
             raise TaskError(403, f"you may only see tasks of {', '.join(sorted(scope)) or 'none'}")
-        query = query.where(Task.department_key == department)
+        query = query.where(or_(Task.department_key == department,
+                                Task.escalated_to == department))
     elif scope is not None:
-        query = query.where(Task.department_key.in_(scope))
+        # A department also oversees what an SLA escalated to it.
+        query = query.where(or_(Task.department_key.in_(scope), Task.escalated_to.in_(scope)))
     if status is not None:
         query = query.where(Task.status == status)
     if assignee is not None:
@@ -58,7 +60,8 @@ def get_for(session: Session, user: User, task_id: int) -> Task:
     """The task, if `user` may see it; TaskError 404 otherwise (no hint that it exists)."""
     task = session.get(Task, task_id)
     scope = visible_departments(user)
-    if task is None or (scope is not None and task.department_key not in scope):
+    if task is None or (scope is not None and task.department_key not in scope
+                        and task.escalated_to not in scope):
         raise TaskError(404, f"task {task_id} not found")
     return task
 
@@ -70,8 +73,9 @@ def _check_may_work(user: User, task: Task, permission: str) -> None:
         raise TaskError(403, "this task belongs to another department")
 
 
-def claim(session: Session, user: User, task_id: int) -> Task:
-    """Take an open task of one's department."""
+def claim(session: Session, user: User, task_id: int,
+          runtime: ProcessRuntime | None = None) -> Task:
+    """Take an open task of one's department (the runtime tells the SLA clocks)."""
     task = get_for(session, user, task_id)
     _check_may_work(user, task, "tasks.claim")
     if task.status == CLAIMED and task.assignee_id == user.id:
@@ -82,6 +86,8 @@ def claim(session: Session, user: User, task_id: int) -> Task:
     audit.record(session, "task.claimed", actor=f"user:{user.username}", subject_type="task",
                  subject_id=task.id, instance_id=task.instance_id,
                  details={"task": task.bpmn_id, "department": task.department_key})
+    if runtime is not None:
+        runtime.task_claimed(session, task)
     return task
 
 
@@ -98,7 +104,7 @@ def complete(session: Session, runtime: ProcessRuntime, user: User, task_id: int
     if errors:
         raise TaskError(422, "the answers do not fit the task's form", errors)
     if task.status == OPEN:
-        claim(session, user, task.id)
+        claim(session, user, task.id, runtime)
     try:
         runtime.complete_task(session, task, data, actor=f"user:{user.username}",
                               user_id=user.id)
@@ -113,5 +119,6 @@ def to_dict(task: Task, assignee: str | None = None) -> dict:
             "name": task.name, "department": task.department_key, "status": task.status,
             "assignee": assignee, "form": task.form, "context": task.context,
             "result": task.result, "created_at": task.created_at.isoformat(),
+            "escalated_to": task.escalated_to, "escalation_level": task.escalation_level,
             "claimed_at": task.claimed_at.isoformat() if task.claimed_at else None,
             "completed_at": task.completed_at.isoformat() if task.completed_at else None}

@@ -54,7 +54,7 @@ def claim_task(task_id: int):
     """Claim an open task of one's department."""
     with services().db.session() as s:
         try:
-            task = service.claim(s, g.user, task_id)
+            task = service.claim(s, g.user, task_id, services().runtime)
         except TaskError as exc:
             raise _as_problem(exc) from None
         return jsonify(service.to_dict(task, g.user.username))

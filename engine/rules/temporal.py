@@ -1,0 +1,175 @@
+"""Temporal rules: absence, counting windows, sustained thresholds and silence, per key.
+
+durable-rules filters each event (the single-pattern parts compiled by compile_temporal); what
+happens over time is kept here, in the database, in the transaction of the event or timer that
+changes it:
+- absent and silence become timers (engine/timers) due at the deadline; the awaited event
+  cancels an absence timer, each new event moves a silence timer later;
+- count and sustained keep a small window per key in `rule_states`.
+So a restart loses no pending window or deadline and counts nothing twice, and waits measured in
+working days hold no memory in the rule engine.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.clock import Clock
+from engine.events.vocabulary import parse_datetime
+from engine.rules.compiler import HOLD, START, STOP
+from engine.rules.format import Rule, Temporal
+from engine.rules.message import field_value
+from engine.rules.models import RuleState
+from engine.timers import service as timers
+from engine.timers.models import RULE, Timer
+from engine.worktime.calendar import WorkingCalendar
+
+MAX_KEPT_IDS = 200  # event ids a sustained streak remembers for its match record
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A rule that matched: its events by alias, their ids, and what the window saw."""
+
+    rule_key: str
+    events: dict[str, dict]
+    event_ids: list[int]
+    window: dict = field(default_factory=dict)
+
+
+def key_of(temporal: Temporal, message: dict) -> str:
+    """The key value of an event, as text: '["HS-1"]' or '["HS-1", "tham-dinh"]'."""
+    text = json.dumps([field_value(message, name) for name in temporal.key],
+                      ensure_ascii=False, default=str)
+    # Long keys are hashed so that the key column and timer refs stay bounded.
+    return text if len(text) <= 200 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def timer_ref(version_id: int, rule_key: str, key: str) -> str:
+    """The timer ref of one rule's deadline for one key."""
+    return f"{version_id}:{rule_key}:{key}"
+
+
+class TemporalRules:
+    """Applies the parts of temporal rules that durable-rules matched to their stored windows."""
+
+    def __init__(self, calendar: WorkingCalendar, clock: Clock):
+        self.calendar, self.clock = calendar, clock
+
+    def observe(self, session: Session, version_id: int, rule: Rule, parts: set[str],
+                message: dict, moment: datetime) -> Detection | None:
+        """One event matched `parts` of `rule` at `moment` (its time); a detection if complete."""
+        temporal = rule.temporal
+        key = key_of(temporal, message)
+        form = temporal.form
+        if form == "absent":
+            self._absent(session, version_id, rule, parts, message, moment, key)
+            return None
+        if form == "silence":
+            self._silence(session, version_id, rule, message, moment, key)
+            return None
+        if form == "count":
+            return self._count(session, version_id, rule, message, moment, key)
+        return self._sustained(session, version_id, rule, parts, message, moment, key)
+
+    def on_timer(self, rule: Rule, timer: Timer, message: dict) -> Detection:
+        """A deadline of `rule` passed (absence or silence): the detection for its event."""
+        alias = rule.patterns[0].alias
+        window = {"form": rule.temporal.form, "key": timer.ref.split(":", 2)[2],
+                  "due_at": timer.due_at.isoformat(), **timer.payload.get("window", {})}
+        return Detection(rule.key, {alias: message}, [int(message["id"])], window)
+
+    # -- forms ------------------------------------------------------------------------------
+
+    def _absent(self, session: Session, version_id: int, rule: Rule, parts: set[str],
+                message: dict, moment: datetime, key: str) -> None:
+        temporal = rule.temporal
+        ref = timer_ref(version_id, rule.key, key)
+        if STOP in parts:
+            # What came in time cancels the wait; a deadline already passed still fires.
+            for timer in timers.pending(session, RULE, ref):
+                if timer.due_at > moment:
+                    timer.status = "cancelled"
+        if START in parts:
+            if temporal.by:
+                due = parse_datetime(str(field_value(message, temporal.by) or ""))
+                if due is None:
+                    raise ValueError(f"rule {rule.key}: field '{temporal.by}' of event "
+                                     f"{message['id']} is not a date-time")
+            else:
+                due = temporal.within.resolve(message.get("data") or {}).after(
+                    moment, self.calendar)
+            timers.schedule(session, RULE, ref, due, payload={
+                "version_id": version_id, "rule": rule.key, "event_id": message["id"],
+                "window": {"started_at": moment.isoformat(),
+                           "awaited": temporal.stop.event}})
+
+    def _silence(self, session: Session, version_id: int, rule: Rule, message: dict,
+                 moment: datetime, key: str) -> None:
+        ref = timer_ref(version_id, rule.key, key)
+        due = rule.temporal.within.resolve(message.get("data") or {}).after(moment, self.calendar)
+        current = timers.pending(session, RULE, ref)
+        if current and current[0].due_at >= due:
+            return  # a late-arriving older event never pulls the deadline earlier
+        timers.reschedule(session, RULE, ref, due, payload={
+            "version_id": version_id, "rule": rule.key, "event_id": message["id"],
+            "window": {"last_seen": moment.isoformat(),
+                       "silent_for": str(rule.temporal.within)}})
+
+    def _state(self, session: Session, version_id: int, rule: Rule, key: str) -> RuleState:
+        row = session.scalars(select(RuleState).where(
+            RuleState.scenario_version_id == version_id, RuleState.rule_key == rule.key,
+            RuleState.key == key)).first()
+        if row is None:
+            row = RuleState(scenario_version_id=version_id, rule_key=rule.key, key=key, state={})
+            session.add(row)
+        return row
+
+    def _count(self, session: Session, version_id: int, rule: Rule, message: dict,
+               moment: datetime, key: str) -> Detection | None:
+        temporal = rule.temporal
+        span = temporal.within.resolve(message.get("data") or {})
+        row = self._state(session, version_id, rule, key)
+        seen = [(datetime.fromisoformat(at), i) for at, i in row.state.get("events", [])]
+        seen.append((moment, int(message["id"])))
+        # Keep what is still inside the window that ends with this event.
+        seen = sorted(s for s in seen if span.after(s[0], self.calendar) > moment)
+        if len(seen) >= temporal.count:
+            row.state = {"events": []}  # counted events are used up: the next alarm needs new ones
+            return Detection(rule.key, {rule.patterns[0].alias: message},
+                             sorted(i for _, i in seen),
+                             {"form": "count", "key": key, "count": len(seen),
+                              "first_at": seen[0][0].isoformat(),
+                              "last_at": seen[-1][0].isoformat(), "within": str(span)})
+        row.state = {"events": [[at.isoformat(), i] for at, i in seen]}
+        return None
+
+    def _sustained(self, session: Session, version_id: int, rule: Rule, parts: set[str],
+                   message: dict, moment: datetime, key: str) -> Detection | None:
+        temporal = rule.temporal
+        row = self._state(session, version_id, rule, key)
+        if HOLD not in parts:
+            row.state = {}  # the streak is broken by a reading that does not hold
+            return None
+        state = dict(row.state) or {"since": moment.isoformat(), "ids": [], "n": 0}
+        state["n"] += 1
+        state["ids"] = (state["ids"] + [int(message["id"])])[-MAX_KEPT_IDS:]
+        state["last"] = moment.isoformat()
+        since = datetime.fromisoformat(state["since"])
+        enough = (temporal.readings is not None and state["n"] >= temporal.readings) or (
+            temporal.within is not None and temporal.within.elapsed(since, moment, self.calendar)
+            >= temporal.within.resolve(message.get("data") or {}).length(self.calendar))
+        detection = None
+        if enough and not state.get("fired"):
+            state["fired"] = True  # once per streak; a reading below the limit re-arms it
+            detection = Detection(rule.key, {rule.patterns[0].alias: message},
+                                  sorted(state["ids"]),
+                                  {"form": "sustained", "key": key, "readings": state["n"],
+                                   "since": state["since"], "until": state["last"]})
+        row.state = state
+        return detection

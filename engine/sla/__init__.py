@@ -1,0 +1,1 @@
+"""SLAs: clocks on tasks and instances, counted in working time, with escalation chains."""

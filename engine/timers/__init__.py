@@ -1,0 +1,1 @@
+"""Durable timers: stored with their due time, fired once by a scheduler pass."""

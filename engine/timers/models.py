@@ -1,0 +1,40 @@
+"""A timer row: what fires (kind + ref), when (due_at), and whether it already did."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.db import Base, utcnow
+
+PENDING, FIRED, CANCELLED, FAILED = "pending", "fired", "cancelled", "failed"
+
+# Kinds of timers; each kind has one handler (see Scheduler): a BPMN timer event of an instance,
+# the next warning level of an SLA clock, or the deadline of a temporal rule (absence, silence).
+BPMN, SLA, RULE = "bpmn", "sla", "rule"
+
+
+class Timer(Base):
+    """One timer; a scheduler pass reads only pending rows due by now, through (status, due_at)."""
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        Index("ix_timers_status_due_at", "status", "due_at"),
+        Index("ix_timers_kind_ref", "kind", "ref"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # What the timer is about, in the kind's own terms ("<instance>:<spiff task>", "<sla clock>",
+    # "<version>:<rule>:<key>"); used to find a timer again to move or cancel it.
+    ref: Mapped[str] = mapped_column(String(400))
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    payload: Mapped[dict] = mapped_column(default=dict)
+    instance_id: Mapped[int | None] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    fired_at: Mapped[datetime | None]
+    # Clock time at firing minus due time: how late the scheduler was (for the benchmark).
+    lateness_ms: Mapped[float | None]
+    error: Mapped[str | None]
