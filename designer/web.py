@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
@@ -11,6 +12,7 @@ from designer.forms import ClaimForm, LoginForm, answers, task_form
 from engine.audit import service as audit
 from engine.auth import service as auth
 from engine.auth.permissions import ROLE_NAMES, allowed
+from engine.notify import service as notify
 from engine.org import service as org
 from engine.processes.models import ProcessInstance
 from engine.scenarios.models import ScenarioVersion
@@ -55,8 +57,30 @@ def _status(value: str) -> str:
 
 @bp.app_template_filter("local")
 def _local(moment, fmt: str = "%d/%m/%Y %H:%M"):
-    """A UTC moment shown in the province's time (Asia/Ho_Chi_Minh)."""
+    """A UTC moment (or ISO text) shown in the province's time (Asia/Ho_Chi_Minh)."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
     return org.local_time(moment).strftime(fmt) if moment else ""
+
+
+@bp.app_template_filter("time_left")
+def _time_left(item: dict) -> str:
+    """An SLA item's remaining (or overdue) time: working hours/days, or wall hours/minutes."""
+    seconds = item["remaining_seconds"]
+    late, seconds = seconds < 0, abs(seconds)
+    if item["basis"] == "working":
+        day = _ioc().calendar.day_length.total_seconds()
+        days, rest = divmod(round(seconds), round(day))
+        hours = f"{rest / 3600:.1f}".rstrip("0").rstrip(".")
+        parts_vi = ([f"{days} ngày"] if days else []) + ([f"{hours} giờ"] if rest or not days else [])
+        parts_en = ([f"{days} d"] if days else []) + ([f"{hours} h"] if rest or not days else [])
+        text = " ".join(parts_vi) + " làm việc"
+        english = " ".join(parts_en) + " of working time"
+    else:
+        hours, minutes = divmod(seconds / 60, 60)
+        text = f"{int(hours)} giờ {int(minutes)} phút"
+        english = f"{int(hours)} h {int(minutes)} min"
+    return f"quá hạn {text} / {english} late" if late else f"còn {text} / {english} left"
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -101,8 +125,13 @@ def inbox():
         instances = {i.id: i for i in s.scalars(select(ProcessInstance).where(
             ProcessInstance.id.in_({t.instance_id for t in rows + done})))}
         names = dict(s.execute(select(ScenarioVersion.id, ScenarioVersion.name_vi)).all())
+        slas = _ioc().sla.for_tasks(s, rows)
+        notices = notify.for_user(s, current_user, limit=10)
+    # The most urgent first: breached, then at risk, then by time left; tasks without an SLA last.
+    rows.sort(key=lambda t: (t.id not in slas, slas.get(t.id, {}).get("remaining_seconds", 0)))
     return render_template("inbox.html", tasks=rows, done=done, instances=instances,
-                           scenario_names=names, claim_form=ClaimForm())
+                           scenario_names=names, claim_form=ClaimForm(), slas=slas,
+                           notices=notices)
 
 
 def _task_or_404(s, task_id: int) -> Task:
@@ -119,6 +148,7 @@ def task(task_id: int):
     with _ioc().db.read() as s:
         row = _task_or_404(s, task_id)
         instance = s.get(ProcessInstance, row.instance_id)
+        sla = _ioc().sla.for_tasks(s, [row]).get(row.id) if row.status in ACTIVE else None
     form = task_form(row.form, formdata=request.form if request.method == "POST" else None)
     if request.method == "POST" and form.validate():
         try:
@@ -133,7 +163,7 @@ def task(task_id: int):
             return redirect(url_for("web.inbox"))
     status = 422 if request.method == "POST" else 200
     return render_template("task.html", task=row, instance=instance, form=form,
-                           claim_form=ClaimForm(),
+                           claim_form=ClaimForm(), sla=sla,
                            may_work=row.status in ACTIVE and (
                                row.assignee_id in (None, current_user.id))), status
 
@@ -167,6 +197,23 @@ def instance(instance_id: int):
                               .order_by(Task.id)))
         history = audit.history(s, instance_id)
     return render_template("instance.html", instance=inst, tasks=rows, history=history)
+
+
+@bp.get("/sla")
+@login_required
+def sla_board():
+    """Bảng theo dõi thời hạn / the SLA board: per department and scenario, and open items."""
+    if not allowed(current_user.role, "sla.read"):
+        abort(403)
+    ioc = _ioc()
+    until = ioc.clock.now()
+    department = None if allowed(current_user.role, "sla.any_department") \
+        else current_user.department_key
+    with ioc.db.read() as s:
+        report = ioc.sla.report(s, since=until - timedelta(days=30), until=until,
+                                department=department)
+        names = dict(s.execute(select(ScenarioVersion.key, ScenarioVersion.name_vi)).all())
+    return render_template("sla.html", report=report, scenario_names=names)
 
 
 @bp.get("/violations")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import date, datetime, time, tzinfo
 from typing import Callable
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -112,6 +113,23 @@ def int_arg(name: str, default: int, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise ApiProblem(400, "Bad Request", f"{name} must be between {lo} and {hi}",
                          [{"field": name, "message": f"must be between {lo} and {hi}"}])
+    return value
+
+
+def moment_arg(name: str, default: datetime, tz: tzinfo) -> datetime:
+    """A date (YYYY-MM-DD, midnight in `tz`) or aware ISO 8601 date-time query parameter."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        if len(raw) == 10:
+            return datetime.combine(date.fromisoformat(raw), time(), tz)
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise ApiProblem(400, "Bad Request", f"{name} must be a date (YYYY-MM-DD) or a date-time "
+                         "with a UTC offset", [{"field": name, "message": "not a date"}])
     return value
 
 

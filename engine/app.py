@@ -20,8 +20,10 @@ def _register_api(app: Flask) -> None:
     # Each domain adds its routes to the one API blueprint when its views module is imported.
     from engine.audit import views as _audit  # noqa: F401
     from engine.events import views as _events  # noqa: F401
+    from engine.notify import views as _notify  # noqa: F401
     from engine.processes import views as _processes  # noqa: F401
     from engine.scenarios import views as _scenarios  # noqa: F401
+    from engine.sla import views as _sla  # noqa: F401
     from engine.tasks import views as _tasks  # noqa: F401
     from engine.violations import views as _violations  # noqa: F401
 

@@ -194,9 +194,9 @@ def events_send(file: str, url: str, token: str | None) -> None:
 
 @events.command("process")
 def events_process() -> None:
-    """Process every pending event now, in this process (no server needed)."""
-    count = _services().pipeline.drain()
-    click.echo(f"processed {count} events")
+    """Process every pending event and fire every due timer now (no server needed)."""
+    done, fired = _services().run_pending()
+    click.echo(f"processed {done} events, fired {fired} timers")
 
 
 # -- audit ---------------------------------------------------------------------------------------

@@ -26,20 +26,29 @@ PEOPLE = [
     ("phvhcc.minh", "Trần Văn Minh", "civil_servant", "trung-tam-phvhcc"),
     ("phvhcc.hoa", "Lê Thị Hoa", "department_head", "trung-tam-phvhcc"),
     ("thudaumot.an", "Phạm Văn An", "civil_servant", "phuong-thu-dau-mot"),
+    ("thudaumot.binh", "Cao Thanh Bình", "department_head", "phuong-thu-dau-mot"),
     ("dian.thao", "Đặng Thị Thảo", "civil_servant", "phuong-di-an"),
+    ("dian.phuc", "Mai Hồng Phúc", "department_head", "phuong-di-an"),
     ("nnmt.ha", "Võ Thị Hà", "civil_servant", "so-nong-nghiep-moi-truong"),
+    ("nnmt.son", "Lâm Trường Sơn", "department_head", "so-nong-nghiep-moi-truong"),
+    ("khcn.vy", "Hồ Tường Vy", "civil_servant", "so-khoa-hoc-cong-nghe"),
+    ("khcn.quang", "Tạ Minh Quang", "department_head", "so-khoa-hoc-cong-nghe"),
+    ("vpubnd.long", "Châu Hoàng Long", "department_head", "van-phong-ubnd"),
     ("xaydung.tuan", "Huỳnh Minh Tuấn", "civil_servant", "so-xay-dung"),
     ("congan.hung", "Bùi Quốc Hùng", "civil_servant", "cong-an"),
     ("yte.nga", "Ngô Thị Nga", "civil_servant", "so-y-te"),
     ("ioc.trucban", "Đỗ Văn Khoa", "civil_servant", "ioc"),
+    ("ioc.truong", "Dương Thị Trâm", "department_head", "ioc"),
     ("chihuy.dung", "Trương Tấn Dũng", "commander", "van-phong-ubnd"),
     ("kiemtra.mai", "Lý Thị Mai", "auditor", "thanh-tra"),
     ("admin", "Quản trị hệ thống", "admin", "ioc"),
 ]
 SOURCES = [
-    ("mot-cua", ["dossier.received", "dossier.step_completed", "dossier.supplement_requested",
-                 "dossier.returned", "dossier.completed"]),
+    ("mot-cua", ["dossier.received", "dossier.step_started", "dossier.step_completed",
+                 "dossier.supplement_requested", "dossier.returned", "dossier.completed"]),
     ("tong-dai-1022", ["hotline.ticket.created", "hotline.ticket.resolved"]),
+    ("quan-trac", ["environment.reading"]),
+    ("giam-sat-mxh", ["social.post"]),
 ]
 
 

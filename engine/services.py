@@ -53,14 +53,14 @@ class Services:
         if self.runner is not None:
             self.runner.wake()
 
-    def run_pending(self) -> int:
-        """Process every pending event and fire every due timer, until nothing is left."""
-        total = 0
-        while True:
-            done = self.pipeline.drain() + self.scheduler.run_due()
-            if not done:
-                return total
-            total += done
+    def run_pending(self) -> tuple[int, int]:
+        """Process pending events and fire due timers until nothing is left: (events, timers)."""
+        events = timers = 0
+        while True:  # a timer's effect may make more work pending, and the other way round
+            done, fired = self.pipeline.drain(), self.scheduler.run_due()
+            if not done and not fired:
+                return events, timers
+            events, timers = events + done, timers + fired
 
     def complete_task(self, user: User, task_id: int, answers: object):
         """Complete a task in its own transaction, retrying if its instance moved meanwhile."""

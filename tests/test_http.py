@@ -78,3 +78,27 @@ def test_events_send_without_a_token_or_server(tmp_path):
     down = runner.invoke(main, ["events", "send", "--url", "http://127.0.0.1:9", "--token", "x",
                                 str(EXAMPLES / "hotline-ticket.json")])
     assert down.exit_code != 0 and "cannot reach" in down.output
+
+
+def test_the_time_examples_through_the_served_app(server, loaded, source):
+    """The README's time walkthrough: deadlines already passed fire in the runner's next pass."""
+    from engine.notify.models import Notification
+    from engine.violations.models import Violation
+
+    runner = CliRunner()
+    args = ["events", "send", "--url", server, "--token", source[1]]
+    for name in ("dossier-overdue", "step-held", "air-quality", "hot-topic"):
+        sent = runner.invoke(main, args + [str(EXAMPLES / f"{name}.json")])
+        assert sent.exit_code == 0, sent.output
+    expected = {"not-returned-by-deadline", "step-held-too-long", "pm25-sustained",
+                "station-silent", "keyword-spreading"}
+
+    def opened():
+        with loaded.db.read() as s:
+            return {v.rule_key for v in s.query(Violation)} == expected
+    assert _wait_for(opened, timeout=20), "the runner did not fire the rules' timers"
+    with loaded.db.read() as s:
+        pm25 = s.query(Violation).filter_by(rule_key="pm25-sustained").one()
+        assert pm25.severity == "high"  # AQI 162: the "bad" band
+        assert s.query(Notification).filter_by(kind="rule.notify").one().department_key == \
+            "so-khoa-hoc-cong-nghe"

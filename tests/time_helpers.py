@@ -85,9 +85,11 @@ class Drive:
             return list(s.scalars(query))
 
     def user(self, username: str, role: str, department: str):
-        """Create a user; return it."""
+        """Create a user (password "password-123", API token in `user.token`); return it."""
         with self.db.session() as s:
-            user, _ = auth.create_user(s, username, role, department, password="password-123")
+            user, token = auth.create_user(s, username, role, department,
+                                           password="password-123", with_token=True)
+        user.token = token
         return user
 
     def complete(self, user, task_id: int, answers: dict) -> None:

@@ -12,15 +12,18 @@ ROLE_NAMES = {
     "admin": ("Quản trị hệ thống", "Administrator"),
 }
 
-_READ_CASES = {"violations.read", "instances.read"}
+_READ_CASES = {"violations.read", "instances.read", "sla.read"}
 PERMISSIONS: dict[str, set[str]] = {
-    "inspector": _READ_CASES | {"scenarios.read", "events.read"},
+    "inspector": _READ_CASES | {"scenarios.read", "events.read", "sla.any_department"},
     "civil_servant": {"tasks.read", "tasks.claim", "tasks.complete"},
     "department_head": {"tasks.read", "tasks.claim", "tasks.complete"} | _READ_CASES,
-    "commander": _READ_CASES | {"tasks.read", "tasks.any_department", "scenarios.read"},
+    "commander": _READ_CASES | {"tasks.read", "tasks.any_department", "scenarios.read",
+                                "sla.any_department"},
     "auditor": _READ_CASES | {"audit.read", "tasks.read", "tasks.any_department",
+                              "sla.any_department",
                               "scenarios.read", "events.read"},
     "admin": _READ_CASES | {"tasks.read", "tasks.claim", "tasks.complete", "tasks.any_department",
+                            "sla.any_department",
                             "audit.read", "scenarios.read", "events.read"},
 }
 

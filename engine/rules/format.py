@@ -764,13 +764,17 @@ class _Parser:
         if checked is None:
             return None
         ok = ok and not any(k not in ("event", "where", "within", "by") for k in checked)
+        if "event" not in checked:
+            return None  # already reported: `absent` needs 'event'
         stop = self.pattern({k: checked[k] for k in ("event", "where") if k in checked}, path,
                             "one", 0, {})
         ok = ok and stop is not None
-        if stop is not None and key:
+        if stop is not None and stop.event in self.vocab and key:
             for name in key:
                 if self.field_type(stop.event, name) is None:
-                    self.unknown_field(path + ("event",), stop.event, name)
+                    self.error(path + ("event",), f"key field '{name}' is not a field of "
+                               f"{stop.event}, the awaited event; choose key fields both "
+                               "events have")
                     ok = False
         within, by = None, None
         if ("within" in checked) == ("by" in checked):
@@ -782,12 +786,17 @@ class _Parser:
             ok = ok and within is not None
         else:
             by = checked["by"]
-            if not isinstance(by, str) or (event_type and self.field_type(event_type, by) is None):
-                if isinstance(by, str) and event_type:
-                    self.unknown_field(path + ("by",), event_type, by)
-                else:
-                    self.error(path + ("by",), f"`by` names a date-time field of the first "
-                               f"event (e.g. due_at), not {_describe(by)}")
+            found = self.field_type(event_type, by) if isinstance(by, str) and event_type \
+                else None
+            if isinstance(by, str) and event_type and found is None:
+                self.unknown_field(path + ("by",), event_type, by)
+                ok = False
+            elif not isinstance(by, str) or (found and found[0] not in ("string", None)):
+                # Date-times travel as RFC 3339 text; a number or a flag cannot be a deadline.
+                what = _describe(by) if not isinstance(by, str) else \
+                    f"'{by}', {_a(found[0])} field"
+                self.error(path + ("by",), f"`by` names a date-time field of the first "
+                           f"event (e.g. due_at), not {what}")
                 ok = False
         return Temporal("absent", key, within=within, by=by, stop=stop) if ok else None
 
@@ -940,11 +949,6 @@ class _Parser:
                 if ok:
                     items.append(Condition(name, tuple(group)))
                 continue
-            if name in TEMPORAL_KEYS:
-                self.error(here, f"'{name}' is a temporal pattern; temporal patterns are not "
-                           "supported yet")
-                ok = False
-                continue
             if not isinstance(name, str) or not _FIELD.match(name):
                 self.error(here, f"{_describe(name)} is not a field name")
                 ok = False
@@ -1088,14 +1092,16 @@ class _Parser:
         notices: list[Notice] = []
         if "notify" in checked:
             items = checked["notify"]
-            items = [items] if isinstance(items, Mapping) else items
+            single = isinstance(items, Mapping)
+            items = [items] if single else items
             if not isinstance(items, list) or not items:
                 self.error(path + ("notify",), "`notify` is a list like - {to: so-khoa-hoc-"
                            "cong-nghe, text: ...}")
                 ok = False
                 items = []
             for i, item in enumerate(items):
-                notice = self.notice(item, path + ("notify", i), aliases)
+                where = path + ("notify",) if single else path + ("notify", i)
+                notice = self.notice(item, where, aliases)
                 ok = ok and notice is not None
                 if notice is not None:
                     notices.append(notice)
@@ -1143,11 +1149,20 @@ class _Parser:
             return None
         by = checked["by"]
         before = len(self.problems)
-        if not isinstance(by, str) or not _PLACEHOLDER.match(by):
+        m = _PLACEHOLDER.match(by) if isinstance(by, str) else None
+        if m is None:
             self.error(path + ("by",), f"`by` is a number field written alias.field (e.g. "
                        f"event.aqi), not {_describe(by)}")
         else:
+            before_by = len(self.problems)
             self.template("{" + by.strip() + "}", path + ("by",), aliases)
+            types = [t for t in (aliases or {}).get(m.group(1), ()) if t in self.vocab]
+            found = [self.field_type(t, m.group(2)) for t in types]
+            kinds = {f[0] for f in found if f}
+            if len(self.problems) == before_by and kinds and \
+                    not kinds & {"number", "integer", None}:
+                self.error(path + ("by",), f"`by` must be a number field; '{m.group(2)}' is "
+                           f"{_a(sorted(kinds)[0])} field")
         bands = checked["bands"]
         pairs: list[tuple[float, str]] = []
         if not isinstance(bands, Mapping) or not bands:

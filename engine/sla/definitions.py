@@ -131,9 +131,13 @@ def _one(item: Mapping, path: tuple, bad, elements: Mapping[str, str] | None,
         ok = False
     task = item.get("task")
     if measures == "task":
-        if not isinstance(task, str) or (elements is not None
-                                         and elements.get(task) != "userTask"):
-            users = sorted(k for k, v in (elements or {}).items() if v == "userTask")
+        users = sorted(k for k, v in (elements or {}).items() if v == "userTask")
+        if "task" not in item:
+            bad(path, "`measures: task` needs `task:`, the user task measured"
+                + (f" (one of: {', '.join(users)})" if users else ""))
+            ok = False
+        elif not isinstance(task, str) or (elements is not None
+                                           and elements.get(task) != "userTask"):
             bad(path + ("task",), f"`task` names a user task of the process ({', '.join(users)}),"
                 f" not {task!r}")
             ok = False
@@ -141,8 +145,11 @@ def _one(item: Mapping, path: tuple, bad, elements: Mapping[str, str] | None,
         bad(path + ("task",), "`task` is only for `measures: task`")
         ok = False
     until = item.get("until", "completed")
-    if until not in UNTIL or ("until" in item and measures != "task"):
+    if "until" in item and measures != "task":
         bad(path + ("until",), f"`until` ({', '.join(UNTIL)}) is only for `measures: task`")
+        ok = False
+    elif until not in UNTIL:
+        bad(path + ("until",), f"`until` is {' or '.join(UNTIL)}, not {until!r}")
         ok = False
     for name_key in ("start_at", "stop_at"):
         if name_key in item:
@@ -159,8 +166,9 @@ def _one(item: Mapping, path: tuple, bad, elements: Mapping[str, str] | None,
                                                    if isinstance(pause, list) and isinstance(p, str)}
     if not isinstance(pause, list) or any(p not in known for p in pause):
         unknown = [p for p in pause if p not in known] if isinstance(pause, list) else pause
+        names = ", ".join(map(str, unknown)) if isinstance(unknown, list) else repr(unknown)
         bad(path + ("pause_while",), f"`pause_while` lists elements of the process where the "
-            f"clock stops; unknown: {unknown!r}")
+            f"clock stops; unknown: {names}")
         ok = False
     target = None
     if "target" in item:
@@ -171,7 +179,8 @@ def _one(item: Mapping, path: tuple, bad, elements: Mapping[str, str] | None,
         except SpanError as exc:
             bad(path + ("target",), str(exc))
             ok = False
-    levels = _levels(item.get("levels"), path + ("levels",), bad, departments)
+    levels = _levels(item["levels"], path + ("levels",), bad, departments) \
+        if "levels" in item else None
     if levels is None:
         ok = False
     if not ok:
@@ -197,13 +206,17 @@ def _levels(value: Any, path: tuple, bad, departments: set[str] | None) \
             continue
         m = _PERCENT.match(str(item["at"])) if isinstance(item["at"], (str, int, float)) else None
         if m is None or isinstance(item["at"], bool):
-            bad(here + ("at",), f"`at` is a percent of the target, like 75%, not {item['at']!r}")
+            hint = f"; write it with a % sign: {item['at']}%" if isinstance(item["at"], (int, float)) \
+                and not isinstance(item["at"], bool) else ""
+            bad(here + ("at",), f"`at` is a percent of the target, like 75%, not {item['at']!r}"
+                f"{hint}")
             ok = False
             continue
         percent = float(m.group(1))
         actions = [a for a in item if a != "at"]
         if len(actions) != 1 or actions[0] not in ACTIONS:
-            bad(here, f"a level does one of {', '.join(ACTIONS)}; found {actions or 'nothing'}")
+            found = " and ".join(map(str, actions)) if actions else "nothing"
+            bad(here, f"a level does exactly one of {', '.join(ACTIONS)}; this one has {found}")
             ok = False
             continue
         action, to = actions[0], item[actions[0]]
