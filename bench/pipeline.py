@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from engine import migrate
 from engine.auth import service as auth
 from engine.config import Settings
+from engine.db import Database
 from engine.events import service as events
 from engine.events.models import PENDING, Event
 from engine.org import service as org
@@ -59,8 +60,21 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
+def fresh_database(url: str) -> None:
+    """Start from an empty schema: drop and recreate PostgreSQL's public schema (setup migrates)."""
+    db = Database(url)
+    try:
+        if db.is_postgres:
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        db.dispose()
+
+
 def setup(url: str) -> tuple[Services, int]:
     """A fresh schema with the organisation, the shipped scenarios and one source."""
+    fresh_database(url)
     migrate.upgrade(url)
     ioc = Services(Settings(database_url=url))
     with ioc.db.session() as s:

@@ -1,6 +1,6 @@
 """The scheduler pass: fire what is due, each timer in the same transaction as its effect.
 
-A pass reads only pending timers due by now, through the (status, due_at) index, so its cost
+A pass reads only pending timers due by now, through a partial index on due_at, so its cost
 depends on how many are due, not on how many exist. On PostgreSQL the rows are taken FOR UPDATE
 SKIP LOCKED, so two schedulers never fire the same timer; on SQLite there is one writer anyway.
 A timer is marked fired in the savepoint of its own effect: after a crash either both happened
@@ -19,7 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine.audit import service as audit
 from engine.clock import Clock
 from engine.db import Database
-from engine.timers.models import FAILED, FIRED, PENDING, Timer
+from engine.timers.models import FAILED, FIRED, Timer, is_pending
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Scheduler:
         """Fire up to `limit` due timers, oldest due first; return how many were handled."""
         with self.db.session() as session:
             now = self.clock.now()
-            query = (select(Timer).where(Timer.status == PENDING, Timer.due_at <= now)
+            query = (select(Timer).where(is_pending(), Timer.due_at <= now)
                      .order_by(Timer.due_at, Timer.id).limit(limit))
             if self.db.is_postgres:
                 query = query.with_for_update(skip_locked=True)
@@ -82,4 +82,4 @@ class Scheduler:
     def next_due(self) -> datetime | None:
         """When the soonest pending timer is due (None if there is none)."""
         with self.db.read() as session:
-            return session.scalar(select(func.min(Timer.due_at)).where(Timer.status == PENDING))
+            return session.scalar(select(func.min(Timer.due_at)).where(is_pending()))

@@ -59,7 +59,9 @@ def upgrade() -> None:
     with op.batch_alter_table('timers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_timers_instance_id'), ['instance_id'], unique=False)
         batch_op.create_index('ix_timers_kind_ref', ['kind', 'ref'], unique=False)
-        batch_op.create_index('ix_timers_status_due_at', ['status', 'due_at'], unique=False)
+        batch_op.create_index('ix_timers_pending_due_at', ['due_at'], unique=False,
+                              sqlite_where=sa.text("status = 'pending'"),
+                              postgresql_where=sa.text("status = 'pending'"))
 
     op.create_table('rule_states',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -129,7 +131,7 @@ def downgrade() -> None:
     op.drop_table('sla_clocks')
     op.drop_table('rule_states')
     with op.batch_alter_table('timers', schema=None) as batch_op:
-        batch_op.drop_index('ix_timers_status_due_at')
+        batch_op.drop_index('ix_timers_pending_due_at')
         batch_op.drop_index('ix_timers_kind_ref')
         batch_op.drop_index(batch_op.f('ix_timers_instance_id'))
 
