@@ -1,7 +1,6 @@
 """The inspectors' rule file: parsing, every problem with its line, templates, YAML lines."""
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from engine.rules.format import (
 from engine.rules.message import to_message
 from engine.scenarios.problems import ScenarioInvalid
 from engine.scenarios.yamlsource import format_path, load_yaml
-from tests.rule_vocabulary import VOCABULARY
+from tests.rule_vocabulary import VOCABULARY, one_problem, problems_of, rule_with
 
 GOOD = """\
 rules:
@@ -66,19 +65,6 @@ rules:
     then:
       data: {ward: "{event.ward}"}
 """
-
-
-def problems_of(text: str) -> list[tuple[int | None, str, str]]:
-    with pytest.raises(ScenarioInvalid) as info:
-        parse_rules(text, "rules.yaml", VOCABULARY)
-    assert all(p.file == "rules.yaml" for p in info.value.problems)
-    return [(p.line, p.path, p.message) for p in info.value.problems]
-
-
-def one_problem(text: str) -> tuple[int | None, str, str]:
-    found = problems_of(text)
-    assert len(found) == 1, found
-    return found[0]
 
 
 # --- a good file -------------------------------------------------------------------------------
@@ -257,11 +243,6 @@ def test_problem_str_names_file_line_and_path():
         "scenarios/dvc/rules.yaml:2: rules[0].key: a rule key uses only a-z, 0-9 and '-' "
         "(e.g. second-supplement-request), not the text 'Second_Supplement'"
     )
-
-
-def rule_with(when: str, then: str = "{}") -> str:
-    return "rules:\n  - key: r\n    when:\n" + textwrap.indent(textwrap.dedent(when), "      ") \
-        + f"    then: {then}\n"
 
 
 def test_unknown_event_type_and_unknown_field():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import textwrap
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -38,9 +37,10 @@ from engine.rules.format import (
 )
 from engine.rules.matcher import Match, RuleMatcher
 from engine.rules.message import to_message
-from engine.scenarios.problems import ScenarioInvalid
 from engine.worktime.calendar import default_calendar
 from engine.worktime.span import Span, SpanError, parse_span
+from tests import rule_vocabulary as shared
+from tests.rule_vocabulary import rule_with
 
 # A vocabulary shaped like the real one (engine.events.vocabulary), fixed here so that the
 # "its fields: ..." lists in the expected messages do not move when integrations change.
@@ -63,31 +63,20 @@ SPAN_EXAMPLES = "e.g. 30m, 2h, 1d, {working_days: 5} or {working_hours: 4}"
 TZ = timezone(timedelta(hours=7))  # Asia/Ho_Chi_Minh has no DST
 
 
-def rule_with(when: str, then: str = "{}") -> str:
-    """One rule `r`: `when` starts on line 4, `then` follows it."""
-    return "rules:\n  - key: r\n    when:\n" + textwrap.indent(textwrap.dedent(when), "      ") \
-        + f"    then: {then}\n"
-
-
 def parse(text: str) -> RuleSet:
     return parse_rules(text, "rules.yaml", VOCABULARY)
 
 
-def temporal_of(when: str) -> Temporal:
-    return parse(rule_with(when)).rules[0].temporal
-
-
 def problems_of(text: str) -> list[tuple[int | None, str, str]]:
-    with pytest.raises(ScenarioInvalid) as info:
-        parse(text)
-    assert all(p.file == "rules.yaml" for p in info.value.problems)
-    return [(p.line, p.path, p.message) for p in info.value.problems]
+    return shared.problems_of(text, VOCABULARY)
 
 
 def one_problem(text: str) -> tuple[int | None, str, str]:
-    found = problems_of(text)
-    assert len(found) == 1, found
-    return found[0]
+    return shared.one_problem(text, VOCABULARY)
+
+
+def temporal_of(when: str) -> Temporal:
+    return parse(rule_with(when)).rules[0].temporal
 
 
 # --- the four forms parse into Temporal ---------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.org.models import OPEN_START, OrgUnit
 from engine.scenarios.problems import Problem, ScenarioInvalid
-from engine.scenarios.yamlsource import Locator, load_yaml
+from engine.scenarios.yamlsource import Locator, as_date, load_yaml
 
 KINDS = ("department", "agency", "force", "center", "district", "ward", "commune")
 REQUIRED_FIELDS = ("key", "name_vi", "name_en", "kind", "parent", "valid_from", "valid_to", "successor")
@@ -184,18 +184,11 @@ def _date(value, fname: str, bad) -> date | None:
     """A date from YAML (unquoted or ISO text); None for null or after reporting a problem."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        bad(fname, f"{value} has a time; expected a date (YYYY-MM-DD)")
+    try:
+        return as_date(value)
+    except ValueError as exc:
+        bad(fname, f"{exc}; or null for no date")
         return None
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    bad(fname, f"{value!r} is not a date (YYYY-MM-DD) or null")
-    return None
 
 
 def _check_links(file: str, units: list[_Unit], lines, problems: list[Problem]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import yaml
@@ -191,3 +192,17 @@ def load_yaml(text_or_path: str | os.PathLike, filename: str) -> tuple[Any, Loca
         return data, locator
     finally:
         loader.dispose()
+
+
+def as_date(value: Any) -> date:
+    """A date as YAML gives it (unquoted, or ISO text); ValueError saying what is wrong."""
+    if isinstance(value, datetime):
+        raise ValueError(f"{value} has a time; expected a date (YYYY-MM-DD)")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)")

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from engine.scenarios.problems import Problem, ScenarioInvalid
-from engine.scenarios.yamlsource import Locator, load_yaml
+from engine.scenarios.yamlsource import Locator, as_date, load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = ROOT / "data" / "calendar"
@@ -585,15 +585,8 @@ def _working_day(raw: Any, path: tuple, year: _Year, settings: _Settings, loc: L
 
 def _date(value: Any, path: tuple, loc: Locator, problems: list[Problem]) -> date | None:
     """A date from YAML (unquoted or ISO text); None after reporting a problem."""
-    if isinstance(value, datetime):
-        problems.append(loc.problem(f"{value} has a time; expected a date (YYYY-MM-DD)", path))
+    try:
+        return as_date(value)
+    except ValueError as exc:
+        problems.append(loc.problem(str(exc), path))
         return None
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    problems.append(loc.problem(f"{value!r} is not a date (YYYY-MM-DD)", path))
-    return None
