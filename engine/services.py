@@ -67,7 +67,9 @@ class Services:
         for attempt in range(3):
             try:
                 with self.db.session() as s:
-                    return tasks.complete(s, self.runtime, user, task_id, answers)
+                    task = tasks.complete(s, self.runtime, user, task_id, answers)
+                self.wake()  # the step may have armed a timer due sooner than the runner's nap
+                return task
             except StaleDataError:
                 if attempt == 2:
                     raise

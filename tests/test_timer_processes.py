@@ -70,6 +70,19 @@ SUPPLEMENT = HEAD + """
 """
 
 
+SIMPLE = HEAD + """
+  <bpmn:process id="simple" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="handle" name="Xử lý"><bpmn:incoming>f1</bpmn:incoming>
+      <bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="handle"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="handle" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
 def _scenario(root, key: str, event: str, bpmn: str, sla: str = "") -> None:
     folder = root / key
     folder.mkdir()
@@ -104,6 +117,17 @@ def drive(ioc, source, tmp_path):
             target: {working_hours: 8}
             pause_while: [wait_citizen]
             levels: [{at: 100%, notify: department}]
+        """)
+    _scenario(tmp_path, "reassigning", "dossier.completed", SIMPLE, """\
+        slas:
+          - key: handle
+            name: {vi: Xử lý, en: Handle}
+            measures: task
+            task: handle
+            target: 2h
+            levels:
+              - {at: 50%, notify: assignee}
+              - {at: 100%, reassign: van-phong-ubnd}
         """)
     load_scenarios(ioc, str(tmp_path))
     return Drive(ioc.db, ioc.vocabulary, local("2026-03-02 09:00"), source[0])
@@ -159,3 +183,24 @@ def test_an_sla_stands_still_while_the_instance_waits_for_the_citizen(drive):
         actions = [r.action for r in s.scalars(select(AuditRecord).where(
             AuditRecord.subject_type == "sla").order_by(AuditRecord.seq))]
     assert actions == ["sla.started", "sla.paused", "sla.resumed", "sla.level_reached"]
+
+
+def test_an_unfinished_task_is_reassigned_and_its_officer_warned(drive):
+    officer = drive.user("phvhcc.an", "civil_servant", "trung-tam-phvhcc")
+    office = drive.user("vp.binh", "civil_servant", "van-phong-ubnd")
+    drive.send("dossier.completed", DOSSIER)
+    [task] = drive.tasks("handle")
+    drive.claim(officer, task.id)
+    drive.at(local("2026-03-02 10:00"))  # half the target: the officer who holds it is told
+    [warning] = drive.notifications()
+    assert (warning.user_id, warning.kind) == (officer.id, "sla.notify")
+    drive.at(local("2026-03-02 11:00"))  # the target: the task moves, unclaimed
+    [task] = drive.tasks("handle")
+    assert (task.department_key, task.status, task.assignee_id) == ("van-phong-ubnd", "open", None)
+    assert drive.notifications()[-1].department_key == "van-phong-ubnd"
+    from engine.tasks.service import TaskError
+    with pytest.raises(TaskError):
+        drive.complete(officer, task.id, {})
+    drive.complete(office, task.id, {})
+    [clock] = drive.clocks("handle")
+    assert (clock.status, clock.department_key) == ("breached", "van-phong-ubnd")

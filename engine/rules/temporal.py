@@ -112,14 +112,15 @@ class TemporalRules:
     def _silence(self, session: Session, version_id: int, rule: Rule, message: dict,
                  moment: datetime, key: str) -> None:
         ref = timer_ref(version_id, rule.key, key)
-        due = rule.temporal.within.resolve(message.get("data") or {}).after(moment, self.calendar)
+        span = rule.temporal.within.resolve(message.get("data") or {})
+        due = span.after(moment, self.calendar)
         current = timers.pending(session, RULE, ref)
         if current and current[0].due_at >= due:
             return  # a late-arriving older event never pulls the deadline earlier
         timers.reschedule(session, RULE, ref, due, payload={
             "version_id": version_id, "rule": rule.key, "event_id": message["id"],
             "window": {"last_seen": moment.isoformat(),
-                       "silent_for": str(rule.temporal.within)}})
+                       "silent_for": str(span)}})
 
     def _state(self, session: Session, version_id: int, rule: Rule, key: str) -> RuleState:
         row = session.scalars(select(RuleState).where(

@@ -176,7 +176,9 @@ class SlaEngine:
     def _stop(self, session: Session, clock: SlaClock, d: SlaDefinition, now: datetime) -> None:
         clock.elapsed_seconds = self.elapsed(clock, now)
         clock.resumed_at, clock.stopped_at = None, now
-        clock.status = MET if clock.elapsed_seconds <= clock.target_seconds else BREACHED
+        # Breached once over the target, or once its 100 % level has fired (people were told).
+        late = clock.elapsed_seconds > clock.target_seconds or clock.breached_at is not None
+        clock.status = BREACHED if late else MET
         if clock.status == BREACHED and clock.breached_at is None:
             clock.breached_at = now
         timers.cancel(session, SLA, str(clock.id))

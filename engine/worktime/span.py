@@ -77,7 +77,7 @@ class Span:
         return {"amount": self.amount, "unit": self.unit}
 
     def __str__(self) -> str:
-        amount = f"{self.amount:g}"
+        amount = f"={self.field}" if self.field is not None else f"{self.amount:g}"
         if self.unit == "working_days":
             return f"{amount} ngày làm việc / working days"
         if self.unit == "working_hours":
