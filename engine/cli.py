@@ -19,8 +19,13 @@ DEFAULT_ORG = ROOT / "data" / "organisation" / "binh-duong.yaml"
 
 def _services():
     from engine.services import Services
+    from engine.worktime.calendar import CalendarError
 
-    return Services(Settings.from_env())
+    try:
+        return Services(Settings.from_env())
+    except CalendarError as exc:
+        # A bad calendar folder (IOC_CALENDAR_DIR) is the operator's to fix: say where.
+        raise click.ClickException(f"working-time calendar: {exc}") from exc
 
 
 @click.group()
@@ -292,7 +297,7 @@ def serve(host: str, port: int, threads: int) -> None:
     from engine.app import create_app
 
     settings = Settings.from_env()
-    app = create_app(settings, start_runner=settings.embedded)
+    app = create_app(settings, services=_services(), start_runner=settings.embedded)
     click.echo(f"IOC engine on http://{host}:{port} "
                f"({'embedded' if settings.embedded else 'Redis'} mode, "
                f"database {_safe_url(settings.database_url)})")

@@ -71,3 +71,11 @@ def test_events_process_also_fires_due_timers(loaded, source, monkeypatch):
     assert "processed 1 events, fired 1 timers" in out.output
     with loaded.db.read() as s:
         assert [v.subject for v in s.query(Violation)] == ["H47.99-261116-0042"]
+
+
+def test_a_missing_calendar_folder_is_named_not_a_traceback(ioc, monkeypatch, tmp_path):
+    monkeypatch.setenv("IOC_DATABASE_URL", ioc.db.url)
+    monkeypatch.setenv("IOC_CALENDAR_DIR", str(tmp_path / "lich"))
+    out = CliRunner().invoke(main, ["events", "process"])
+    assert out.exit_code == 1
+    assert "working-time calendar" in out.output and "lich" in out.output
