@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from engine.auth import service as auth
 from engine.auth.permissions import allowed
+from engine.events import guard
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PROBLEM_TYPE = "https://ioc.example/problems/"
@@ -38,9 +39,15 @@ def problem(status: int, title: str, detail: str = "", errors: list | None = Non
     return resp
 
 
-@bp.errorhandler(ApiProblem)
-def _api_problem(exc: ApiProblem):
-    return problem(exc.status, exc.title, exc.detail, exc.errors, **exc.extra)
+def answer_problem(exc: ApiProblem):
+    """An ApiProblem raised anywhere (API or adapters) as its problem+json response."""
+    resp = problem(exc.status, exc.title, exc.detail, exc.errors, **exc.extra)
+    if exc.extra.get("retry_after"):
+        resp.headers["Retry-After"] = str(exc.extra["retry_after"])
+    return resp
+
+
+bp.register_error_handler(ApiProblem, answer_problem)
 
 
 def handle_http_error(exc: HTTPException):
@@ -86,8 +93,11 @@ def require_user(permission: str) -> Callable:
     return decorate
 
 
+_LIMITER = guard.RateLimiter()
+
+
 def require_source(view):
-    """A view decorator: a source system's API token; sets g.source."""
+    """A view decorator: a source's API token, its signature and rate limit; sets g.source."""
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         token = _bearer()
@@ -95,6 +105,14 @@ def require_source(view):
             source = auth.source_by_token(s, token)
         if source is None:
             raise ApiProblem(401, "Unauthorized", "unknown or disabled source API token")
+        try:
+            guard.check_signature(source, request.get_data(cache=True),
+                                  request.headers.get(guard.SIGNATURE_HEADER))
+            current_app.extensions.setdefault("ioc.limiter", _LIMITER).check(source)
+        except guard.GuardError as exc:
+            title = "Too Many Requests" if exc.status == 429 else "Unauthorized"
+            extra = {"retry_after": exc.retry_after} if exc.retry_after else {}
+            raise ApiProblem(exc.status, title, exc.message, **extra) from None
         g.source = source
         return view(*args, **kwargs)
     return wrapper

@@ -8,6 +8,7 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+import integrations
 from engine import api
 from engine.auth.models import User
 from engine.config import Settings
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     _register_api(app)
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
+    app.register_error_handler(api.ApiProblem, api.answer_problem)
+    integrations.register(app, csrf)
 
     login = LoginManager(app)
     login.login_view = "web.login"
@@ -60,14 +63,14 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        if request.path.startswith("/api/"):
+        if request.path.startswith(integrations.MACHINE_PREFIXES):
             return api.handle_http_error(exc)
         return exc
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s", request.path)
-        if request.path.startswith("/api/"):
+        if request.path.startswith(integrations.MACHINE_PREFIXES):
             return api.problem(500, "Internal Server Error",
                                "an unexpected error occurred; it was logged")
         return "Lỗi hệ thống / Internal error", 500

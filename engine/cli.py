@@ -266,7 +266,11 @@ def sources() -> None:
 @sources.command("add")
 @click.argument("name")
 @click.option("--types", default="", help="Comma-separated event types it may send (default all).")
-def sources_add(name: str, types: str) -> None:
+@click.option("--hmac-secret", default=None,
+              help="Require X-IOC-Signature: sha256=<HMAC-SHA256 of the body> with this secret.")
+@click.option("--rate-limit", type=click.IntRange(min=1), default=None,
+              help="At most this many requests a minute.")
+def sources_add(name: str, types: str, hmac_secret: str | None, rate_limit: int | None) -> None:
     """Register a source system and print its API token (shown once)."""
     from engine.auth import service as auth
 
@@ -277,11 +281,95 @@ def sources_add(name: str, types: str) -> None:
         raise click.ClickException(f"--types: unknown event types {', '.join(unknown)}")
     try:
         with ioc.db.session() as s:
-            source, token = auth.create_source(s, name, allowed)
+            source, token = auth.create_source(s, name, allowed, hmac_secret=hmac_secret,
+                                               rate_limit_per_minute=rate_limit)
     except auth.AuthError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"created source {source.name}")
     click.echo(f"API token (shown once): {token}")
+
+
+# -- integrations --------------------------------------------------------------------------------
+# Each command hands over to its adapter in integrations/; the adapter owns the protocol.
+
+
+@main.group("import")
+def import_() -> None:
+    """Bulk imports from source systems (back-filling)."""
+
+
+def _source_id(ioc, name: str) -> int:
+    from sqlalchemy import select
+
+    from engine.events.models import Source
+
+    with ioc.db.read() as s:
+        source = s.scalars(select(Source).where(Source.name == name)).first()
+    if source is None:
+        raise click.ClickException(f"--source: no source named {name!r} (see `ioc sources add`)")
+    return source.id
+
+
+def _print_result(result) -> None:
+    click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+    if result.refused and not result.accepted:
+        raise click.ClickException("nothing was accepted")
+
+
+@import_.command("dossiers")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", "source_name", required=True, help="The dossier system's source name.")
+def import_dossiers(file: str, source_name: str) -> None:
+    """Import a day's dossier log (CSV or JSON) as dossier events."""
+    from integrations import dossiers
+
+    ioc = _services()
+    _print_result(dossiers.import_file(ioc, _source_id(ioc, source_name), file))
+
+
+@import_.command("health")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", "source_name", required=True, help="The health system's source name.")
+def import_health(file: str, source_name: str) -> None:
+    """Import epidemic case reports (CSV) as health.case_report events."""
+    from integrations import health
+
+    ioc = _services()
+    _print_result(health.import_file(ioc, _source_id(ioc, source_name), file))
+
+
+@main.group()
+def sensors() -> None:
+    """Environment sensor stations."""
+
+
+@sensors.command("listen")
+@click.option("--source", "source_name", required=True, help="The sensor network's source name.")
+@click.option("--broker", default="127.0.0.1:1883", show_default=True, help="MQTT host:port.")
+@click.option("--topic", default="ioc/sensors/#", show_default=True,
+              help="Topic filter (see integrations/sensors.py for the scheme).")
+def sensors_listen(source_name: str, broker: str, topic: str) -> None:
+    """Subscribe to the stations' MQTT topics and store their readings as events."""
+    from integrations import sensors as sensor_adapter
+
+    ioc = _services()
+    host, _, port = broker.partition(":")
+    sensor_adapter.listen(ioc, _source_id(ioc, source_name), host, int(port or 1883), topic)
+
+
+@main.group()
+def notify() -> None:
+    """The notification outbox."""
+
+
+@notify.command("deliver")
+def notify_deliver() -> None:
+    """Deliver every due notification now (e-mail, webhooks), in this process."""
+    outbox = _services().outbox
+    total = 0
+    while (n := outbox.run_once()):
+        total += n
+    click.echo(f"handled {total} notifications")
 
 
 # -- serving -------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""The embedded runner: a background thread that drains pending events and fires due timers."""
+"""The embedded runner: a thread that processes events, fires due timers, delivers the outbox."""
 from __future__ import annotations
 
 import logging
 import threading
 
+from engine.notify.delivery import Outbox
 from engine.pipeline import Pipeline
 from engine.timers.scheduler import Scheduler
 
@@ -13,8 +14,10 @@ log = logging.getLogger(__name__)
 class EmbeddedRunner:
     """Runs the pipeline and the scheduler when woken (after ingestion) and every `idle_s`."""
 
-    def __init__(self, pipeline: Pipeline, scheduler: Scheduler, idle_s: float = 1.0):
-        self.pipeline, self.scheduler, self.idle_s = pipeline, scheduler, idle_s
+    def __init__(self, pipeline: Pipeline, scheduler: Scheduler, outbox: Outbox | None = None,
+                 idle_s: float = 1.0):
+        self.pipeline, self.scheduler, self.outbox = pipeline, scheduler, outbox
+        self.idle_s = idle_s
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -54,7 +57,8 @@ class EmbeddedRunner:
         while not self._stop.is_set():
             fired = self.scheduler.run_once(limit=50)
             handled = self.pipeline.run_once(limit=10)
-            if not fired and not handled:
+            sent = self.outbox.run_once(limit=20) if self.outbox is not None else 0
+            if not fired and not handled and not sent:
                 return
 
     def _loop(self) -> None:

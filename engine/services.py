@@ -8,6 +8,7 @@ from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Settings
 from engine.db import Database
 from engine.events.vocabulary import Vocabulary
+from engine.notify.delivery import Outbox
 from engine.pipeline import Pipeline
 from engine.processes.service import ProcessRuntime
 from engine.rules.temporal import TemporalRules
@@ -40,12 +41,13 @@ class Services:
             SLA: self.sla.fire,
             RULE: self.pipeline.fire_rule_timer,
         })
+        self.outbox = Outbox(self.db, clock)
         self.runner: EmbeddedRunner | None = None
 
     def start_runner(self) -> None:
         """Process events and fire timers in a background thread (embedded mode)."""
         if self.runner is None:
-            self.runner = EmbeddedRunner(self.pipeline, self.scheduler)
+            self.runner = EmbeddedRunner(self.pipeline, self.scheduler, self.outbox)
             self.runner.start()
 
     def wake(self) -> None:

@@ -64,18 +64,26 @@ def create_user(session: Session, username: str, role: str, department_key: str 
 
 
 def create_source(session: Session, name: str, allowed_types: list[str] | None = None, *,
-                  actor: str = "cli") -> tuple[Source, str]:
+                  actor: str = "cli", hmac_secret: str | None = None,
+                  rate_limit_per_minute: int | None = None) -> tuple[Source, str]:
     """Register a source system; return it and its API token (shown only this once)."""
     if not NAME.match(name or ""):
         raise AuthError("name", "2–100 lower-case letters, digits, '.', '_' or '-'")
     if session.scalars(select(Source).where(Source.name == name)).first():
         raise AuthError("name", f"source {name!r} already exists")
+    if hmac_secret is not None and len(hmac_secret) < 16:
+        raise AuthError("hmac_secret", "an HMAC secret needs 16 characters or more")
+    if rate_limit_per_minute is not None and rate_limit_per_minute < 1:
+        raise AuthError("rate_limit_per_minute", "a rate limit is 1 request a minute or more")
     token = new_token("iocs")
-    source = Source(name=name, token_hash=hash_token(token), allowed_types=allowed_types or [])
+    source = Source(name=name, token_hash=hash_token(token), allowed_types=allowed_types or [],
+                    hmac_secret=hmac_secret, rate_limit_per_minute=rate_limit_per_minute)
     session.add(source)
     session.flush()
     audit.record(session, "source.created", actor=actor, subject_type="source",
-                 subject_id=source.id, details={"name": name, "allowed_types": allowed_types or []})
+                 subject_id=source.id, details={"name": name, "allowed_types": allowed_types or [],
+                                                "signed": hmac_secret is not None,
+                                                "rate_limit_per_minute": rate_limit_per_minute})
     return source, token
 
 

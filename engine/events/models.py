@@ -24,6 +24,18 @@ class Source(Base):
     allowed_types: Mapped[list] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled: Mapped[bool] = mapped_column(default=False)
+    # Optional shared secret: requests must then carry X-IOC-Signature: sha256=<HMAC of the body>.
+    # Kept as given (not hashed), since verifying an HMAC needs the secret itself.
+    hmac_secret: Mapped[str | None] = mapped_column(String(200))
+    # At most this many requests a minute (None: no limit); over it the source gets 429.
+    rate_limit_per_minute: Mapped[int | None]
+    # What the source sent, for the administrators' view (updated with each request).
+    accepted_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    duplicate_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    refused_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_event_at: Mapped[datetime | None]
+    # The last few refusals: [{"at", "id", "errors": [{"field", "message"}]}], newest first.
+    last_errors: Mapped[list] = mapped_column(default=list, server_default="[]")
 
 
 class Event(Base):

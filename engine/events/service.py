@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.audit import service as audit
-from engine.db import Database
+from engine.db import Database, utcnow
 from engine.events.models import Event, Source
 from engine.events.vocabulary import Vocabulary, parse_datetime
 
@@ -157,7 +157,32 @@ def _store(session: Session, raws: list[Any], source: Source, vocabulary: Vocabu
         audit.record(session, "event.accepted", actor=actor, subject_type="event",
                      subject_id=event.id, details={"source": source.name, "id": event.ce_id,
                                                    "type": event.type, "subject": event.subject})
+    _count(source, result)
     return result
+
+
+LAST_ERRORS_KEPT = 20
+
+
+def _count(source: Source, result: IngestResult) -> None:
+    # The administrators' view of a source: counters and its last refusals, kept with the events.
+    source.accepted_count += len(result.accepted)
+    source.duplicate_count += len(result.duplicates)
+    source.refused_count += len(result.refused)
+    if result.accepted:
+        source.last_event_at = utcnow()
+    if result.refused:
+        now = utcnow().isoformat()
+        fresh = [{"at": now, "id": r.id, "errors": r.problems} for r in result.refused]
+        source.last_errors = (fresh[::-1] + list(source.last_errors or []))[:LAST_ERRORS_KEPT]
+
+
+def refuse(db: Database, source_id: int, problems: list[dict[str, str]],
+           ce_id: str | None = None) -> None:
+    """Count a request refused before it became events (bad XML, bad CSV…) for its source."""
+    with db.session() as session:
+        source = session.get(Source, source_id)
+        _count(source, IngestResult(refused=[Refusal(0, ce_id, problems)]))
 
 
 def ingest(db: Database, source_id: int, raws: list[Any], vocabulary: Vocabulary) -> IngestResult:

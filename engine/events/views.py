@@ -1,11 +1,11 @@
 """POST /api/v1/events (CloudEvents, single or batch) and reading stored events."""
 from __future__ import annotations
 
-from flask import g, jsonify, request
+from flask import jsonify, request
 from sqlalchemy import select
 
 from engine.api import ApiProblem, bp, int_arg, require_source, require_user, services
-from engine.events import service
+from engine.events import receiving, service
 from engine.events.models import FAILED, PENDING, PROCESSED, Event
 
 BATCH = "application/cloudevents-batch+json"
@@ -38,18 +38,8 @@ def post_events():
             raise ApiProblem(400, "Bad Request", "an event must be a JSON object; send a batch "
                                                  f"as {BATCH}")
         raws = [body]
-    ioc = services()
-    result = service.ingest(ioc.db, g.source.id, raws, ioc.vocabulary)
-    if result.accepted:
-        ioc.wake()
-    if ctype != BATCH and result.refused:
-        errors = result.refused[0].problems
-        raise ApiProblem(422, "Invalid Event", "; ".join(
-            f"{e['field'] or 'event'} {e['message']}" for e in errors), errors)
-    if not result.accepted and not result.duplicates:
-        raise ApiProblem(422, "Invalid Event", "no event of the batch was accepted",
-                         [r.to_dict() for r in result.refused])
-    return jsonify(result.to_dict()), 202
+    body, status = receiving.answer(receiving.store(raws), single=ctype != BATCH)
+    return jsonify(body), status
 
 
 @bp.get("/events")
