@@ -12,6 +12,8 @@ from designer.forms import ClaimForm, LoginForm, answers, task_form
 from engine.audit import service as audit
 from engine.auth import service as auth
 from engine.auth.permissions import ROLE_NAMES, allowed
+from engine.events import service as events
+from engine.events.models import Source
 from engine.notify import service as notify
 from engine.org import service as org
 from engine.processes.models import ProcessInstance
@@ -214,6 +216,17 @@ def sla_board():
                                 department=department)
         names = dict(s.execute(select(ScenarioVersion.key, ScenarioVersion.name_vi)).all())
     return render_template("sla.html", report=report, scenario_names=names)
+
+
+@bp.get("/sources")
+@login_required
+def sources():
+    """Hệ thống nguồn / source systems: last event, counts and last errors (administrators)."""
+    if not allowed(current_user.role, "sources.read"):
+        abort(403)
+    with _ioc().db.read() as s:
+        rows = [events.source_to_dict(src) for src in s.scalars(select(Source).order_by(Source.name))]
+    return render_template("sources.html", sources=rows)
 
 
 @bp.get("/violations")

@@ -93,9 +93,6 @@ def require_user(permission: str) -> Callable:
     return decorate
 
 
-_LIMITER = guard.RateLimiter()
-
-
 def require_source(view):
     """A view decorator: a source's API token, its signature and rate limit; sets g.source."""
     @functools.wraps(view)
@@ -108,7 +105,7 @@ def require_source(view):
         try:
             guard.check_signature(source, request.get_data(cache=True),
                                   request.headers.get(guard.SIGNATURE_HEADER))
-            current_app.extensions.setdefault("ioc.limiter", _LIMITER).check(source)
+            current_app.extensions["ioc.limiter"].check(source)
         except guard.GuardError as exc:
             title = "Too Many Requests" if exc.status == 429 else "Unauthorized"
             extra = {"retry_after": exc.retry_after} if exc.retry_after else {}

@@ -12,6 +12,7 @@ import integrations
 from engine import api
 from engine.auth.models import User
 from engine.config import Settings
+from engine.events.guard import RateLimiter
 from engine.services import Services
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                       SESSION_COOKIE_SAMESITE="Lax")
     ioc = services or Services(settings)
     app.extensions["ioc"] = ioc
+    # Request windows per source, for this process's rate limits.
+    app.extensions["ioc.limiter"] = RateLimiter()
 
     _register_api(app)
     csrf = CSRFProtect(app)

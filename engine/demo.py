@@ -49,6 +49,10 @@ SOURCES = [
     ("tong-dai-1022", ["hotline.ticket.created", "hotline.ticket.resolved"]),
     ("quan-trac", ["environment.reading"]),
     ("giam-sat-mxh", ["social.post"]),
+    ("camera", ["camera.detection"]),
+    ("an-ninh-mang", ["security.alert"]),
+    ("canh-bao", ["emergency.alert"]),
+    ("y-te", ["health.case_report"]),
 ]
 
 

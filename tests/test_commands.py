@@ -24,7 +24,8 @@ def test_demo_sets_up_a_fresh_database(tmp_path, monkeypatch):
     assert "published   dossier-violations v1" in first.output
     assert "phvhcc.minh" in first.output and "ioc-demo-2025" in first.output
     tokens = json.loads((tmp_path / "var" / "demo-tokens.json").read_text())
-    assert set(tokens) == {"mot-cua", "tong-dai-1022", "quan-trac", "giam-sat-mxh"}
+    assert set(tokens) == {"mot-cua", "tong-dai-1022", "quan-trac", "giam-sat-mxh", "camera",
+                           "an-ninh-mang", "canh-bao", "y-te"}
     # Running it again changes nothing and keeps the tokens.
     again = runner.invoke(main, ["demo", "--no-serve"])
     assert again.exit_code == 0, again.output

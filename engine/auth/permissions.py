@@ -23,7 +23,7 @@ PERMISSIONS: dict[str, set[str]] = {
                               "sla.any_department",
                               "scenarios.read", "events.read"},
     "admin": _READ_CASES | {"tasks.read", "tasks.claim", "tasks.complete", "tasks.any_department",
-                            "sla.any_department",
+                            "sla.any_department", "sources.read",
                             "audit.read", "scenarios.read", "events.read"},
 }
 

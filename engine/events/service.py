@@ -214,3 +214,15 @@ def to_dict(event: Event) -> dict:
 def parse_time(value: str | None) -> datetime | None:
     """An RFC 3339 string as an aware datetime, or None."""
     return parse_datetime(value) if value else None
+
+
+def source_to_dict(source: Source) -> dict:
+    """A source as administrators see it (never its token or secret)."""
+    return {"id": source.id, "name": source.name, "allowed_types": source.allowed_types,
+            "disabled": source.disabled, "signed": bool(source.hmac_secret),
+            "rate_limit_per_minute": source.rate_limit_per_minute,
+            "accepted": source.accepted_count, "duplicates": source.duplicate_count,
+            "refused": source.refused_count,
+            "last_event_at": source.last_event_at.isoformat() if source.last_event_at else None,
+            "last_errors": source.last_errors or [],
+            "created_at": source.created_at.isoformat()}

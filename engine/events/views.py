@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from engine.api import ApiProblem, bp, int_arg, require_source, require_user, services
 from engine.events import receiving, service
-from engine.events.models import FAILED, PENDING, PROCESSED, Event
+from engine.events.models import FAILED, PENDING, PROCESSED, Event, Source
 
 BATCH = "application/cloudevents-batch+json"
 SINGLE = ("application/cloudevents+json", "application/json")
@@ -57,3 +57,12 @@ def list_events():
         query = query.where(Event.type == request.args["type"])
     with services().db.read() as s:
         return jsonify([service.to_dict(e) for e in s.scalars(query)])
+
+
+@bp.get("/sources")
+@require_user("sources.read")
+def list_sources():
+    """Per source: allowed types, signing, rate limit, last event, counts and last errors."""
+    with services().db.read() as s:
+        return jsonify([service.source_to_dict(src) for src in
+                        s.scalars(select(Source).order_by(Source.name))])
