@@ -24,11 +24,26 @@ class Settings:
     rule_replay_days: int = 30
     # Working-time calendar folder (office hours, holidays per year); None: data/calendar.
     calendar_dir: str | None = None
+    # E-mail notifications (SMTP). No host means the e-mail channel is off: nothing is queued
+    # for e-mail and people are told in-app (and by webhooks) only.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str | None = None
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)  # never in logs
+    smtp_starttls: bool = False
+    # The outbox: how often a failed e-mail or webhook is tried, and how long to wait between
+    # tries (retry_base_s, then times retry_factor each time: 1 min, 5, 25, 125 by default).
+    notify_max_attempts: int = 5
+    notify_retry_base_s: float = 60.0
+    notify_retry_factor: float = 5.0
+    # Bound on one SMTP conversation or webhook POST; the outbox runs in the runner's thread.
+    notify_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
-        """Read IOC_DATABASE_URL, IOC_REDIS_URL, IOC_SECRET_KEY, IOC_RULE_REPLAY_DAYS and
-        IOC_CALENDAR_DIR (all optional)."""
+        """Read IOC_DATABASE_URL, IOC_REDIS_URL, IOC_SECRET_KEY, IOC_RULE_REPLAY_DAYS,
+        IOC_CALENDAR_DIR, IOC_SMTP_* and IOC_NOTIFY_* (all optional)."""
         env = os.environ if environ is None else environ
         kwargs: dict = {}
         if env.get("IOC_DATABASE_URL"):
@@ -41,9 +56,69 @@ class Settings:
             kwargs["rule_replay_days"] = int(env["IOC_RULE_REPLAY_DAYS"])
         if env.get("IOC_CALENDAR_DIR"):
             kwargs["calendar_dir"] = env["IOC_CALENDAR_DIR"]
+        kwargs.update(_smtp_from_env(env))
+        for name, key, kind, low in (
+                ("IOC_NOTIFY_MAX_ATTEMPTS", "notify_max_attempts", int, 1),
+                ("IOC_NOTIFY_RETRY_BASE_S", "notify_retry_base_s", float, 0),
+                ("IOC_NOTIFY_RETRY_FACTOR", "notify_retry_factor", float, 1),
+                ("IOC_NOTIFY_TIMEOUT_S", "notify_timeout_s", float, 0.1)):
+            if env.get(name):
+                kwargs[key] = _number(env, name, kind, low)
         return cls(**kwargs)
+
+    @property
+    def smtp_enabled(self) -> bool:
+        """True when an SMTP server is configured (IOC_SMTP_HOST): e-mail notifications go out."""
+        return bool(self.smtp_host)
 
     @property
     def embedded(self) -> bool:
         """True when no Redis is configured: everything runs in this process."""
         return not self.redis_url
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _number(env, name: str, kind: type, low: float):
+    try:
+        value = kind(env[name])
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {env[name]!r}") from None
+    if value < low:
+        raise ValueError(f"{name} must be at least {low}, not {env[name]!r}")
+    return value
+
+
+def _smtp_from_env(env) -> dict:
+    # A half-configured mail server fails at start with the variable to fix, not at the first
+    # escalation hours later.
+    host = env.get("IOC_SMTP_HOST", "").strip()
+    if not host:
+        stray = [n for n in ("IOC_SMTP_FROM", "IOC_SMTP_USER", "IOC_SMTP_PASSWORD")
+                 if env.get(n)]
+        if stray:
+            raise ValueError(f"{', '.join(stray)} given without IOC_SMTP_HOST; set the host, "
+                             "or unset them (e-mail stays off)")
+        return {}
+    out: dict = {"smtp_host": host}
+    if env.get("IOC_SMTP_PORT"):
+        out["smtp_port"] = _number(env, "IOC_SMTP_PORT", int, 1)
+        if out["smtp_port"] > 65535:
+            raise ValueError(f"IOC_SMTP_PORT must be a port number, not {env['IOC_SMTP_PORT']!r}")
+    sender = env.get("IOC_SMTP_FROM", "").strip()
+    if "@" not in sender:
+        raise ValueError("IOC_SMTP_FROM (the sender address, e.g. ioc@binhduong.gov.vn) is "
+                         "required with IOC_SMTP_HOST")
+    out["smtp_from"] = sender
+    user, password = env.get("IOC_SMTP_USER"), env.get("IOC_SMTP_PASSWORD")
+    if bool(user) != bool(password):
+        raise ValueError("IOC_SMTP_USER and IOC_SMTP_PASSWORD go together")
+    if user:
+        out["smtp_user"], out["smtp_password"] = user, password
+    flag = env.get("IOC_SMTP_STARTTLS", "").strip().lower()
+    if flag:
+        if flag not in _TRUE + _FALSE:
+            raise ValueError(f"IOC_SMTP_STARTTLS is true or false, not {env['IOC_SMTP_STARTTLS']!r}")
+        out["smtp_starttls"] = flag in _TRUE
+    return out

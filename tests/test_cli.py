@@ -79,3 +79,16 @@ def test_a_missing_calendar_folder_is_named_not_a_traceback(ioc, monkeypatch, tm
     out = CliRunner().invoke(main, ["events", "process"])
     assert out.exit_code == 1
     assert "working-time calendar" in out.output and "lich" in out.output
+
+
+def test_users_create_with_an_email_for_notifications(ioc, monkeypatch):
+    monkeypatch.setenv("IOC_DATABASE_URL", ioc.db.url)
+    runner = CliRunner()
+    ok = runner.invoke(main, ["users", "create", "lanh.dao", "--role", "department_head",
+                              "--department", "so-y-te", "--email", "lanh.dao@soyte.example"])
+    assert ok.exit_code == 0, ok.output
+    bad = runner.invoke(main, ["users", "create", "sai.mail", "--role", "department_head",
+                               "--department", "so-y-te", "--email", "khong-phai-email"])
+    assert bad.exit_code != 0 and "e-mail" in bad.output
+    with ioc.db.read() as s:
+        assert [u.email for u in s.query(User)] == ["lanh.dao@soyte.example"]

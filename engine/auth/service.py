@@ -15,6 +15,8 @@ from engine.auth.permissions import ROLES
 from engine.events.models import Source
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,99}$")
+# Enough to refuse typos (one @, a dot in the domain); the mail server has the last word.
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class AuthError(ValueError):
@@ -37,7 +39,8 @@ def new_token(prefix: str) -> str:
 
 def create_user(session: Session, username: str, role: str, department_key: str | None, *,
                 full_name: str = "", password: str | None = None, with_token: bool = False,
-                departments: set[str] | None = None, actor: str = "cli") -> tuple[User, str | None]:
+                departments: set[str] | None = None, actor: str = "cli",
+                email: str | None = None) -> tuple[User, str | None]:
     """Create a user; return it and its API token (None unless asked for)."""
     if not NAME.match(username or ""):
         raise AuthError("username", "2–100 lower-case letters, digits, '.', '_' or '-'")
@@ -47,19 +50,21 @@ def create_user(session: Session, username: str, role: str, department_key: str 
         raise AuthError("department", f"a {role} must belong to a department")
     if department_key and departments is not None and department_key not in departments:
         raise AuthError("department", f"{department_key!r} is not a unit of the organisation")
+    if email is not None and not EMAIL.match(email):
+        raise AuthError("email", f"{email!r} is not an e-mail address")
     if password is not None and len(password) < 8:
         raise AuthError("password", "must be at least 8 characters")
     if session.scalars(select(User).where(User.username == username)).first():
         raise AuthError("username", f"{username!r} already exists")
     token = new_token("iocu") if with_token else None
-    user = User(username=username, role=role, department_key=department_key,
+    user = User(username=username, role=role, department_key=department_key, email=email,
                 full_name=full_name, password_hash=generate_password_hash(password)
                 if password else None, token_hash=hash_token(token) if token else None)
     session.add(user)
     session.flush()
     audit.record(session, "user.created", actor=actor, subject_type="user", subject_id=user.id,
                  details={"username": username, "role": role, "department": department_key,
-                          "api_token": bool(token)})
+                          "api_token": bool(token), "email": bool(email)})
     return user, token
 
 

@@ -12,7 +12,11 @@
           - {at: 50%, notify: assignee}
           - {at: 100%, escalate: head}             # the head of the task's department
           - {at: 200%, escalate: van-phong-ubnd}   # a department: its heads see the task
-          - {at: 300%, reassign: van-phong-ubnd}
+          - at: 300%
+            reassign: van-phong-ubnd
+            text:                      # optional: the message; placeholders in PLACEHOLDERS
+              vi: "{name} – {subject}: đã dùng {used} / {target}, hạn {due}"
+              en: "{name} – {subject}: {used} of {target} used, due {due}"
 
 An instance SLA starts when the instance starts (or when `start_at` completes) and stops when it
 ends (or when `stop_at` completes). docs/sla.md is the guide; every problem is reported with its
@@ -21,6 +25,7 @@ file and line.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +44,9 @@ _KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 SLA_KEYS = ("key", "name", "measures", "task", "until", "target", "start_at", "stop_at",
             "pause_while", "levels")
+# What a level's `text:` may say; sla/service.py fills them in when the level fires.
+PLACEHOLDERS = ("name", "subject", "percent", "used", "target", "due")
+TEXT_LANGUAGES = ("vi", "en")
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,8 @@ class Level:
     percent: float
     action: str
     to: str  # "assignee" | "department" | "head" | a department key
+    # The message by language ({vi: ..., en: ...}) with PLACEHOLDERS; None: the default text.
+    text: Mapping[str, str] | None = None
 
     @property
     def breach(self) -> bool:
@@ -213,7 +223,7 @@ def _levels(value: Any, path: tuple, bad, departments: set[str] | None) \
             ok = False
             continue
         percent = float(m.group(1))
-        actions = [a for a in item if a != "at"]
+        actions = [a for a in item if a not in ("at", "text")]
         if len(actions) != 1 or actions[0] not in ACTIONS:
             found = " and ".join(map(str, actions)) if actions else "nothing"
             bad(here, f"a level does exactly one of {', '.join(ACTIONS)}; this one has {found}")
@@ -232,5 +242,56 @@ def _levels(value: Any, path: tuple, bad, departments: set[str] | None) \
             bad(here + ("at",), "levels must go up: each `at` above the one before")
             ok = False
             continue
-        out.append(Level(percent, action, to))
+        text = None
+        if "text" in item:
+            text = _text(item["text"], here + ("text",), bad)
+            if text is None:
+                ok = False
+                continue
+        out.append(Level(percent, action, to, text))
     return tuple(out) if ok else None
+
+
+def _text(value: Any, path: tuple, bad) -> dict[str, str] | None:
+    """A level's message: text, or {vi: ..., en: ...}; every placeholder must be known."""
+    if isinstance(value, str):
+        value = {"vi": value}
+    if not isinstance(value, Mapping) or not isinstance(value.get("vi"), str):
+        bad(path, "`text` is {vi: \"...\", en: \"...\"} (vi is required), with placeholders "
+            + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS))
+        return None
+    ok = True
+    for lang, template in value.items():
+        if lang not in TEXT_LANGUAGES:
+            bad(path + (lang,), f"unknown language '{lang}'; `text` has {' and '.join(TEXT_LANGUAGES)}")
+            ok = False
+        elif not isinstance(template, str) or not template.strip():
+            bad(path + (lang,), f"`text.{lang}` is a non-empty text")
+            ok = False
+        elif (problem := template_problem(template)) is not None:
+            bad(path + (lang,), problem)
+            ok = False
+    return {k: v for k, v in value.items()} if ok else None
+
+
+def template_problem(template: str) -> str | None:
+    """What is wrong with a level text's placeholders, or None if it renders."""
+    allowed = ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError:
+        return "a '{' or '}' without its pair; write {{ and }} for the characters themselves"
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if name not in PLACEHOLDERS:
+            # Also refuses {name.attr} and {0}: only the plain names are filled in.
+            return f"unknown placeholder {{{name}}}; known: {allowed}"
+        if spec or conversion:
+            return f"write the placeholder plainly, as {{{name}}} (no ':' or '!')"
+    return None
+
+
+def render_text(template: str, values: Mapping[str, str]) -> str:
+    """Fill a checked level text's placeholders."""
+    return template.format_map({p: values.get(p, "") for p in PLACEHOLDERS})

@@ -21,7 +21,7 @@ from engine.notify import service as notify
 from engine.processes.models import ProcessInstance
 from engine.scenarios.models import ScenarioVersion
 from engine.scenarios.problems import ScenarioInvalid
-from engine.sla.definitions import SLA_FILE, Level, SlaDefinition, parse_slas
+from engine.sla.definitions import SLA_FILE, Level, SlaDefinition, parse_slas, render_text
 from engine.sla.models import BREACHED, MET, OPEN_STATES, PAUSED, RUNNING, SlaClock
 from engine.tasks.models import ACTIVE, CLAIMED, OPEN, Task
 from engine.timers import service as timers
@@ -228,8 +228,11 @@ class SlaEngine:
         what = f"«{clock.name_vi}» – {clock.subject or f'#{clock.instance_id}'}"
         subject = (f"[{percent}] Quá hạn: {what}" if level.breach
                    else f"[{percent}] Sắp đến hạn: {what}")
-        text = (f"{clock.name_vi}: đã dùng {used} trên thời hạn {target} ({percent}).\n"
-                f"{clock.name_en}: {used} used of {target} ({percent}).")
+        if level.text:
+            text = self._text(clock, level, percent)
+        else:
+            text = (f"{clock.name_vi}: đã dùng {used} trên thời hạn {target} ({percent}).\n"
+                    f"{clock.name_en}: {used} used of {target} ({percent}).")
         details = {"sla": clock.sla_key, "level": index, "at": level.percent,
                    "action": level.action, "to": level.to, "task_id": task.id if task else None}
         audit.record(session, "sla.level_reached", actor=ACTOR, subject_type="sla",
@@ -256,6 +259,22 @@ class SlaEngine:
                              subject_id=task.id, instance_id=task.instance_id,
                              details={"to": target_dept, "level": index + 1,
                                       "sla": clock.sla_key})
+
+    def _text(self, clock: SlaClock, level: Level, percent: str) -> str:
+        # The scenario's own wording (checked when published): Vietnamese, then English.
+        elapsed = self.elapsed(clock)
+        due = clock.due_at.astimezone(self.calendar.tz).strftime("%H:%M %d/%m/%Y") \
+            if clock.due_at else ""
+        common = {"subject": clock.subject or f"#{clock.instance_id}", "percent": percent,
+                  "due": due}
+        vi = common | {"name": clock.name_vi, "used": _duration(elapsed, clock.working),
+                       "target": _duration(clock.target_seconds, clock.working)}
+        en = common | {"name": clock.name_en, "used": _duration_en(elapsed, clock.working),
+                       "target": _duration_en(clock.target_seconds, clock.working)}
+        lines = [render_text(level.text["vi"], vi)]
+        if level.text.get("en"):
+            lines.append(render_text(level.text["en"], en))
+        return "\n".join(lines)
 
     def _reassign(self, session: Session, task: Task, department: str, clock: SlaClock) -> None:
         previous = task.department_key
@@ -360,3 +379,10 @@ def _duration(seconds: float, working: bool) -> str:
     hours = seconds / 3600
     text = f"{hours:.1f} giờ" if hours < 48 or working else f"{hours / 24:.1f} ngày"
     return f"{text} làm việc" if working else text
+
+
+def _duration_en(seconds: float, working: bool) -> str:
+    hours = seconds / 3600
+    if working:
+        return f"{hours:.1f} working hours"
+    return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
