@@ -241,7 +241,8 @@ def users() -> None:
 @click.option("--name", "full_name", default="", help="Full name (Vietnamese).")
 @click.option("--password", default=None, help="Password for the web app (8+ characters).")
 @click.option("--token", "with_token", is_flag=True, help="Also print a personal API token.")
-def users_create(username, role, department, full_name, password, with_token) -> None:
+@click.option("--email", default=None, help="E-mail address for notifications.")
+def users_create(username, role, department, full_name, password, with_token, email) -> None:
     """Create a user with a role and a department."""
     from engine.auth import service as auth
 
@@ -250,7 +251,7 @@ def users_create(username, role, department, full_name, password, with_token) ->
         with ioc.db.session() as s:
             user, token = auth.create_user(s, username, role, department, full_name=full_name,
                                            password=password, with_token=with_token,
-                                           departments=_departments(ioc))
+                                           departments=_departments(ioc), email=email)
     except auth.AuthError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"created user {user.username} ({user.role}, {user.department_key or '-'})")
@@ -372,6 +373,64 @@ def notify_deliver() -> None:
     click.echo(f"handled {total} notifications")
 
 
+@notify.group("webhook")
+def notify_webhook() -> None:
+    """Webhook subscriptions: signed POSTs to SMS gateways, chat apps, the citizens' app."""
+
+
+@notify_webhook.command("add")
+@click.argument("url")
+@click.option("--secret", required=True,
+              help="Signs every body: X-IOC-Signature: sha256=<HMAC-SHA256> (16+ characters).")
+@click.option("--department", default=None,
+              help="Only this department's notifications (default: every department).")
+@click.option("--role", default=None,
+              help="Only what a member of this role sees, e.g. department_head (default: all).")
+def notify_webhook_add(url: str, secret: str, department: str | None, role: str | None) -> None:
+    """Subscribe URL to notifications; each is POSTed as JSON, retried until it answers 2xx."""
+    from engine.notify import service as notify_service
+
+    ioc = _services()
+    try:
+        with ioc.db.session() as s:
+            sub = notify_service.add_webhook(
+                s, url, secret, department_key=department, role=role,
+                departments=_departments(ioc) if department else None)
+    except notify_service.WebhookInvalid as exc:
+        where = "URL" if exc.field == "url" else f"--{exc.field}"
+        raise click.ClickException(f"{where}: {exc.message}") from None
+    click.echo(f"webhook {sub.id}: {sub.url} ({sub.department_key or 'every department'}, "
+               f"{sub.role or 'every role'})")
+
+
+@notify_webhook.command("list")
+def notify_webhook_list() -> None:
+    """Every subscription: id, state, department, role, URL (secrets are not shown)."""
+    from engine.notify import service as notify_service
+
+    with _services().db.read() as s:
+        subs = notify_service.webhooks(s)
+    if not subs:
+        click.echo("no webhook subscriptions")
+    for sub in subs:
+        click.echo(f"{sub.id:>4}  {'active  ' if sub.active else 'inactive'}  "
+                   f"{sub.department_key or '*':<28} {sub.role or '*':<16} {sub.url}")
+
+
+@notify_webhook.command("disable")
+@click.argument("webhook_id", type=int)
+def notify_webhook_disable(webhook_id: int) -> None:
+    """Stop a subscription; its queued notifications are not sent."""
+    from engine.notify import service as notify_service
+
+    try:
+        with _services().db.session() as s:
+            notify_service.deactivate_webhook(s, webhook_id)
+    except notify_service.WebhookInvalid as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"webhook {webhook_id} disabled")
+
+
 # -- serving -------------------------------------------------------------------------------------
 
 @main.command()
@@ -396,17 +455,49 @@ def serve(host: str, port: int, threads: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--no-serve", is_flag=True, help="Set up only; do not start the server.")
+@click.option("--simulate/--no-simulate", default=True, show_default=True,
+              help="While serving, play a simulated day of the province (docs/simulator.md).")
 @click.pass_context
-def demo(ctx: click.Context, host: str, port: int, no_serve: bool) -> None:
-    """Set up a demo province (schema, organisation, scenarios, users, a source), then serve."""
+def demo(ctx: click.Context, host: str, port: int, no_serve: bool, simulate: bool) -> None:
+    """Set up a demo province (schema, organisation, scenarios, users, sources), then serve."""
     from engine import demo as demo_setup
 
     ctx.invoke(db_upgrade)
     ctx.invoke(org_load, file=str(DEFAULT_ORG))
     ctx.invoke(scenarios_load, path=str(ROOT / "scenarios"), actor="demo")
-    demo_setup.print_access(demo_setup.ensure_people(_services()), host, port)
-    if not no_serve:
-        ctx.invoke(serve, host=host, port=port)
+    tokens = demo_setup.ensure_people(_services())
+    demo_setup.print_access(tokens, host, port)
+    if no_serve:
+        return
+    if simulate:
+        demo_setup.start_simulator(f"http://{host}:{port}", tokens)
+    ctx.invoke(serve, host=host, port=port)
+
+
+@main.command()
+@click.option("--url", default=lambda: os.environ.get("IOC_URL", "http://127.0.0.1:5000"),
+              show_default="IOC_URL or http://127.0.0.1:5000")
+@click.option("--seed", type=int, default=2025, show_default=True)
+@click.option("--speed", type=click.FloatRange(min=0), default=144.0, show_default=True,
+              help="144 = a day in ten minutes; 0 = as fast as possible.")
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=24.0,
+              show_default=True)
+@click.option("--start", default="now", show_default=True,
+              help="now | today | yesterday | an ISO date-time (Asia/Ho_Chi_Minh without offset).")
+@click.option("--tokens-file", default=None, help="Source tokens (default var/demo-tokens.json).")
+def simulate(url: str, seed: int, speed: float, hours: float, start: str,
+             tokens_file: str | None) -> None:
+    """Send a realistic, reproducible stream of the province's events (docs/simulator.md)."""
+    from engine import demo as demo_setup
+    from integrations import simulator
+
+    try:
+        result = simulator.run(url, simulator.load_tokens(tokens_file or demo_setup.tokens_file()),
+                               seed, simulator.parse_start(start), hours, speed,
+                               echo=lambda text: click.echo(text, err=True))
+    except simulator.SimulatorError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(result, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import click
@@ -83,3 +84,25 @@ def print_access(tokens: dict, host: str, port: int) -> None:
     for name, token in tokens.items():
         click.echo(f"  {name:14} {token}")
     click.echo("")
+
+
+def start_simulator(url: str, tokens: dict) -> threading.Thread:
+    """Play a simulated day through the served app, in a daemon thread, once it answers."""
+    from integrations import simulator
+
+    def play() -> None:
+        if not simulator.wait_for_engine(url):
+            click.echo("simulator: the engine did not answer; no simulated events", err=True)
+            return
+        try:
+            simulator.run(url, tokens, simulator.DEFAULT_SEED, simulator.parse_start("now"),
+                          simulator.DEFAULT_HOURS, simulator.DEFAULT_SPEED,
+                          echo=lambda text: click.echo(f"simulator: {text}", err=True))
+        except simulator.SimulatorError as exc:
+            click.echo(f"simulator stopped: {exc}", err=True)
+
+    thread = threading.Thread(target=play, name="ioc-simulator", daemon=True)
+    thread.start()
+    click.echo(f"Simulator: a day of the province at {simulator.DEFAULT_SPEED:g}x "
+               "(a day in ten minutes); `make demo` keeps serving after it ends.")
+    return thread

@@ -90,8 +90,9 @@ def test_the_time_examples_through_the_served_app(server, loaded, source):
     for name in ("dossier-overdue", "step-held", "air-quality", "hot-topic"):
         sent = runner.invoke(main, args + [str(EXAMPLES / f"{name}.json")])
         assert sent.exit_code == 0, sent.output
+    # (The station's silence is counted from when its readings arrive, so it is an hour away.)
     expected = {"not-returned-by-deadline", "step-held-too-long", "pm25-sustained",
-                "station-silent", "keyword-spreading"}
+                "keyword-spreading"}
 
     def opened():
         with loaded.db.read() as s:

@@ -113,7 +113,10 @@ class TemporalRules:
                  moment: datetime, key: str) -> None:
         ref = timer_ref(version_id, rule.key, key)
         span = rule.temporal.within.resolve(message.get("data") or {})
-        due = span.after(moment, self.calendar)
+        # Silence is about hearing nothing *now*: a reading that arrives late (a station
+        # back-filling its buffer, a replayed day) proves the station is talking, so the wait
+        # starts from when it is processed, not from its old timestamp.
+        due = span.after(max(moment, self.clock.now()), self.calendar)
         current = timers.pending(session, RULE, ref)
         if current and current[0].due_at >= due:
             return  # a late-arriving older event never pulls the deadline earlier
