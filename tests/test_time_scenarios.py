@@ -56,6 +56,8 @@ def test_dossier_overdue_apology_escalation_and_new_date(drive):
     escalated = drive.notifications("sla.escalate")
     assert [(n.department_key, n.role) for n in escalated] == \
         [("phuong-thu-dau-mot", "department_head")]
+    # Worded by the scenario's own template (sla.yaml), with the dossier and the times filled in.
+    assert "Hồ sơ HS-001 trễ hạn" in escalated[0].text and "chỉ đạo xử lý ngay" in escalated[0].text
     assert drive.tasks("issue_apology")[0].escalated_to == "phuong-thu-dau-mot"
     # 200 % falls on Friday 17:00: the People's Committee Office, which now sees the task.
     drive.at(local("2026-03-06 16:59"))
