@@ -317,15 +317,20 @@ def _print_result(result) -> None:
         raise click.ClickException("nothing was accepted")
 
 
+def _import(adapter: str, file: str, source_name: str) -> None:
+    import importlib
+
+    ioc = _services()
+    module = importlib.import_module(f"integrations.{adapter}")
+    _print_result(module.import_file(ioc, _source_id(ioc, source_name), file))
+
+
 @import_.command("dossiers")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--source", "source_name", required=True, help="The dossier system's source name.")
 def import_dossiers(file: str, source_name: str) -> None:
     """Import a day's dossier log (CSV or JSON) as dossier events."""
-    from integrations import dossiers
-
-    ioc = _services()
-    _print_result(dossiers.import_file(ioc, _source_id(ioc, source_name), file))
+    _import("dossiers", file, source_name)
 
 
 @import_.command("health")
@@ -333,10 +338,7 @@ def import_dossiers(file: str, source_name: str) -> None:
 @click.option("--source", "source_name", required=True, help="The health system's source name.")
 def import_health(file: str, source_name: str) -> None:
     """Import epidemic case reports (CSV) as health.case_report events."""
-    from integrations import health
-
-    ioc = _services()
-    _print_result(health.import_file(ioc, _source_id(ioc, source_name), file))
+    _import("health", file, source_name)
 
 
 @main.group()

@@ -130,3 +130,22 @@ def people(ioc):
                                            with_token=True)
             out[name] = (user.id, token)
     return out
+
+
+@pytest.fixture
+def server(loaded):
+    """The app with its embedded runner thread, served by waitress on a free local port."""
+    import threading
+
+    from waitress import create_server
+
+    from engine.app import create_app
+
+    app = create_app(services=loaded, start_runner=True)
+    srv = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.effective_port}"
+    srv.close()
+    loaded.runner.stop()
+    thread.join(5)

@@ -2,30 +2,13 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
-from waitress import create_server
 
-from engine.app import create_app
 from engine.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "events"
-
-
-@pytest.fixture
-def server(loaded):
-    """The app with its embedded pipeline thread, served by waitress on a free local port."""
-    app = create_app(services=loaded, start_runner=True)
-    srv = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}"
-    srv.close()
-    loaded.runner.stop()
-    thread.join(5)
 
 
 def _wait_for(predicate, timeout=10.0):

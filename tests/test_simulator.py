@@ -8,9 +8,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from waitress import create_server
 
-from engine.app import create_app
 from engine.auth import service as auth
 from engine.clock import ManualClock
 from engine.config import Settings
@@ -157,19 +155,6 @@ def test_the_day_opens_what_the_scenarios_detect(loaded, day_plan):
     silent = min(last, key=last.get)
     assert last[silent] < DAY + timedelta(hours=3)
     assert by_rule["station-silent"] == {silent}
-
-
-@pytest.fixture
-def server(loaded):
-    """The app with its embedded pipeline thread, served by waitress on a free local port."""
-    app = create_app(services=loaded, start_runner=True)
-    srv = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}"
-    srv.close()
-    loaded.runner.stop()
-    thread.join(5)
 
 
 def _settled(loaded, timeout: float = 30.0) -> bool:
