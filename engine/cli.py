@@ -484,8 +484,9 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool, simulate: boo
               help="144 = a day in ten minutes; 0 = as fast as possible.")
 @click.option("--hours", type=click.FloatRange(min=0, min_open=True), default=24.0,
               show_default=True)
-@click.option("--start", default="now", show_default=True,
-              help="now | today | yesterday | an ISO date-time (Asia/Ho_Chi_Minh without offset).")
+@click.option("--start", default="auto", show_default=True,
+              help="auto (now in office time, else the next working morning) | now | today | "
+                   "yesterday | an ISO date-time (Asia/Ho_Chi_Minh without offset).")
 @click.option("--tokens-file", default=None, help="Source tokens (default var/demo-tokens.json).")
 def simulate(url: str, seed: int, speed: float, hours: float, start: str,
              tokens_file: str | None) -> None:

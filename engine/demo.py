@@ -95,7 +95,7 @@ def start_simulator(url: str, tokens: dict) -> threading.Thread:
             click.echo("simulator: the engine did not answer; no simulated events", err=True)
             return
         try:
-            simulator.run(url, tokens, simulator.DEFAULT_SEED, simulator.parse_start("now"),
+            simulator.run(url, tokens, simulator.DEFAULT_SEED, simulator.parse_start("auto"),
                           simulator.DEFAULT_HOURS, simulator.DEFAULT_SPEED,
                           echo=lambda text: click.echo(f"simulator: {text}", err=True))
         except simulator.SimulatorError as exc:

@@ -87,6 +87,14 @@ def test_parse_start():
     now = datetime(2026, 11, 28, 0, 36, 40, tzinfo=timezone.utc)  # 07:36:40 in Việt Nam
     assert simulator.parse_start(None, now) == datetime(2026, 11, 28, 7, 30, tzinfo=VN)
     assert simulator.parse_start("today", now) == datetime(2026, 11, 28, tzinfo=VN)
+    # "auto": now in office time, else the next working morning — 28/11/2026 is a Saturday.
+    assert simulator.parse_start("auto", now) == datetime(2026, 11, 30, 7, tzinfo=VN)
+    monday_early = datetime(2026, 11, 30, 6, 0, tzinfo=VN)
+    assert simulator.parse_start("auto", monday_early) == datetime(2026, 11, 30, 7, tzinfo=VN)
+    monday_late = datetime(2026, 11, 30, 9, 5, tzinfo=VN)
+    assert simulator.parse_start("auto", monday_late) == datetime(2026, 11, 30, 9, 0, tzinfo=VN)
+    friday_evening = datetime(2026, 11, 27, 18, 0, tzinfo=VN)
+    assert simulator.parse_start("auto", friday_evening) == datetime(2026, 11, 30, 7, tzinfo=VN)
     assert simulator.parse_start("yesterday", now) == datetime(2026, 11, 27, tzinfo=VN)
     assert simulator.parse_start("2026-11-24T08:00", now) == datetime(2026, 11, 24, 8, tzinfo=VN)
     assert simulator.parse_start("2026-11-24T01:00:00+00:00", now) == \
