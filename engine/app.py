@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, request
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 import integrations
-from engine import api
+from engine import api, ops
 from engine.auth.models import User
 from engine.config import Settings
 from engine.events.guard import RateLimiter
@@ -78,9 +78,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                                "an unexpected error occurred; it was logged")
         return "Lỗi hệ thống / Internal error", 500
 
-    @app.get("/healthz")
-    def _healthz():
-        return jsonify({"status": "ok"})
+    ops.register(app)  # /healthz, /readyz, /metrics (docs/operations.md)
 
     if start_runner:
         ioc.start_runner()

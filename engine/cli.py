@@ -30,10 +30,14 @@ def _services():
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log what the engine does.")
-def main(verbose: bool) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              envvar="IOC_LOG_FORMAT", show_default=True, show_envvar=True,
+              help="Log lines as text or as JSON objects (docs/operations.md).")
+def main(verbose: bool, log_format: str) -> None:
     """IOC scenario engine — Trung tâm điều hành thông minh."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from engine.ops import logs
+
+    logs.configure(log_format, logging.INFO if verbose else logging.WARNING)
 
 
 # -- database and organisation -------------------------------------------------------------------

@@ -21,6 +21,8 @@ from engine.db import Database, utcnow
 from engine.events.models import FAILED, PENDING, PROCESSED, Event
 from engine.events.vocabulary import Vocabulary
 from engine.notify import service as notify
+from engine.ops.logs import log_context
+from engine.ops.metrics import PIPELINE_PASS, timed
 from engine.processes.models import MessageWait
 from engine.processes.service import ProcessRuntime
 from engine.rules import DuplicateMessage, RuleMatcher, RuleSet, parse_rules, to_message
@@ -108,6 +110,7 @@ class Pipeline:
 
     # -- events -----------------------------------------------------------------------------
 
+    @timed(PIPELINE_PASS)
     def run_once(self, limit: int = 200) -> int:
         """Process up to `limit` pending events; return how many were handled."""
         with self.db.session() as session:
@@ -115,20 +118,21 @@ class Pipeline:
             events = list(session.scalars(select(Event).where(Event.status == PENDING)
                                           .order_by(Event.id).limit(limit)))
             for event in events:
-                try:
-                    with session.begin_nested():
-                        self._handle(session, event)
-                    event.status = PROCESSED
-                except StaleDataError:
-                    # Another step changed one of its instances meanwhile: leave it pending and
-                    # stop here, so that later events of that instance keep their order.
-                    log.info("event %s met a concurrent update; retrying later", event.id)
-                    return events.index(event)
-                except Exception as exc:  # noqa: BLE001 - a bad event must not stop the others
-                    log.exception("event %s failed", event.id)
-                    event.status, event.error = FAILED, f"{type(exc).__name__}: {exc}"[:2000]
-                    audit.record(session, "event.failed", actor="engine", subject_type="event",
-                                 subject_id=event.id, details={"error": event.error})
+                with log_context(event_id=event.id):
+                    try:
+                        with session.begin_nested():
+                            self._handle(session, event)
+                        event.status = PROCESSED
+                    except StaleDataError:
+                        # Another step changed one of its instances meanwhile: leave it pending and
+                        # stop here, so that later events of that instance keep their order.
+                        log.info("event %s met a concurrent update; retrying later", event.id)
+                        return events.index(event)
+                    except Exception as exc:  # noqa: BLE001 - a bad event must not stop the others
+                        log.exception("event %s failed", event.id)
+                        event.status, event.error = FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+                        audit.record(session, "event.failed", actor="engine", subject_type="event",
+                                     subject_id=event.id, details={"error": event.error})
                 event.processed_at = utcnow()
             return len(events)
 

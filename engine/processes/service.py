@@ -25,6 +25,7 @@ from engine.audit import service as audit
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.db import utcnow
 from engine.expressions import ExpressionError, evaluate
+from engine.ops.logs import log_context
 from engine.org import service as org
 from engine.processes import spiff
 from engine.processes.models import COMPLETED, RUNNING, MessageWait, ProcessInstance
@@ -188,6 +189,11 @@ class ProcessRuntime:
 
     def _advance(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
                  workflow: BpmnWorkflow, actor: str) -> None:
+        with log_context(instance_id=instance.id):  # every log line of the step names it
+            self._run_steps(session, instance, version, workflow, actor)
+
+    def _run_steps(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
+                   workflow: BpmnWorkflow, actor: str) -> None:
         done: list = []
         try:
             workflow.do_engine_steps(did_complete_task=done.append)

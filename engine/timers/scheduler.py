@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from engine.audit import service as audit
 from engine.clock import Clock
 from engine.db import Database
+from engine.ops.metrics import SCHEDULER_PASS, timed
 from engine.timers.models import FAILED, FIRED, Timer, is_pending
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Scheduler:
     def __init__(self, db: Database, clock: Clock, handlers: Mapping[str, Handler]):
         self.db, self.clock, self.handlers = db, clock, dict(handlers)
 
+    @timed(SCHEDULER_PASS)
     def run_once(self, limit: int = 500) -> int:
         """Fire up to `limit` due timers, oldest due first; return how many were handled."""
         with self.db.session() as session:
