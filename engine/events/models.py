@@ -45,6 +45,8 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "ce_id"),
         Index("ix_events_status_id", "status", "id"),
+        # Looking an event up by what it is about (a ticket's status over Open311).
+        Index("ix_events_source_type_subject", "source_id", "type", "subject"),
     )
 
     # The integer primary key doubles as the durable-rules message id (it must be a unique int).

@@ -20,7 +20,7 @@ class ProcessInstance(Base):
     scenario_version_id: Mapped[int] = mapped_column(ForeignKey("scenario_versions.id"), index=True)
     scenario_key: Mapped[str] = mapped_column(String(100), index=True)
     status: Mapped[str] = mapped_column(String(16), default=RUNNING, index=True)
-    subject: Mapped[str | None] = mapped_column(String(300))
+    subject: Mapped[str | None] = mapped_column(String(300), index=True)
     # Serialized SpiffWorkflow state without the spec (stored once per scenario version).
     state: Mapped[dict] = mapped_column(OrderedJson)
     # The workflow's data after the last step, for reading without deserializing.
