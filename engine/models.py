@@ -7,7 +7,7 @@ from engine.notify.models import Notification  # noqa: F401
 from engine.org.models import OrgUnit  # noqa: F401
 from engine.processes.models import MessageWait, ProcessInstance  # noqa: F401
 from engine.rules.models import RuleState  # noqa: F401
-from engine.scenarios.models import ScenarioVersion  # noqa: F401
+from engine.scenarios.models import ScenarioDraft, ScenarioVersion  # noqa: F401
 from engine.sla.models import SlaClock  # noqa: F401
 from engine.tasks.models import Task  # noqa: F401
 from engine.timers.models import Timer  # noqa: F401

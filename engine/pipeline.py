@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -55,15 +55,17 @@ class Pipeline:
         self.replay_days = replay_days
         self.matcher = RuleMatcher()
         self.live: dict[str, LiveRuleset] = {}
-        self._generation: tuple | None = None
+        self._generation: frozenset[int] | None = None
         self._rulesets: dict[int, RuleSet] = {}  # parsed rules by version id (retired ones too)
 
     # -- rules ------------------------------------------------------------------------------
 
     def refresh_rules(self, session: Session) -> None:
         """Load newly published versions (rebuilding their state), unload retired ones."""
-        generation = tuple(session.execute(select(func.count(), func.max(ScenarioVersion.id))
-                                           .where(ScenarioVersion.status == PUBLISHED)).one())
+        # The set of published ids, not (count, max id): two publishes committing in the other
+        # order than their ids, one retiring an old version, would leave both unchanged.
+        generation = frozenset(session.scalars(select(ScenarioVersion.id).where(
+            ScenarioVersion.status == PUBLISHED)))
         if generation == self._generation:
             return
         versions = {f"{v.key}@{v.version}": v for v in session.scalars(

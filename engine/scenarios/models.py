@@ -1,10 +1,11 @@
-"""Loaded scenario versions: manifest, compiled rules and the parsed BPMN spec, stored once."""
+"""Scenario versions (manifest, compiled rules and the parsed BPMN spec, stored once) and the
+drafts inspectors edit in the designer before publishing them as a version."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base, OrderedJson, utcnow
 
@@ -41,3 +42,25 @@ class ScenarioVersion(Base):
     def ruleset_name(self) -> str:
         """The durable-rules ruleset name of this version."""
         return f"{self.key}@{self.version}"
+
+
+class ScenarioDraft(Base):
+    """A scenario's files being edited; publishing makes them a version. One draft per key."""
+
+    __tablename__ = "scenario_drafts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    # The version it was started from (None for a new scenario).
+    base_version_id: Mapped[int | None] = mapped_column(ForeignKey("scenario_versions.id"))
+    base_version: Mapped[ScenarioVersion | None] = relationship(lazy="joined")
+    files: Mapped[dict]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100))
+    # Optimistic locking: two people saving the same draft at once get a StaleDataError for the
+    # second save instead of silently losing the first.
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": revision}
