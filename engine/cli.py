@@ -101,24 +101,42 @@ def _report_invalid(folder, exc) -> None:
         click.echo(f"  {problem}", err=True)
 
 
+def _scenario_paths(path: str) -> list[Path]:
+    """What PATH holds: itself when it is a zip file, else its scenario folders."""
+    from engine.scenarios import service
+
+    return [Path(path)] if Path(path).is_file() else service.folders(path)
+
+
+def _check_path(path: Path, ioc, departments: set[str]):
+    """Read and check a scenario folder or zip; ScenarioInvalid lists every problem."""
+    from engine.scenarios import archive, service
+
+    if not path.is_file():
+        return service.check_folder(path, ioc.vocabulary, departments)
+    with open(path, "rb") as f:
+        data = f.read(archive.MAX_TOTAL_BYTES + 1)  # one byte more is enough to refuse it
+    return service.check(archive.from_zip(data, str(path)), ioc.vocabulary, departments,
+                         str(path))
+
+
 @main.group()
 def scenarios() -> None:
-    """Scenario folders: validate and load."""
+    """Scenario folders and zips: validate, load and export."""
 
 
 @scenarios.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 def scenarios_validate(paths: tuple[str, ...]) -> None:
-    """Check scenario folders; print every problem with file and line; exit 1 if any."""
-    from engine.scenarios import service
+    """Check scenario folders (or zips); print every problem with file and line; exit 1 if any."""
     from engine.scenarios.problems import ScenarioInvalid
 
     ioc = _services()
     departments = _departments(ioc)
     bad = 0
-    for folder in [f for p in paths for f in (service.folders(p) or [Path(p)])]:
+    for folder in [f for p in paths for f in (_scenario_paths(p) or [Path(p)])]:
         try:
-            service.check_folder(folder, ioc.vocabulary, departments)
+            _check_path(folder, ioc, departments)
             click.echo(f"ok          {folder}")
         except ScenarioInvalid as exc:
             bad += 1
@@ -128,22 +146,22 @@ def scenarios_validate(paths: tuple[str, ...]) -> None:
 
 
 @scenarios.command("load")
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.argument("path", type=click.Path(exists=True))
 @click.option("--actor", default="cli", help="Who loads (recorded in the audit trail).")
 def scenarios_load(path: str, actor: str) -> None:
-    """Validate and publish every scenario folder under PATH (or PATH itself)."""
+    """Validate and publish every scenario folder under PATH (or PATH itself, or a .zip)."""
     from engine.scenarios import service
     from engine.scenarios.problems import ScenarioInvalid
 
     ioc = _services()
     departments = _departments(ioc)
-    found = service.folders(path)
+    found = _scenario_paths(path)
     if not found:
         raise click.ClickException(f"no scenario folder (with scenario.yaml) at {path}")
     failed = 0
     for folder in found:
         try:
-            scenario = service.check_folder(folder, ioc.vocabulary, departments)
+            scenario = _check_path(folder, ioc, departments)
             with ioc.db.session() as s:
                 version, created = service.publish(s, scenario, actor=actor)
             state = "published" if created else "unchanged"
@@ -153,6 +171,38 @@ def scenarios_load(path: str, actor: str) -> None:
             _report_invalid(folder, exc)
     if failed:
         sys.exit(1)
+
+
+@scenarios.command("export")
+@click.argument("key")
+@click.option("--version", "number", type=click.IntRange(min=1), default=None,
+              help="Which version (default: the published one, else the highest).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="The zip file to write (default KEY-vN.zip; - for standard output).")
+def scenarios_export(key: str, number: int | None, output: str | None) -> None:
+    """Write a stored scenario version as a zip that `ioc scenarios load` reads back."""
+    from engine.scenarios import archive
+
+    with _services().db.read() as s:
+        version = archive.stored_version(s, key, number)
+        if version is None:
+            raise click.ClickException(
+                f"không có phiên bản {number} của {key} / no version {number} of {key}" if number
+                else f"không có kịch bản {key} / no scenario {key}")
+        data, label = archive.to_zip(version.key, version.files), f"{key} v{version.version}"
+        target = output or f"{key}-v{version.version}.zip"
+    if target == "-":
+        click.echo(data, nl=False)  # bytes go to the binary stream
+        return
+    partial = Path(f"{target}.part")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, target)  # never leave a half-written zip under the real name
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(f"không ghi được {target} / cannot write {target}: "
+                                   f"{exc.strerror}") from None
+    click.echo(f"exported    {label} to {target}")
 
 
 # -- events --------------------------------------------------------------------------------------
