@@ -23,7 +23,7 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
 
 HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-                  id="defs" targetNamespace="https://example.test/timers">
+                  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="https://example.test/timers">
   <bpmn:process id="p" isExecutable="true">
 """
 TAIL = """  </bpmn:process>
@@ -55,7 +55,7 @@ def boundary(kind: str, expr: str, interrupting: bool) -> str:
     return HEAD + f"""
     <bpmn:startEvent id="start"/>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="review"/>
-    <bpmn:userTask id="review"/>
+    <bpmn:userTask id="review"><bpmn:extensionElements><camunda:formData><camunda:formField id="remark" type="string"/></camunda:formData></bpmn:extensionElements></bpmn:userTask>
     <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="end"/>
     <bpmn:endEvent id="end"/>
     <bpmn:boundaryEvent id="remind" attachedToRef="review" cancelActivity="{cancel}">

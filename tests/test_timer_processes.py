@@ -19,7 +19,7 @@ HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 REMINDERS = HEAD + """
   <bpmn:process id="reminders" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:userTask id="handle" name="Xử lý"><bpmn:incoming>f1</bpmn:incoming>
+    <bpmn:userTask id="handle" name="Xử lý"><bpmn:extensionElements><camunda:formData><camunda:formField id="remark" type="string"/></camunda:formData></bpmn:extensionElements><bpmn:incoming>f1</bpmn:incoming>
       <bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>
     <bpmn:boundaryEvent id="hourly" attachedToRef="handle" cancelActivity="false">
       <bpmn:outgoing>f3</bpmn:outgoing>
@@ -59,7 +59,7 @@ SUPPLEMENT = HEAD + """
     <bpmn:intermediateCatchEvent id="wait_citizen"><bpmn:incoming>f1</bpmn:incoming>
       <bpmn:outgoing>f2</bpmn:outgoing><bpmn:messageEventDefinition messageRef="msg"/>
     </bpmn:intermediateCatchEvent>
-    <bpmn:userTask id="review" name="Thẩm định"><bpmn:incoming>f2</bpmn:incoming>
+    <bpmn:userTask id="review" name="Thẩm định"><bpmn:extensionElements><camunda:formData><camunda:formField id="remark" type="string"/></camunda:formData></bpmn:extensionElements><bpmn:incoming>f2</bpmn:incoming>
       <bpmn:outgoing>f3</bpmn:outgoing></bpmn:userTask>
     <bpmn:endEvent id="end"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="wait_citizen"/>
@@ -73,7 +73,7 @@ SUPPLEMENT = HEAD + """
 SIMPLE = HEAD + """
   <bpmn:process id="simple" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:userTask id="handle" name="Xử lý"><bpmn:incoming>f1</bpmn:incoming>
+    <bpmn:userTask id="handle" name="Xử lý"><bpmn:extensionElements><camunda:formData><camunda:formField id="remark" type="string"/></camunda:formData></bpmn:extensionElements><bpmn:incoming>f1</bpmn:incoming>
       <bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>
     <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="handle"/>

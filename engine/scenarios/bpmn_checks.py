@@ -16,10 +16,45 @@ NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
 IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 FORM_TYPES = tuple(t for t in FIELD_TYPES if t != "text")
 TIMER_EVENTS = ("startEvent", "intermediateCatchEvent", "boundaryEvent")
+FLOW_NODES = frozenset((
+    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
+    "task", "userTask", "manualTask", "scriptTask", "serviceTask", "sendTask", "receiveTask",
+    "businessRuleTask", "callActivity", "subProcess", "transaction", "adHocSubProcess",
+    "exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway",
+    "complexGateway"))
+# Subprocesses whose inner nodes are joined by their own sequence flows (an ad-hoc one has none).
+FLOW_CONTAINERS = ("subProcess", "transaction")
+SUBPROCESSES = FLOW_CONTAINERS + ("adHocSubProcess",)
+# The tasks the runtime puts in a department's inbox (SpiffWorkflow's manual tasks).
+DEPARTMENT_TASKS = ("userTask", "manualTask", "task")
 
 
 def _expr_problem(exc: ExpressionError) -> str:
     return exc.message if hasattr(exc, "message") else str(exc)
+
+
+def _kind(node) -> str:
+    return etree.QName(node).localname if isinstance(node.tag, str) else ""
+
+
+def _has(node, definition: str) -> bool:
+    return node.find(f"bpmn:{definition}", NS) is not None
+
+
+def _link_name(node) -> str | None:
+    link = node.find("bpmn:linkEventDefinition", NS)
+    return None if link is None else (link.get("name") or "")
+
+
+def _triggered(node) -> bool:
+    """An event subprocess: started by its own start event, never by a sequence flow."""
+    return node.get("triggeredByEvent", "false").lower() == "true"
+
+
+def _compensation(node) -> bool:
+    """A compensation handler or its boundary event: joined by an association, not flows."""
+    return node.get("isForCompensation", "false").lower() == "true" or \
+        (_kind(node) == "boundaryEvent" and _has(node, "compensateEventDefinition"))
 
 
 class BpmnChecker:
@@ -31,6 +66,7 @@ class BpmnChecker:
         self.departments = department_keys
         self.event_fields = event_fields
         self.problems: list[Problem] = []
+        self.ids: set[str] = set()  # every id in the document, to tell missing from misplaced
 
     def _add(self, node, message: str) -> None:
         ident = node.get("id") if node is not None else ""
@@ -48,13 +84,28 @@ class BpmnChecker:
         processes = root.findall("bpmn:process", NS)
         if not processes:
             self._add(root, "no bpmn:process element")
+        self.ids = {el.get("id") for el in root.iter() if isinstance(el.tag, str)
+                    and el.get("id")}
         for process in processes:
+            self._reserved_ids(process)
             self._lanes(process)
+            self._unlaned_tasks(root, process)
+            self._graph(process)
             self._user_tasks(process)
             self._flows(process)
             self._scripts(process)
             self._events(root, process)
         return root
+
+    def _reserved_ids(self, process) -> None:
+        # SpiffWorkflow names its own start and end tasks so: an element with such an id breaks
+        # the instance when it starts ("No output task connected").
+        reserved = {"Start", "End", f"{process.get('id')}.EndJoin"}
+        for el in process.iter():
+            if isinstance(el.tag, str) and el.get("id") in reserved:
+                self._add(el, f"mã {el.get('id')!r} dành riêng cho bộ máy quy trình, hãy đổi "
+                              f"tên / the id {el.get('id')!r} is reserved by the workflow "
+                              "engine: rename it")
 
     def _lanes(self, process) -> None:
         for lane in process.iterfind(".//bpmn:lane", NS):
@@ -86,6 +137,132 @@ class BpmnChecker:
                                      f"{', '.join(FORM_TYPES)}")
                 if ftype == "enum" and field.find("camunda:value", NS) is None:
                     self._add(field, f"enum field {fid!r} has no camunda:value choices")
+            if task.find(".//camunda:formField", NS) is None:
+                self._add(task, "Công việc không có trường biểu mẫu nào: người nhận không có gì "
+                                "để trả lời / the user task has no form field, so the person has "
+                                "nothing to answer; add a camunda:formField (an outcome, a note)")
+
+    def _unlaned_tasks(self, root, process) -> None:
+        """Inbox tasks outside every lane, matching how the runtime picks a department.
+
+        SpiffWorkflow gives a node the name of the lane whose flowNodeRef lists it, anywhere in
+        the document; nodes inside a subprocess that has a lane take that lane instead. A task
+        without one goes to the scenario's owner, which a diagram with lanes does not show.
+        """
+        if not any((lane.get("name") or "").strip()
+                   for lane in process.iterfind(".//bpmn:lane", NS)):
+            return
+        lanes = {ref.text: ref.getparent().get("name") for ref in
+                 root.iterfind(".//bpmn:flowNodeRef", NS) if ref.text}
+        self._lane_walk(process, None, lanes)
+
+    def _lane_walk(self, container, inherited: str | None, lanes: dict) -> None:
+        for node in container:
+            lane = inherited or (lanes.get(node.get("id")) or "").strip() or None
+            if _kind(node) in DEPARTMENT_TASKS and lane is None:
+                self._add(node, "Công việc nằm ngoài mọi làn nên không rõ giao cho đơn vị nào "
+                                "(sẽ về đơn vị chủ trì kịch bản) / the task is outside every lane, "
+                                "so its department is not shown (it would go to the scenario's "
+                                "owner); put it in a lane")
+            if _kind(node) in SUBPROCESSES:
+                self._lane_walk(node, lane, lanes)
+
+    def _graph(self, container) -> None:
+        """Flows naming missing nodes, nodes no start event reaches, nodes leading nowhere."""
+        nodes = {n.get("id"): n for n in container
+                 if _kind(n) in FLOW_NODES and n.get("id")}
+        edges: dict[str, list[str]] = {}
+        leaving: set[str] = set()
+        for flow in container.iterfind("bpmn:sequenceFlow", NS):
+            source, target = flow.get("sourceRef"), flow.get("targetRef")
+            ok = self._flow_end(flow, "sourceRef", source, nodes)
+            ok = self._flow_end(flow, "targetRef", target, nodes) and ok
+            if source in nodes:
+                leaving.add(source)
+            if ok:
+                edges.setdefault(source, []).append(target)
+        self._unreachable(container, nodes, edges)
+        self._dead_ends(nodes, leaving)
+        for node in nodes.values():
+            if _kind(node) in FLOW_CONTAINERS:
+                self._graph(node)
+
+    def _flow_end(self, flow, attr: str, ref: str | None, nodes: dict) -> bool:
+        if ref in nodes:
+            return True
+        if not ref:
+            self._add(flow, f"Luồng thiếu {attr} / the sequence flow has no {attr}")
+        elif ref in self.ids:
+            self._add(flow, f"{attr} {ref!r} không phải một bước trong cùng quy trình (hoặc quy "
+                            f"trình con) với luồng / {attr} {ref!r} is not a flow node of the "
+                            "process or subprocess that holds the flow")
+        else:
+            self._add(flow, f"{attr} {ref!r} không tồn tại / {attr} {ref!r} does not exist")
+        return False
+
+    def _unreachable(self, container, nodes: dict, edges: dict) -> None:
+        starts = [i for i, n in nodes.items() if _kind(n) == "startEvent"]
+        if not starts:
+            if nodes:
+                self._add(container, "Không có sự kiện bắt đầu / there is no start event, so no "
+                                     "step can be reached")
+            return
+        attached: dict[str, list[str]] = {}
+        catches: dict[str, list[str]] = {}
+        for i, n in nodes.items():
+            if _kind(n) == "boundaryEvent":
+                attached.setdefault(n.get("attachedToRef"), []).append(i)
+            elif _kind(n) == "intermediateCatchEvent" and _link_name(n) is not None:
+                catches.setdefault(_link_name(n), []).append(i)
+        seen: set[str] = set()
+        todo = list(starts)
+        while todo:
+            i = todo.pop()
+            if i in seen:
+                continue
+            seen.add(i)
+            todo += edges.get(i, []) + attached.get(i, [])
+            if _kind(nodes[i]) == "intermediateThrowEvent" and _link_name(nodes[i]) is not None:
+                todo += catches.get(_link_name(nodes[i]), [])
+        for i, n in nodes.items():
+            if i in seen or _triggered(n) or _compensation(n):
+                continue
+            if _kind(n) == "boundaryEvent" and n.get("attachedToRef") not in nodes:
+                self._add(n, f"attachedToRef {n.get('attachedToRef')!r} không phải một bước của "
+                             "quy trình / the boundary event is attached to "
+                             f"{n.get('attachedToRef')!r}, which is not a node of this process")
+                continue
+            if _kind(n) == "boundaryEvent" and n.get("attachedToRef") not in seen:
+                continue  # its activity is reported already
+            self._add(n, "Không thể tới bước này từ sự kiện bắt đầu theo các luồng / the node "
+                         "cannot be reached from a start event along sequence flows")
+
+    def _dead_ends(self, nodes: dict, leaving: set[str]) -> None:
+        exits: dict[str, list[str]] = {}
+        for i, n in nodes.items():
+            if _kind(n) == "boundaryEvent" and i in leaving:
+                exits.setdefault(n.get("attachedToRef"), []).append(i)
+        for i, n in nodes.items():
+            kind = _kind(n)
+            if i in leaving or kind == "endEvent" or _triggered(n) or _compensation(n):
+                continue
+            if kind == "intermediateThrowEvent" and _link_name(n) is not None:
+                continue  # the path goes on at the link's catch event
+            if kind == "boundaryEvent":
+                self._add(n, "Sự kiện biên không có luồng ra: khi xảy ra thì không có gì tiếp "
+                             "theo / the boundary event has no outgoing sequence flow: when it "
+                             "fires nothing follows; connect it or end it with an end event")
+            elif i in exits:
+                # Completing the activity normally is always possible: that path stops here.
+                self._add(n, "Bước chỉ có luồng ra qua sự kiện biên "
+                             f"{', '.join(exits[i])}; hoàn thành bình thường thì dừng tại đây / "
+                             f"the activity only leaves through its boundary event "
+                             f"{', '.join(exits[i])}: completing it normally ends the path "
+                             "here; add an outgoing sequence flow")
+            else:
+                self._add(n, "Bước không có luồng ra và không phải sự kiện kết thúc / the node "
+                             "has no outgoing sequence flow and is not an end event: the path "
+                             "stops here; connect it or add an end event")
 
     def _flows(self, process) -> None:
         flows = {f.get("id"): f for f in process.iterfind("bpmn:sequenceFlow", NS)}
