@@ -193,6 +193,15 @@ def _plain(value: Any) -> Any:
 
 # -- BPMN: elements by id, layout apart ----------------------------------------------------------
 
+def _layout(shape) -> tuple:
+    """One shape or edge as comparable data: editors such as bpmn-js reorder the shapes of a
+    diagram (not a change), but the order of an edge's waypoints is its route."""
+    return (shape.get("bpmnElement") or "", etree.QName(shape).localname,
+            tuple(sorted((k, v) for k, v in shape.attrib.items() if k != "id")),
+            tuple((etree.QName(el).localname, tuple(sorted(el.attrib.items())))
+                  for el in shape.iterdescendants() if isinstance(el.tag, str)))
+
+
 def _process(files: dict, name: str, side: str) -> tuple[dict[str, dict], list]:
     """({element id: its fields}, the layout) of the BPMN file; empty when the file is absent."""
     if name not in files:
@@ -204,8 +213,9 @@ def _process(files: dict, name: str, side: str) -> tuple[dict[str, dict], list]:
         detail = getattr(exc, "msg", None) or str(exc)
         raise _Unreadable(name, side, f"line {getattr(exc, 'lineno', '?')}: not well-formed "
                                       f"XML ({detail})") from None
-    layout = [(el.tag, sorted(el.attrib.items()), (el.text or "").strip()) for el in root.iter()
-              if isinstance(el.tag, str) and etree.QName(el).namespace in DI_NAMESPACES]
+    layout = sorted(_layout(el) for el in root.iter()
+                    if isinstance(el.tag, str) and etree.QName(el).namespace in DI_NAMESPACES
+                    and etree.QName(el).localname in ("BPMNShape", "BPMNEdge"))
     lanes = {ref.text.strip(): lane.get("id") for lane in root.iterfind(".//bpmn:lane", NS)
              for ref in lane.iterfind("bpmn:flowNodeRef", NS) if ref.text}
     messages = {m.get("id"): m.get("name") for m in root.iterfind("bpmn:message", NS)}
@@ -233,10 +243,18 @@ def _child_text(el, path: str) -> str | None:
     return None if child is None else (child.text or "").strip()
 
 
+# BPMN's default values: an editor may write them or leave them out (bpmn-js leaves them out).
+_ATTRIBUTE_DEFAULTS = {"cancelActivity": "true", "isInterrupting": "true", "isImmediate": "true",
+                       "isForCompensation": "false", "parallelMultiple": "false",
+                       "instantiate": "false", "eventGatewayType": "Exclusive",
+                       "gatewayDirection": "Unspecified"}
+
+
 def _fields(el, kind: str, lanes: dict, messages: dict) -> dict:
     """What an element does: its type, attributes, lane and the definitions inside it."""
     fields: dict[str, Any] = {"type": kind}
-    fields.update((_attribute_name(k), v) for k, v in sorted(el.attrib.items()) if k != "id")
+    fields.update((_attribute_name(k), v) for k, v in sorted(el.attrib.items())
+                  if k != "id" and _ATTRIBUTE_DEFAULTS.get(k) != v)
     if el.get("id") in lanes:
         fields["lane"] = lanes[el.get("id")]
     for label, path in (("condition", "bpmn:conditionExpression"), ("script", "bpmn:script"),
