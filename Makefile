@@ -3,7 +3,11 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench clean
+NPM ?= npm
+# The designer's front-end packages (bpmn-js), served from node_modules: no build step.
+ASSETS := designer/node_modules/.installed
+
+.PHONY: install demo test bench clean browser
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,16 +15,28 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-install: $(BIN)/.installed
+$(ASSETS): designer/package.json designer/package-lock.json
+	cd designer && $(NPM) ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(BIN)/.installed $(ASSETS)
+
+# Debian's Chromium for the designer's browser test (tests/test_designer_browser.py); without
+# it that test skips, and under CI=true it fails.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { apt-get install -y -q chromium >/dev/null 2>&1 \
+	       || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } \
+	  || echo "chromium is not installed: the browser test will skip (and fail under CI=true)"
 
 demo: install
 	$(BIN)/ioc demo
 
-test: install
+test: install browser
 	$(BIN)/pytest
 
 bench: install
 	$(BIN)/python bench/pipeline.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache designer/node_modules test-artifacts

@@ -60,9 +60,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         with ioc.db.read() as s:
             return s.get(User, int(user_id)) if user_id.isdigit() else None
 
+    from designer import scenarios as designer
     from designer.web import bp as web_bp
 
     app.register_blueprint(web_bp)
+    designer.register(app)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from engine.db import Base, Database
+from tests.browser import browser, page  # noqa: F401 - fixtures of the browser tests
 
 PG_URL = os.environ.get("IOC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"

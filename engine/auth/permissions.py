@@ -14,7 +14,8 @@ ROLE_NAMES = {
 
 _READ_CASES = {"violations.read", "instances.read", "sla.read"}
 PERMISSIONS: dict[str, set[str]] = {
-    "inspector": _READ_CASES | {"scenarios.read", "events.read", "sla.any_department"},
+    "inspector": _READ_CASES | {"scenarios.read", "scenarios.design", "events.read",
+                                "sla.any_department"},
     "civil_servant": {"tasks.read", "tasks.claim", "tasks.complete"},
     "department_head": {"tasks.read", "tasks.claim", "tasks.complete"} | _READ_CASES,
     "commander": _READ_CASES | {"tasks.read", "tasks.any_department", "scenarios.read",
@@ -24,7 +25,7 @@ PERMISSIONS: dict[str, set[str]] = {
                               "scenarios.read", "events.read"},
     "admin": _READ_CASES | {"tasks.read", "tasks.claim", "tasks.complete", "tasks.any_department",
                             "sla.any_department", "sources.read",
-                            "audit.read", "scenarios.read", "events.read"},
+                            "audit.read", "scenarios.read", "scenarios.design", "events.read"},
 }
 
 

@@ -48,10 +48,10 @@ LANGUAGES = ("vi", "en")
 JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array")
 
 DEFAULT_ALIAS = "event"
-_RULE_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+RULE_KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _ALIAS = re.compile(r"^[a-z][a-z0-9_]*$")
 _FIELD = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
-_DATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"^\s*([a-z][a-z0-9_]*)\.([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)\s*$")
 
 THEN_KEYS = ("open", "severity", "title", "subject", "data", "notify")
@@ -547,7 +547,7 @@ class _Parser:
         ok = True
         key = checked.get("key")
         if "key" in checked:
-            if not isinstance(key, str) or not _RULE_KEY.match(key):
+            if not isinstance(key, str) or not RULE_KEY.match(key):
                 self.error(
                     path + ("key",),
                     f"a rule key uses only a-z, 0-9 and '-' (e.g. second-supplement-request), "
@@ -1131,7 +1131,7 @@ class _Parser:
             data = {}
         before = len(self.problems)
         for name, template in data.items():
-            if not isinstance(name, str) or not _DATA_NAME.match(name):
+            if not isinstance(name, str) or not DATA_NAME.match(name):
                 self.error(path + ("data", name), f"{_describe(name)} is not a data name; use "
                            "letters, digits and '_' (e.g. dossier_id)")
                 continue
@@ -1188,7 +1188,7 @@ class _Parser:
             return None
         before = len(self.problems)
         to = checked["to"]
-        if not isinstance(to, str) or not _RULE_KEY.match(to):
+        if not isinstance(to, str) or not RULE_KEY.match(to):
             self.error(path + ("to",), f"`to` is a department key, not {_describe(to)}")
         role = checked.get("role")
         if role is not None and not (isinstance(role, str) and _ALIAS.match(role)):

@@ -1,0 +1,220 @@
+// The process editor: bpmn-js draws; the server's side panel (WTForms) edits what the engine
+// needs (departments, forms, timers, messages, conditions) and hands back the new XML.
+(function () {
+  "use strict";
+  const config = JSON.parse(document.getElementById("designer-config").textContent);
+  const csrf = document.getElementById("csrf").value;
+  const panel = document.getElementById("panel");
+  const statusLine = document.getElementById("status");
+  const extensions = config.camunda ? { camunda: config.camunda } : {};
+  const modeler = new BpmnJS({ container: "#canvas", keyboard: { bindTo: document },
+                               moddleExtensions: extensions });
+  const canvas = modeler.get("canvas");
+  let revision = config.revision;
+  let dirty = false;
+  let selectedId = null;
+  let markedIds = [];
+
+  function say(text, kind) {
+    statusLine.textContent = text;
+    statusLine.className = kind || "muted";
+  }
+
+  async function currentXml() {
+    const { xml } = await modeler.saveXML({ format: true });
+    return xml;
+  }
+
+  async function importKeepingView(xml) {
+    const view = canvas.viewbox();
+    await modeler.importXML(xml);
+    canvas.viewbox(view);
+    markProblems(config.problems);
+  }
+
+  // -- the side panel ---------------------------------------------------------------------
+
+  function panelData(action, form) {
+    const data = form ? new FormData(form) : new FormData();
+    data.set("action", action);
+    data.set("element_id", selectedId);
+    data.set("csrf_token", csrf);
+    return data;
+  }
+
+  async function postPanel(action, form) {
+    const data = panelData(action, form);
+    data.set("xml", await currentXml());
+    const response = await fetch(config.panelUrl, { method: "POST", body: data,
+                                                    headers: { "X-CSRFToken": csrf } });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      panel.innerHTML = "";
+      const p = document.createElement("p");
+      p.className = "error";
+      p.textContent = body.error || ("Lỗi / Error " + response.status);
+      panel.appendChild(p);
+      return;
+    }
+    if (body.xml) {
+      await importKeepingView(body.xml);
+      dirty = true;
+      say(body.message || "Đã cập nhật / Updated", "ok");
+      const element = modeler.get("elementRegistry").get(body.element_id);
+      if (element) {
+        modeler.get("selection").select(element); // reopens the panel with the new values
+      }
+      return;
+    }
+    showPanelHtml(body);
+  }
+
+  function showPanelHtml(body) {
+    panel.innerHTML = "";
+    const heading = document.createElement("h3");
+    heading.textContent = body.title || body.kind || "";
+    const id = document.createElement("small");
+    id.textContent = " " + body.element_id;
+    heading.appendChild(id);
+    panel.appendChild(heading);
+    const holder = document.createElement("div");
+    holder.innerHTML = body.html; // rendered by the server from its own template (escaped)
+    panel.appendChild(holder);
+    const form = holder.querySelector("form");
+    showFieldsOfMode(holder);
+    if (form) {
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        postPanel("apply", form).catch(failed);
+      });
+    }
+  }
+
+  // A timer panel names, on each field, the modes that use it: show only those.
+  function showFieldsOfMode(holder) {
+    const mode = holder.querySelector("select[name=mode]");
+    if (!mode) return;
+    const update = () => holder.querySelectorAll("[data-show-when]").forEach((field) => {
+      field.hidden = !field.dataset.showWhen.split(" ").includes(mode.value);
+    });
+    mode.addEventListener("change", update);
+    update();
+  }
+
+  function failed(error) {
+    say("Lỗi / Error: " + error, "error");
+  }
+
+  modeler.on("selection.changed", (event) => {
+    const element = event.newSelection[0];
+    if (!element || element.type === "label") {
+      selectedId = null;
+      panel.innerHTML = '<p class="muted">Chọn một phần tử trên sơ đồ để sửa thuộc tính. ' +
+        "<small>Select an element to edit its properties.</small></p>";
+      return;
+    }
+    selectedId = element.businessObject.id;
+    postPanel("show").catch(failed);
+  });
+
+  modeler.on("commandStack.changed", () => {
+    dirty = true;
+    say("Chưa lưu / Not saved", "warn");
+  });
+
+  // -- saving and checks ------------------------------------------------------------------
+
+  async function save() {
+    const response = await fetch(config.saveUrl, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: JSON.stringify({ xml: await currentXml(), revision: revision, csrf_token: csrf }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      say(body.error || ("Không lưu được / Not saved: " + response.status), "error");
+      return false;
+    }
+    revision = body.revision;
+    dirty = false;
+    config.problems = body.problems;
+    showProblems(body.problems);
+    say("Đã lưu / Saved", "ok");
+    return true;
+  }
+
+  function markProblems(problems) {
+    const registry = modeler.get("elementRegistry");
+    markedIds.forEach((id) => registry.get(id) && canvas.removeMarker(id, "has-problem"));
+    markedIds = [];
+    (problems || []).forEach((p) => {
+      if (p.path && registry.get(p.path)) {
+        canvas.addMarker(p.path, "has-problem");
+        markedIds.push(p.path);
+      }
+    });
+  }
+
+  function showProblems(problems) {
+    const list = document.getElementById("problem-list");
+    list.innerHTML = "";
+    problems.forEach((p) => {
+      const item = document.createElement("li");
+      item.dataset.element = p.path || "";
+      const where = document.createElement("code");
+      where.textContent = p.file + (p.line ? ":" + p.line : "");
+      item.appendChild(where);
+      if (p.path) {
+        const strong = document.createElement("strong");
+        strong.textContent = p.path;
+        item.append(" · ", strong);
+      }
+      item.append(" — " + p.message);
+      list.appendChild(item);
+    });
+    document.getElementById("problem-count").textContent = problems.length;
+    document.getElementById("no-problems").hidden = problems.length > 0;
+    markProblems(problems);
+  }
+
+  document.getElementById("problem-list").addEventListener("click", (event) => {
+    const item = event.target.closest("li");
+    const element = item && modeler.get("elementRegistry").get(item.dataset.element);
+    if (element) {
+      modeler.get("selection").select(element);
+      canvas.scrollToElement(element);
+    }
+  });
+
+  document.getElementById("save").addEventListener("click", () => save().catch(failed));
+  document.getElementById("check").addEventListener("click", () => save().catch(failed));
+
+  // Publishing, a dry run or another tab first saves the diagram, so nothing drawn is lost.
+  document.getElementById("publish-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    save().then((ok) => ok && event.target.submit()).catch(failed);
+  });
+  document.querySelectorAll("nav.tabs a").forEach((link) => {
+    link.addEventListener("click", (event) => {
+      if (!dirty) return;
+      event.preventDefault();
+      save().then((ok) => { if (ok) window.location = link.href; }).catch(failed);
+    });
+  });
+  window.addEventListener("beforeunload", (event) => {
+    if (dirty) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
+
+  modeler.importXML(config.xml).then(() => {
+    canvas.zoom("fit-viewport", "auto");
+    markProblems(config.problems);
+    dirty = false;
+    say("");
+    document.body.dataset.editorReady = "true";
+  }).catch((error) => say("Sơ đồ không đọc được / The diagram cannot be read: " + error,
+                          "error"));
+  window.iocModeler = modeler; // for the browser test and the console
+})();

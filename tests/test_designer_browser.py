@@ -1,0 +1,209 @@
+"""The designer in a real browser (Debian's headless Chromium, driven by Playwright).
+
+1. Every shipped process goes through bpmn-js unchanged: what the editor saves still loads in
+   the engine, with the same elements and the same layout.
+2. The inspector's journey: log in, build a small scenario from scratch in the editor (draw, side
+   panels, rule builder), check it, dry-run it, publish it; then an event sent to the API opens
+   a task in the right department. Screenshots of the main screens go to test-artifacts/.
+"""
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import pytest
+from sqlalchemy import select
+
+from engine.org import service as org
+from engine.scenarios import bpmn_js, drafts, service
+from engine.scenarios import diff as scenario_diff
+from engine.scenarios.models import PUBLISHED, ScenarioVersion
+from engine.tasks.models import Task
+from tests.browser import log_in, screenshot
+from tests.conftest import SCENARIOS
+from tests.spine_helpers import SINGLE, auth, ticket
+
+SHIPPED = sorted(p.name for p in service.folders(SCENARIOS))
+
+
+def _editor_xml(tab) -> str:
+    tab.wait_for_selector("body[data-editor-ready=true]")
+    return tab.evaluate("async () => (await window.iocModeler.saveXML({format: true})).xml")
+
+
+@pytest.mark.parametrize("key", SHIPPED)
+def test_shipped_processes_round_trip_through_bpmn_js(key, server, loaded, people,
+                                                     page):
+    with loaded.db.session() as s:
+        version = s.scalars(select(ScenarioVersion).where(ScenarioVersion.key == key)).one()
+        draft = drafts.from_version(s, version, actor="test")
+        draft_id, files = draft.id, dict(draft.files)
+    log_in(page, server, "inspector")
+    page.goto(f"{server}/designer/drafts/{draft_id}")
+    saved = bpmn_js.repair(_editor_xml(page))
+
+    process_name = "process.bpmn"
+    after = {**files, process_name: saved}
+    with loaded.db.read() as s:
+        service.check(after, loaded.vocabulary, org.known_keys(s))  # still loads in the engine
+    changes = scenario_diff.diff(files, after)
+    assert changes["elements"] == [], changes["elements"]
+    assert not changes["layout_changed"]
+    assert "camunda:formField" in saved or "formField" not in files[process_name]
+
+
+def _wait_for(predicate, timeout_s: float = 15.0, what: str = "condition"):
+    """Poll the engine (served in a thread) until `predicate()` is true."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+KEY = "phan-anh-o-nhiem"
+TASK = "Kiểm tra hiện trường / Inspect the site"
+
+
+def _click_element(tab, element_id: str, *, band: bool = False) -> None:
+    """Click a diagram element as a person would (a lane: on its name band, at its left)."""
+    box = tab.locator(f".djs-element[data-element-id='{element_id}']").first.bounding_box()
+    x = box["x"] + (12 if band else box["width"] / 2)
+    tab.mouse.click(x, box["y"] + box["height"] / 2)
+
+
+def _selected(tab) -> str:
+    return tab.evaluate("() => window.iocModeler.get('selection').get()[0].id")
+
+
+def _apply_panel(tab) -> None:
+    tab.click("#panel form.panel-form button[type=submit]")
+    tab.wait_for_function("() => document.getElementById('status').textContent"
+                          ".includes('Đã cập nhật')")
+    tab.wait_for_selector("#panel form.panel-form")
+
+
+def test_an_inspector_builds_dry_runs_and_publishes_a_scenario(server, loaded, people, source,
+                                                               page):
+    log_in(page, server, "inspector")
+    page.goto(f"{server}/designer/")
+    page.click("#new-scenario")
+    page.fill("#key", KEY)
+    page.fill("#name_vi", "Phản ánh ô nhiễm môi trường")
+    page.fill("#name_en", "Pollution reports")
+    page.select_option("#owner", "ioc")
+    page.select_option("#severity", "high")
+    page.click("#new-form button[type=submit]")
+    page.wait_for_selector("body[data-editor-ready=true]")
+    screenshot(page, "designer-1-new-draft")
+
+    # Draw: start → task (made a user task) → end, with bpmn-js's own context pad and menus.
+    _click_element(page, "start")
+    page.click(".djs-context-pad .entry[data-action='append.append-task']")
+    page.click(".djs-context-pad .entry[data-action='replace']")
+    page.click(".djs-popup [data-id='replace-with-user-task']")
+    task_id = _selected(page)
+    page.click(".djs-context-pad .entry[data-action='append.end-event']")
+
+    # The user task's side panel: its name and one form field.
+    _click_element(page, task_id)
+    page.wait_for_selector("#panel form.panel-form[data-kind=user_task]")
+    page.fill("#panel [name=name]", TASK)
+    page.fill("#panel [name='fields-0-id']", "findings")
+    page.fill("#panel [name='fields-0-label']", "Kết quả kiểm tra / Findings")
+    page.select_option("#panel [name='fields-0-type']", "string")
+    page.check("#panel [name='fields-0-required']")
+    _apply_panel(page)
+
+    # The lane's side panel: the department that answers, from the organisation.
+    lane_id = page.evaluate("() => window.iocModeler.get('elementRegistry')"
+                            ".filter(e => e.type === 'bpmn:Lane')[0].id")
+    _click_element(page, lane_id, band=True)
+    page.wait_for_selector("#panel form.panel-form[data-kind=lane]")
+    page.select_option("#panel [name=department]", "so-nong-nghiep-moi-truong")
+    _apply_panel(page)
+    page.click("#save")
+    page.wait_for_function("() => document.getElementById('status').textContent"
+                           ".includes('Đã lưu')")
+
+    # The rule: every hotline ticket about the environment.
+    page.click("nav.tabs a:has-text('Quy tắc phát hiện')")
+    page.click("#new-rule")
+    page.select_option("#source", "hotline")
+    page.select_option("#event", "hotline.ticket.created")
+    page.wait_for_selector("#conditions-0-field option[value=category]", state="attached")
+    page.select_option("#conditions-0-field", "category")
+    page.select_option("#conditions-0-op", "eq")
+    page.fill("#conditions-0-value", "environment")
+    page.fill("#key", "pollution-report")
+    page.fill("#name_vi", "Phản ánh ô nhiễm")
+    page.fill("#name_en", "Pollution report")
+    page.select_option("#open", "incident")
+    page.fill("#title_vi", "Ô nhiễm tại {event.ward}")
+    page.fill("#title_en", "Pollution in {event.ward}")
+    page.fill("#subject", "{event.ticket_id}")
+    page.fill("#data_rows-0-name", "ticket_id")
+    page.fill("#data_rows-0-value", "{event.ticket_id}")
+    page.click("#preview")
+    assert "hotline.ticket.created" in page.inner_text("#preview-rule")
+    screenshot(page, "designer-2-rule-builder")
+    page.click("#save")
+    page.wait_for_selector("#rule-list")
+
+    # Check: no problem left.
+    page.click("nav.tabs a:has-text('Quy trình')")
+    page.wait_for_selector("body[data-editor-ready=true]")
+    page.click("#check")
+    page.wait_for_function("() => !document.getElementById('no-problems').hidden")
+    assert page.inner_text("#problem-count") == "0"
+    screenshot(page, "designer-3-process-editor")
+
+    # Dry run on a hand-written ticket: the task would go to the environment department.
+    page.click("nav.tabs a:has-text('Chạy thử')")
+    page.check("input[name=stream][value=manual]")
+    page.fill("#events", json.dumps([{"type": "hotline.ticket.created",
+                                      "time": "2026-11-23T09:00:00+07:00",
+                                      "data": ticket("T-1")["data"]}], ensure_ascii=False))
+    page.click("#run")
+    page.wait_for_selector("#dry-run-result")
+    page.wait_for_selector("body[data-viewer-ready=true]")
+    assert page.locator("#tasks td[data-department=so-nong-nghiep-moi-truong]").count() == 1
+    assert "pollution-report" in page.inner_text("#matches")
+    assert page.locator(f".djs-element.dry-run-waiting[data-element-id='{task_id}']").count()
+    screenshot(page, "designer-4-dry-run")
+    with loaded.db.read() as s:
+        assert not s.scalars(select(Task).where(Task.name == TASK)).first()  # nothing real
+
+    # Publish.
+    page.click("nav.tabs a:has-text('Quy trình')")
+    page.wait_for_selector("body[data-editor-ready=true]")
+    page.click("#publish")
+    page.wait_for_url(f"{server}/designer/scenarios/{KEY}")
+    assert "Published version 1" in page.inner_text("main")
+    screenshot(page, "designer-5-versions")
+    with loaded.db.read() as s:
+        version = s.scalars(select(ScenarioVersion).where(ScenarioVersion.key == KEY)).one()
+        assert (version.status, version.loaded_by) == (PUBLISHED, "inspector")
+
+    # An event sent to the API opens the task in the right department.
+    request = urllib.request.Request(
+        f"{server}/api/v1/events", data=json.dumps(ticket("T-42")).encode(), method="POST",
+        headers={**auth(source[1]), "Content-Type": SINGLE})
+    with urllib.request.urlopen(request) as resp:
+        assert resp.status in (201, 202)
+
+    def opened():
+        with loaded.db.read() as s:
+            return s.scalars(select(Task).where(Task.name == TASK)).first()
+    task = _wait_for(opened, what="the new scenario's task")
+    assert task.department_key == "so-nong-nghiep-moi-truong"
+    assert task.form["fields"][0]["id"] == "findings"
+
+    page.context.clear_cookies()
+    log_in(page, server, "nnmt")
+    page.goto(f"{server}/inbox")
+    assert TASK in page.inner_text("main")
+    screenshot(page, "designer-6-inbox-of-the-department")
