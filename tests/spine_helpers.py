@@ -61,3 +61,22 @@ def complete(client, token: str, task_id: int, data: dict):
     """POST /api/v1/tasks/<id>/complete."""
     return client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": data},
                        headers=auth(token))
+
+
+def draw_task(template: str, task_name: str) -> str:
+    """The template process with a user task drawn after its start event (as bpmn-js would)."""
+    return template.replace(
+        "<bpmn:flowNodeRef>start</bpmn:flowNodeRef>",
+        "<bpmn:flowNodeRef>start</bpmn:flowNodeRef><bpmn:flowNodeRef>review</bpmn:flowNodeRef>"
+        "<bpmn:flowNodeRef>end</bpmn:flowNodeRef>").replace(
+        '<bpmn:startEvent id="start" name="Bắt đầu / Start"/>',
+        f"""<bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="review" name="{task_name}">
+      <bpmn:extensionElements><camunda:formData>
+        <camunda:formField id="note" label="Ghi chú / Note" type="string"/>
+      </camunda:formData></bpmn:extensionElements>
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="review"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="end"/>""")

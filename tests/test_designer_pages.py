@@ -15,7 +15,7 @@ from engine.audit import service as audit
 from engine.scenarios import archive, drafts
 from engine.scenarios.models import PUBLISHED, RETIRED, ScenarioDraft, ScenarioVersion
 from engine.tasks.models import Task
-from tests.spine_helpers import send, ticket
+from tests.spine_helpers import draw_task, send, ticket
 from tests.test_web import _csrf, _login
 
 KEY = "phan-anh-moi-truong"
@@ -50,18 +50,6 @@ def _config(html: str) -> dict:
     return json.loads(raw)
 
 
-PROCESS_TAIL = """
-    <bpmn:userTask id="inspect" name="Kiểm tra hiện trường / Inspect the site">
-      <bpmn:extensionElements><camunda:formData>
-        <camunda:formField id="findings" label="Kết quả / Findings" type="string"/>
-      </camunda:formData></bpmn:extensionElements>
-      <bpmn:incoming>to_inspect</bpmn:incoming><bpmn:outgoing>to_end</bpmn:outgoing>
-    </bpmn:userTask>
-    <bpmn:endEvent id="done"><bpmn:incoming>to_end</bpmn:incoming></bpmn:endEvent>
-    <bpmn:sequenceFlow id="to_inspect" sourceRef="{start}" targetRef="inspect"/>
-    <bpmn:sequenceFlow id="to_end" sourceRef="inspect" targetRef="done"/>
-  </bpmn:process>"""
-
 RULES = """rules:
   - key: pollution
     name: {vi: Phản ánh ô nhiễm, en: Pollution report}
@@ -75,17 +63,6 @@ RULES = """rules:
       subject: "{event.ticket_id}"
       data: {ticket_id: "{event.ticket_id}"}
 """
-
-
-def _drawn(xml: str) -> str:
-    """The template with a task and an end drawn after its start event (no layout needed)."""
-    start = re.search(r'<bpmn:startEvent id="([^"]+)"', xml).group(1)
-    xml = xml.replace("</bpmn:process>", PROCESS_TAIL.format(start=start), 1)
-    xml = re.sub(r'(<bpmn:startEvent id="[^"]+"[^>]*?)(/>)', r"\1>"
-                 r"<bpmn:outgoing>to_inspect</bpmn:outgoing></bpmn:startEvent>", xml, 1)
-    return xml.replace(f"<bpmn:flowNodeRef>{start}</bpmn:flowNodeRef>",
-                       f"<bpmn:flowNodeRef>{start}</bpmn:flowNodeRef><bpmn:flowNodeRef>inspect"
-                       "</bpmn:flowNodeRef><bpmn:flowNodeRef>done</bpmn:flowNodeRef>")
 
 
 def _save(client, draft_id: int, csrf: str, xml: str, revision: int):
@@ -135,7 +112,8 @@ def test_draw_save_check_publish_and_the_rule_goes_live(inspector, loaded, sourc
         assert s.scalar(select(func.count()).select_from(ScenarioVersion)
                         .where(ScenarioVersion.key == KEY)) == 0
 
-    saved = _save(inspector, draft_id, csrf, _drawn(config["xml"]), config["revision"])
+    drawn = draw_task(config["xml"], "Kiểm tra hiện trường / Inspect the site")
+    saved = _save(inspector, draft_id, csrf, drawn, config["revision"])
     assert saved.status_code == 200, saved.get_json()
     body = saved.get_json()
     assert body["saved"] is True and body["revision"] == config["revision"] + 1

@@ -253,3 +253,10 @@ def test_a_sequence_flow_crossing_into_a_subprocess_is_reported():
     <bpmn:sequenceFlow id="f3" sourceRef="start" targetRef="sub_end"/>
     <bpmn:endEvent id="end"/>
 """, "f3", "targetRef 'sub_end' is not a flow node of the process or subprocess")
+
+
+@pytest.mark.parametrize("ident", ["Start", "End", "p.EndJoin"])
+def test_ids_the_workflow_engine_reserves_are_refused(ident):
+    body = SOUND.replace('id="end"', f'id="{ident}"').replace('targetRef="end"',
+                                                               f'targetRef="{ident}"')
+    _only(body, ident, "reserved")

@@ -19,7 +19,7 @@ from engine.scenarios.models import ScenarioDraft, ScenarioVersion
 from engine.tasks.models import Task
 from engine.violations.models import Violation
 from tests.conftest import SCENARIOS
-from tests.spine_helpers import auth, dossier, send
+from tests.spine_helpers import auth, dossier, draw_task, send
 
 KEY = "tra-ho-so-im-lang"
 BPMN_NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
@@ -55,25 +55,6 @@ def insp(people):
     return auth(people["inspector"][1])
 
 
-def _with_task(template: str, task_name: str) -> str:
-    """The template process with a user task drawn after its start event (as bpmn-js would)."""
-    return template.replace(
-        "<bpmn:flowNodeRef>start</bpmn:flowNodeRef>",
-        "<bpmn:flowNodeRef>start</bpmn:flowNodeRef><bpmn:flowNodeRef>review</bpmn:flowNodeRef>"
-        "<bpmn:flowNodeRef>end</bpmn:flowNodeRef>").replace(
-        '<bpmn:startEvent id="start" name="Bắt đầu / Start"/>',
-        f"""<bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:userTask id="review" name="{task_name}">
-      <bpmn:extensionElements><camunda:formData>
-        <camunda:formField id="note" label="Ghi chú / Note" type="string"/>
-      </camunda:formData></bpmn:extensionElements>
-      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
-    </bpmn:userTask>
-    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="review"/>
-    <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="end"/>""")
-
-
 def _put(client, headers, draft_id: int, name: str, text: str | bytes, **extra_headers):
     data = text.encode("utf-8") if isinstance(text, str) else text
     return client.put(f"/api/v1/scenarios/drafts/{draft_id}/files/{name}", data=data,
@@ -90,7 +71,7 @@ def _publish_ready(client, headers, task_name: str = "Xem xét / Review") -> dic
     """A new draft with rules and a user task, published as version 1; returns the version."""
     draft = _start_new(client, headers)
     assert _put(client, headers, draft["id"], "rules.yaml", RULES).status_code == 200
-    bpmn = _with_task(draft["files"]["process.bpmn"], task_name)
+    bpmn = draw_task(draft["files"]["process.bpmn"], task_name)
     assert _put(client, headers, draft["id"], "process.bpmn", bpmn).status_code == 200
     resp = client.post(f"/api/v1/scenarios/drafts/{draft['id']}/publish", headers=headers)
     assert resp.status_code == 201, resp.get_json()
@@ -287,7 +268,7 @@ def test_a_new_version_retires_the_old_one_and_running_instances_stay(ioc, clien
 def test_an_invalid_draft_is_refused_listing_every_problem(ioc, client, insp):
     draft = _start_new(client, insp)
     rules = RULES.replace("reason: {empty: true}", "reasons: {empty: true}")
-    bpmn = _with_task(draft["files"]["process.bpmn"], "Xem xét").replace(
+    bpmn = draw_task(draft["files"]["process.bpmn"], "Xem xét").replace(
         'name="trung-tam-phvhcc"', 'name="phong-khong-co"')
     manifest = draft["files"]["scenario.yaml"].replace("severity: high", "severity: urgent")
     for name, text in [("rules.yaml", rules), ("process.bpmn", bpmn),

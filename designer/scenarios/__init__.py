@@ -1,5 +1,8 @@
 """The scenario designer: drafts, the BPMN editor and its side panels, the rule builder,
-validation, dry runs, versions and diffs, zip import and export (docs/designer.md)."""
+validation, dry runs, versions and diffs, zip import and export (docs/designer.md).
+
+Every POST carries its CSRF token (a form field, or the X-CSRFToken header of the editor's
+script): the app-wide CSRFProtect refuses it otherwise, before any view runs."""
 from __future__ import annotations
 
 import functools

@@ -13,12 +13,10 @@ scenarios, and each problem it finds is shown on the form field it concerns.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -37,7 +35,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length
 
 from engine.auth.permissions import ROLE_NAMES, ROLES
-from engine.events.vocabulary import DEFAULT_DIR, Vocabulary, parse_datetime
+from engine.events.vocabulary import Vocabulary, parse_datetime
 from engine.rules.dialect import regex_problem
 from engine.rules.format import (
     DATA_NAME,
@@ -98,13 +96,6 @@ KIND_NAMES = {"string": ("văn bản", "text"), "integer": ("số nguyên", "who
 ENVELOPE_LABELS = {"source": "hệ thống gửi / sending system",
                    "subject": "đối tượng của sự kiện / the event's subject",
                    "id": "số thứ tự sự kiện / event number", "type": "loại sự kiện / event type"}
-SOURCE_NAMES = {"public_services": "Dịch vụ công / Public services",
-                "hotline": "Đường dây nóng 1022 / Citizen hotline",
-                "environment": "Quan trắc môi trường / Environment monitoring",
-                "cameras": "Camera giám sát / Cameras",
-                "emergency": "Cảnh báo khẩn cấp / Emergency",
-                "health": "Y tế / Health", "security": "An toàn thông tin / Cyber security",
-                "social": "Mạng xã hội / Social media"}
 OTHER_SOURCE = ("other", "Khác / Other")
 ROWS = 3  # condition/data/band rows always shown (a script adds more)
 MAX_ROWS = 50
@@ -124,22 +115,13 @@ class Source:
     types: tuple[str, ...]
 
 
-@functools.lru_cache(maxsize=8)
-def _families(folder: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    out = []
-    for path in sorted(Path(folder).glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        out.append((path.stem, tuple(doc.get("types") or ())))
-    return tuple(out)
-
-
-def sources(vocabulary: Vocabulary, folder: str | Path = DEFAULT_DIR) -> list[Source]:
+def sources(vocabulary: Vocabulary) -> list[Source]:
     """The vocabulary's event types by source family, in file order; types of no file last."""
     out, seen = [], set()
-    for key, types in _families(str(folder)):
+    for key, name, types in vocabulary.families:
         mine = tuple(t for t in types if t in vocabulary.types)
         if mine:
-            out.append(Source(key, SOURCE_NAMES.get(key, key), mine))
+            out.append(Source(key, name, mine))
             seen.update(mine)
     rest = tuple(t for t in vocabulary.types if t not in seen)
     return out + ([Source(*OTHER_SOURCE, rest)] if rest else [])

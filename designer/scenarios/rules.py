@@ -257,8 +257,6 @@ def _save_rule(draft_id: int, form: rf.RuleForm, old_key: str | None) -> bool:
 @design_required
 def delete_rule(draft_id: int, key: str):
     """Xóa quy tắc / remove one rule from the rules file (the other rules stay as written)."""
-    if not ActionForm().validate_on_submit():
-        abort(400)
     try:
         with services().db.session() as s:
             draft = draft_or_404(s, draft_id)

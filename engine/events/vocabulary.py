@@ -80,15 +80,21 @@ def _field_schema(spec: dict) -> dict:
 class Vocabulary:
     """Every known event type, loaded from a folder of YAML files."""
 
-    def __init__(self, types: dict[str, EventType]):
+    def __init__(self, types: dict[str, EventType],
+                 families: list[tuple[str, str, tuple[str, ...]]] | None = None):
         self.types = types
+        # (file stem, its `name:`, its types): one family of sources per file, in file order.
+        self.families = families or []
 
     @classmethod
     def load(cls, folder: str | Path = DEFAULT_DIR) -> "Vocabulary":
         """Read every *.yaml in `folder`; a malformed file raises ValueError naming it."""
         types: dict[str, EventType] = {}
+        families = []
         for path in sorted(Path(folder).glob("*.yaml")):
             doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            families.append((path.stem, str(doc.get("name") or path.stem),
+                             tuple(doc.get("types") or ())))
             for name, body in (doc.get("types") or {}).items():
                 if name in types:
                     raise ValueError(f"{path}: event type {name} is defined twice")
@@ -104,7 +110,7 @@ class Vocabulary:
                           "required": [f.name for f in fields.values() if f.required]}
                 types[name] = EventType(name, body.get("description", ""), fields,
                                         Draft202012Validator(schema))
-        return cls(types)
+        return cls(types, families)
 
     def get(self, type_name: str) -> EventType | None:
         """The event type of that name, or None."""

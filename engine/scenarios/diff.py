@@ -144,17 +144,24 @@ def _items(files: dict, name: str, list_key: str, side: str) -> dict[str, dict]:
     return out
 
 
-def _keyed(before: dict[str, dict], after: dict[str, dict]) -> list[dict]:
-    """Rules or SLAs compared by key: added, removed, and changed with their fields."""
+def _compared(before: dict[str, dict], after: dict[str, dict], describe) -> list[dict]:
+    """Items compared by key: added, removed, or changed with the fields that changed; each
+    row is `describe(key, the item as it is now or was last)` plus change and fields."""
     out = []
     for key in _union(before, after):
         a, b = before.get(key), after.get(key)
         change = "added" if a is None else "removed" if b is None else "changed"
         fields = _changes(a, b) if change == "changed" else []
         if change != "changed" or fields:
-            name = (b if b is not None else a).get("name")
-            out.append({"key": key, "change": change, "name": _plain(name), "fields": fields})
+            out.append({**describe(key, b if b is not None else a), "change": change,
+                        "fields": fields})
     return out
+
+
+def _keyed(before: dict[str, dict], after: dict[str, dict]) -> list[dict]:
+    """Rules or SLAs compared by key."""
+    return _compared(before, after, lambda key, item: {"key": key,
+                                                       "name": _plain(item.get("name"))})
 
 
 def _union(before: dict, after: dict) -> list:
@@ -301,14 +308,6 @@ def _form_field(field) -> dict:
 
 
 def _by_id(before: dict[str, dict], after: dict[str, dict]) -> list[dict]:
-    """Elements added, removed, or changed with the fields that changed."""
-    out = []
-    for ident in _union(before, after):
-        a, b = before.get(ident), after.get(ident)
-        change = "added" if a is None else "removed" if b is None else "changed"
-        fields = _changes(a, b) if change == "changed" else []
-        if change != "changed" or fields:
-            shown = b if b is not None else a
-            out.append({"id": ident, "type": shown["type"], "name": shown.get("name"),
-                        "change": change, "fields": fields})
-    return out
+    """Process elements compared by id."""
+    return _compared(before, after, lambda ident, el: {"id": ident, "type": el["type"],
+                                                       "name": el.get("name")})
