@@ -487,6 +487,63 @@ def notify_webhook_disable(webhook_id: int) -> None:
     click.echo(f"webhook {webhook_id} disabled")
 
 
+# -- Redis mode: workers and the scheduler -----------------------------------------------------
+
+def _redis_services():
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        raise click.ClickException("IOC_REDIS_URL is not set: without Redis, `ioc serve` "
+                                   "processes events itself (embedded mode)")
+    if not settings.database_url.startswith("postgresql"):
+        raise click.ClickException("Redis mode needs PostgreSQL (IOC_DATABASE_URL): workers, "
+                                   "the scheduler and the web write at once")
+    return _services()
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty (tests, catching up).")
+@click.option("--name", default=None, help="The worker's name in rq (default: host and pid).")
+def worker(burst: bool, name: str | None) -> None:
+    """Run an rq worker: drains the event store's partitions (Redis mode)."""
+    from rq import SimpleWorker
+
+    from worker import jobs
+
+    ioc = _redis_services()
+    jobs.use(ioc)
+    with ioc.db.session() as s:
+        ioc.pipeline.refresh_rules(s)  # load and replay the rules before taking jobs
+    rq_worker = SimpleWorker([ioc.relay.queue], connection=ioc.redis, name=name)
+    click.echo(f"worker {rq_worker.name} on queue {ioc.relay.queue.name}")
+    rq_worker.work(burst=burst, logging_level="WARNING")
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="One pass, then stop.")
+@click.option("--interval", default=0.5, show_default=True, type=float,
+              help="Seconds between passes when there is nothing to do.")
+def scheduler(once: bool, interval: float) -> None:
+    """Fire due timers and SLA levels, deliver notifications, relay pending events (Redis mode)."""
+    import signal
+    import threading
+
+    from worker import scheduler as loop
+
+    ioc = _redis_services()
+    if once:
+        fired, sent, relayed = loop.run_pass(ioc)
+        click.echo(f"timers fired: {fired}, notifications sent: {sent}, "
+                   f"partitions enqueued: {relayed}")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo("scheduler running (timers, notifications, relay)")
+    try:
+        loop.run(ioc, stop, interval)
+    except KeyboardInterrupt:
+        pass
+
+
 # -- serving -------------------------------------------------------------------------------------
 
 @main.command()

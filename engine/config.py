@@ -39,11 +39,21 @@ class Settings:
     notify_retry_factor: float = 5.0
     # Bound on one SMTP conversation or webhook POST; the outbox runs in the runner's thread.
     notify_timeout_s: float = 10.0
+    # An event whose processing raises is tried again after retry_base_s, then times
+    # retry_factor (2 s, 10 s); after max_attempts it is a dead letter (docs/operations.md).
+    event_max_attempts: int = 3
+    event_retry_base_s: float = 2.0
+    event_retry_factor: float = 5.0
+    # Redis mode: how long a worker's hold on a partition lasts without renewal (a killed
+    # worker's partitions are free again after this), and the rq queue's name.
+    partition_lock_s: float = 30.0
+    queue_name: str = "ioc"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         """Read IOC_DATABASE_URL, IOC_REDIS_URL, IOC_SECRET_KEY, IOC_RULE_REPLAY_DAYS,
-        IOC_CALENDAR_DIR, IOC_SMTP_* and IOC_NOTIFY_* (all optional)."""
+        IOC_CALENDAR_DIR, IOC_SMTP_*, IOC_NOTIFY_*, IOC_EVENT_* and IOC_PARTITION_LOCK_S (all
+        optional)."""
         env = os.environ if environ is None else environ
         kwargs: dict = {}
         if env.get("IOC_DATABASE_URL"):
@@ -56,12 +66,18 @@ class Settings:
             kwargs["rule_replay_days"] = int(env["IOC_RULE_REPLAY_DAYS"])
         if env.get("IOC_CALENDAR_DIR"):
             kwargs["calendar_dir"] = env["IOC_CALENDAR_DIR"]
+        if env.get("IOC_QUEUE"):
+            kwargs["queue_name"] = env["IOC_QUEUE"]
         kwargs.update(_smtp_from_env(env))
         for name, key, kind, low in (
                 ("IOC_NOTIFY_MAX_ATTEMPTS", "notify_max_attempts", int, 1),
                 ("IOC_NOTIFY_RETRY_BASE_S", "notify_retry_base_s", float, 0),
                 ("IOC_NOTIFY_RETRY_FACTOR", "notify_retry_factor", float, 1),
-                ("IOC_NOTIFY_TIMEOUT_S", "notify_timeout_s", float, 0.1)):
+                ("IOC_NOTIFY_TIMEOUT_S", "notify_timeout_s", float, 0.1),
+                ("IOC_EVENT_MAX_ATTEMPTS", "event_max_attempts", int, 1),
+                ("IOC_EVENT_RETRY_BASE_S", "event_retry_base_s", float, 0),
+                ("IOC_EVENT_RETRY_FACTOR", "event_retry_factor", float, 1),
+                ("IOC_PARTITION_LOCK_S", "partition_lock_s", float, 1)):
             if env.get(name):
                 kwargs[key] = _number(env, name, kind, low)
         return cls(**kwargs)

@@ -1,8 +1,15 @@
 """The one pipeline: pending events → rules → violations and processes → tasks → audit.
 
 The same `run_once` serves both runners: a thread in embedded mode (engine/runner.py) and, with
-Redis, the workers. Each event is handled in a savepoint of one batch transaction: a failing event
-is marked failed with its error and the batch goes on; nothing is acknowledged twice.
+Redis, the workers (worker/), each draining one partition at a time. Each event is handled in a
+savepoint of one batch transaction: a failing event waits and is tried again (backoff), and after
+its last attempt becomes a dead letter with its error; the batch goes on; nothing is
+acknowledged twice. On PostgreSQL the batch holds its events' rows, so two runners never handle
+one event, and one that waited re-reads them (already processed ones drop out).
+
+Several workers each hold their own rule matcher: before a partition's batch, a worker posts
+into its matcher the events of that partition others processed since it last looked
+(`catch_up`), so correlations see every event of their key in order, whoever handled it.
 """
 from __future__ import annotations
 
@@ -12,13 +19,15 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.audit import service as audit
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.db import Database, utcnow
 from engine.events.models import FAILED, PENDING, PROCESSED, Event
+from engine.events.partitions import PARTITIONS
 from engine.events.vocabulary import Vocabulary
 from engine.notify import service as notify
 from engine.ops.logs import log_context
@@ -49,10 +58,16 @@ class Pipeline:
     """Processes pending events in id order; owns the rule matcher of this process."""
 
     def __init__(self, db: Database, vocabulary: Vocabulary, runtime: ProcessRuntime,
-                 temporal: TemporalRules, replay_days: int = 30):
+                 temporal: TemporalRules, replay_days: int = 30, clock: Clock = SYSTEM_CLOCK,
+                 max_attempts: int = 3, retry_base_s: float = 2.0, retry_factor: float = 5.0):
         self.db, self.vocabulary, self.runtime = db, vocabulary, runtime
         self.temporal = temporal
         self.replay_days = replay_days
+        self.clock = clock
+        self.max_attempts, self.retry_base_s = max_attempts, retry_base_s
+        self.retry_factor = retry_factor
+        # The last processed_seq of each partition this matcher has seen (catch_up starts there).
+        self._seen = [0] * PARTITIONS
         self.matcher = RuleMatcher()
         self.live: dict[str, LiveRuleset] = {}
         self._generation: frozenset[int] | None = None
@@ -102,9 +117,37 @@ class Pipeline:
         count = 0
         for event in events:
             self.matcher.post(live.name, self._message(event))
+            self._saw(event)
             count += 1
         if count:
             log.info("replayed %d events into %s", count, live.name)
+
+    def _saw(self, event: Event) -> None:
+        if event.processed_seq is not None:
+            self._seen[event.partition] = max(self._seen[event.partition], event.processed_seq)
+
+    def catch_up(self, session: Session, partition: int) -> int:
+        """Post into this matcher the partition's events other runners processed since it last
+        looked (their matches were acted on there: discarded here); return how many."""
+        types = set().union(*(live.event_types for live in self.live.values())) \
+            if self.live else set()
+        if not types:
+            return 0
+        events = session.scalars(select(Event).where(
+            Event.partition == partition, Event.processed_seq > self._seen[partition],
+            Event.status == PROCESSED, Event.type.in_(types)).order_by(Event.processed_seq))
+        count = 0
+        for event in events:
+            message = self._message(event)
+            for live in self.live.values():
+                if event.type in live.event_types:
+                    try:
+                        self.matcher.post(live.name, message)
+                    except DuplicateMessage:
+                        pass  # already held: this matcher saw it (a replay at load)
+            self._saw(event)
+            count += 1
+        return count
 
     @staticmethod
     def _message(event: Event) -> dict:
@@ -113,35 +156,78 @@ class Pipeline:
     # -- events -----------------------------------------------------------------------------
 
     @timed(PIPELINE_PASS)
-    def run_once(self, limit: int = 200) -> int:
-        """Process up to `limit` pending events; return how many were handled."""
+    def run_once(self, limit: int = 200, partition: int | None = None) -> int:
+        """Process up to `limit` pending events (of one partition, if given) whose time has come;
+        return how many were handled."""
         with self.db.session() as session:
             self.refresh_rules(session)
-            events = list(session.scalars(select(Event).where(Event.status == PENDING)
-                                          .order_by(Event.id).limit(limit)))
-            for event in events:
+            now = self.clock.now()
+            query = (select(Event).where(
+                Event.status == PENDING,
+                or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now))
+                .order_by(Event.id).limit(limit))
+            seq = None
+            if partition is not None:
+                query = query.where(Event.partition == partition)
+                self.catch_up(session, partition)
+                # One runner holds the partition: numbering its events here keeps commit order.
+                seq = session.scalar(select(func.max(Event.processed_seq)).where(
+                    Event.partition == partition)) or 0
+            if self.db.is_postgres:
+                query = query.with_for_update()
+            events = [e for e in session.scalars(query) if e.status == PENDING]
+            for index, event in enumerate(events):
                 with log_context(event_id=event.id):
                     try:
                         with session.begin_nested():
                             self._handle(session, event)
-                        event.status = PROCESSED
+                        event.status, event.error = PROCESSED, None
+                        if seq is not None:
+                            seq += 1
+                            event.processed_seq = seq
                     except StaleDataError:
                         # Another step changed one of its instances meanwhile: leave it pending and
                         # stop here, so that later events of that instance keep their order.
                         log.info("event %s met a concurrent update; retrying later", event.id)
-                        return events.index(event)
+                        self._forget_rules()  # what it posted to the matcher was rolled back
+                        return index
                     except Exception as exc:  # noqa: BLE001 - a bad event must not stop the others
-                        log.exception("event %s failed", event.id)
-                        event.status, event.error = FAILED, f"{type(exc).__name__}: {exc}"[:2000]
-                        audit.record(session, "event.failed", actor="engine", subject_type="event",
-                                     subject_id=event.id, details={"error": event.error})
-                event.processed_at = utcnow()
+                        self._failed(session, event, exc, now)
+                        # The matcher may hold what the failed attempt posted, which the database
+                        # rolled back: rebuild it from the event store before the next event.
+                        self._forget_rules()
+                        return index + 1
+                    self._saw(event)
+                    event.processed_at = utcnow()
             return len(events)
 
-    def drain(self, limit: int = 200) -> int:
-        """Process pending events until none is left; return how many were handled."""
+    def _forget_rules(self) -> None:
+        for name in list(self.live):
+            self.matcher.unload(name)
+        self.live.clear()
+        self._generation = None
+        self._seen = [0] * PARTITIONS
+
+    def _failed(self, session: Session, event: Event, exc: Exception, now) -> None:
+        """One failed attempt: wait with backoff, or after the last one become a dead letter."""
+        event.attempts += 1
+        event.error = f"{type(exc).__name__}: {exc}"[:2000]
+        if event.attempts < self.max_attempts:
+            log.warning("event %s failed (attempt %d of %d): %s", event.id, event.attempts,
+                        self.max_attempts, event.error)
+            delay = self.retry_base_s * self.retry_factor ** (event.attempts - 1)
+            event.next_attempt_at = now + timedelta(seconds=delay)
+            return
+        log.exception("event %s failed for good: a dead letter", event.id)
+        event.status, event.next_attempt_at, event.processed_at = FAILED, None, utcnow()
+        audit.record(session, "event.failed", actor="engine", subject_type="event",
+                     subject_id=event.id, details={"error": event.error,
+                                                   "attempts": event.attempts})
+
+    def drain(self, limit: int = 200, partition: int | None = None) -> int:
+        """Process pending events until none is ready; return how many were handled."""
         total = 0
-        while (n := self.run_once(limit)):
+        while (n := self.run_once(limit, partition)):
             total += n
         return total
 

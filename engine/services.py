@@ -35,7 +35,9 @@ class Services:
         self.sla = SlaEngine(self.calendar, clock)
         self.runtime.observers.append(self.sla)
         self.pipeline = Pipeline(self.db, self.vocabulary, self.runtime,
-                                 TemporalRules(self.calendar, clock), settings.rule_replay_days)
+                                 TemporalRules(self.calendar, clock), settings.rule_replay_days,
+                                 clock, settings.event_max_attempts, settings.event_retry_base_s,
+                                 settings.event_retry_factor)
         self.scheduler = Scheduler(self.db, clock, {
             BPMN: self.runtime.fire_timer,
             SLA: self.sla.fire,
@@ -43,6 +45,13 @@ class Services:
         })
         self.outbox = Outbox(self.db, clock)
         self.runner: EmbeddedRunner | None = None
+        self.redis = self.relay = None
+        if settings.redis_url:  # Redis mode: workers process events (worker/)
+            from worker.queue import connect, job_queue
+            from worker.relay import Relay
+
+            self.redis = connect(settings.redis_url)
+            self.relay = Relay(self.db, job_queue(self.redis, settings.queue_name), clock)
 
     def start_runner(self) -> None:
         """Process events and fire timers in a background thread (embedded mode)."""
@@ -50,10 +59,16 @@ class Services:
             self.runner = EmbeddedRunner(self.pipeline, self.scheduler, self.outbox)
             self.runner.start()
 
-    def wake(self) -> None:
-        """Tell the runner that new events are waiting (no-op without a runner)."""
+    def wake(self, partitions: set[int] | None = None) -> None:
+        """New events are waiting (in these partitions): wake the embedded runner, or in Redis
+        mode enqueue their partitions (all ready ones when not given)."""
         if self.runner is not None:
             self.runner.wake()
+        elif self.relay is not None:
+            if partitions is None:
+                self.relay.scan()
+            else:
+                self.relay.kick(partitions)
 
     def run_pending(self) -> tuple[int, int]:
         """Process pending events and fire due timers until nothing is left: (events, timers)."""

@@ -194,13 +194,15 @@ def test_json_log_lines_carry_the_event_and_instance(loaded, source, json_log, m
         raise RuntimeError("broken adapter")
 
     monkeypatch.setattr(loaded.pipeline, "_deliver_messages", boom)
+    monkeypatch.setattr(loaded.pipeline, "max_attempts", 1)  # a dead letter at once
     send(client, token, dossier("dossier.received", "H02.2"))
     loaded.pipeline.drain()
     with loaded.db.read() as s:
         from engine.events.models import Event
 
         failed = s.query(Event).filter_by(status="failed").one()
-    line = next(r for r in json_log() if r["message"] == f"event {failed.id} failed")
+    line = next(r for r in json_log()
+                if r["message"] == f"event {failed.id} failed for good: a dead letter")
     assert line["level"] == "ERROR" and line["logger"] == "engine.pipeline"
     assert line["event_id"] == failed.id
     assert "instance_id" not in line

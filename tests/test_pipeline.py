@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
+from sqlalchemy import select
+
+from engine.audit.models import AuditRecord
+from engine.clock import ManualClock
 from engine.events import service as events
 from engine.events.models import Event
 from engine.pipeline import Pipeline
@@ -36,7 +41,8 @@ def test_open_correlations_survive_a_restart(loaded, source):
         assert {e.status for e in s.query(Event)} == {"processed"}
 
 
-def test_a_failing_event_is_marked_failed_and_the_others_go_on(ioc, source, tmp_path):
+def test_a_failing_event_is_tried_again_then_a_dead_letter_and_the_others_go_on(
+        ioc, source, tmp_path):
     folder = tmp_path / "hotline-ticket"
     shutil.copytree(Path(SCENARIOS) / "hotline-ticket", folder)
     bpmn = folder / "process.bpmn"
@@ -45,17 +51,32 @@ def test_a_failing_event_is_marked_failed_and_the_others_go_on(ioc, source, tmp_
         'outcome = "resolved_at_call_centre"',
         'outcome = 100 // len(answer)'), encoding="utf-8")
     load_scenarios(ioc, str(tmp_path))
+    clock = ioc.pipeline.clock = ManualClock(datetime.now(timezone.utc))
     source_id, _ = source
     _ingest(ioc, source_id, ticket("1022-p1"), ticket("1022-p2"))
     ioc.pipeline.drain()
     resolved = {"specversion": "1.0", "source": "/1022", "type": "hotline.ticket.resolved"}
     _ingest(ioc, source_id, {**resolved, "id": "r1", "data": {"ticket_id": "1022-p1", "answer": ""}},
             {**resolved, "id": "r2", "data": {"ticket_id": "1022-p2", "answer": "Đã xử lý"}})
+
+    def state():
+        with ioc.db.read() as s:
+            return {e.ce_id: (e.status, e.attempts, e.error) for e in s.query(Event)}
+
     ioc.pipeline.drain()
+    assert state()["r1"][:2] == ("pending", 1) and "ZeroDivisionError" in state()["r1"][2]
+    assert state()["r2"] == ("processed", 0, None)  # the event behind it went on
+    clock.advance(seconds=1.9)
+    assert ioc.pipeline.drain() == 0  # backoff: 2 s before the second attempt
+    clock.advance(seconds=0.1)
+    ioc.pipeline.drain()
+    assert state()["r1"][:2] == ("pending", 2)
+    clock.advance(seconds=10)  # then 5 times longer; the third attempt is the last
+    ioc.pipeline.drain()
+    assert state()["r1"][:2] == ("failed", 3)
     with ioc.db.read() as s:
-        status = {e.ce_id: (e.status, e.error) for e in s.query(Event)}
-    assert status["r1"][0] == "failed" and "ZeroDivisionError" in status["r1"][1]
-    assert status["r2"] == ("processed", None)
+        dead = s.scalars(select(AuditRecord).where(AuditRecord.action == "event.failed")).all()
+        assert [r.details["attempts"] for r in dead] == [3]
     from engine.processes.models import ProcessInstance
 
     with ioc.db.read() as s:

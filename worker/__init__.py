@@ -1,1 +1,12 @@
-"""Background runners (rq + Redis) for the same pipeline the embedded mode runs in-process."""
+"""Redis mode (IOC_REDIS_URL set): rq workers drain the event store's partitions, a scheduler
+fires timers, delivers the outbox and relays what Redis has not taken yet.
+
+- `queue.py`: the rq queue and how partitions are put on it (at most one waiting job each);
+- `jobs.py`: the job, `drain_partition`: one partition's pending events, under its lock;
+- `relay.py`: the transactional outbox relay: pending events in the database → jobs;
+- `scheduler.py`: the loop of `ioc scheduler` (timers, SLA levels, notifications, relay);
+- job durations go to Redis (engine/ops/jobstats.py), so /metrics of any web process shows them.
+
+The event store is the truth: a job only says "look at partition p". Redis down, a job lost or a
+worker killed loses nothing: the events stay pending and the relay enqueues their partition again.
+"""

@@ -9,7 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from engine.db import Base, utcnow
 
 # Processing states of a stored event: the pending marker drives the pipeline (event store first).
-PENDING, PROCESSED, FAILED = "pending", "processed", "failed"
+# A failed event is a dead letter (its attempts are used up); an administrator may retry it (back
+# to pending) or discard it.
+PENDING, PROCESSED, FAILED, DISCARDED = "pending", "processed", "failed", "discarded"
 
 
 class Source(Base):
@@ -45,6 +47,9 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "ce_id"),
         Index("ix_events_status_id", "status", "id"),
+        # A worker drains one partition's pending events in id order (engine/events/partitions).
+        Index("ix_events_status_partition_id", "status", "partition", "id"),
+        Index("ix_events_partition_processed_seq", "partition", "processed_seq"),
         # Looking an event up by what it is about (a ticket's status over Open311).
         Index("ix_events_source_type_subject", "source_id", "type", "subject"),
     )
@@ -62,3 +67,10 @@ class Event(Base):
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     processed_at: Mapped[datetime | None]
     error: Mapped[str | None]
+    partition: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Redis mode: the order in which the partition's events were processed (a worker catching
+    # up on what others processed follows it; ids can commit out of order, retries come late).
+    processed_seq: Mapped[int | None]
+    # Failed attempts so far; a failed attempt waits until next_attempt_at (backoff).
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None]

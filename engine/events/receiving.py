@@ -17,7 +17,7 @@ def store(raws: list) -> IngestResult:
     ioc = services()
     result = service.ingest(ioc.db, g.source.id, raws, ioc.vocabulary)
     if result.accepted:
-        ioc.wake()
+        ioc.wake({event.partition for event in result.accepted})
     return result
 
 

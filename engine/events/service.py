@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from engine.audit import service as audit
 from engine.db import Database, utcnow
 from engine.events.models import Event, Source
+from engine.events.partitions import partition_of
 from engine.events.vocabulary import Vocabulary, parse_datetime
 
 MAX_ID, MAX_SOURCE, MAX_SUBJECT = 200, 500, 500
@@ -148,6 +149,7 @@ def _store(session: Session, raws: list[Any], source: Source, vocabulary: Vocabu
         seen.add(raw["id"])
         event = Event(source_id=source.id, ce_id=raw["id"], ce_source=raw["source"],
                       type=raw["type"], subject=raw.get("subject"),
+                      partition=partition_of(raw.get("subject"), raw["source"], raw["id"]),
                       time=parse_datetime(raw["time"]) if raw.get("time") else None,
                       data=raw["data"])
         session.add(event)

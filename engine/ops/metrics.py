@@ -80,7 +80,8 @@ class DatabaseCollector(Collector):
             "ioc_events_total", "Events received per source: accepted, duplicate or refused",
             labels=["source", "outcome"])
         pending = GaugeMetricFamily("ioc_events_pending", "Stored events not processed yet")
-        failed = GaugeMetricFamily("ioc_events_failed", "Events whose processing failed")
+        failed = GaugeMetricFamily("ioc_events_failed",
+                                   "Dead letters: events whose attempts are used up")
         matches = CounterMetricFamily("ioc_rule_matches_total", "Rule matches per scenario",
                                       labels=["scenario"])
         instances = GaugeMetricFamily("ioc_instances_total",
@@ -138,10 +139,48 @@ class DatabaseCollector(Collector):
                 timers_failed, notifications]
 
 
-def registry_for(db) -> CollectorRegistry:
-    """A registry with the database counts of `db` and this process's pass timings."""
+class QueueCollector(Collector):
+    """Redis mode: the job queue's depth and every worker's job durations (kept in Redis)."""
+
+    def __init__(self, connection, queue_name: str):
+        self.connection, self.queue_name = connection, queue_name
+
+    def collect(self) -> Iterator:
+        from prometheus_client.core import HistogramMetricFamily
+        from redis.exceptions import RedisError
+
+        from engine.ops import jobstats as stats
+
+        up = GaugeMetricFamily("ioc_metrics_redis_up",
+                               "1 if the last scrape could read Redis, else 0")
+        try:
+            depth = self.connection.llen(f"rq:queue:{self.queue_name}")
+            buckets, total, _ = stats.read(self.connection, self.queue_name)
+        except RedisError:
+            log.warning("metrics: could not read Redis", exc_info=True)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        queued = GaugeMetricFamily("ioc_queue_jobs", "Partition jobs waiting on the rq queue",
+                                   labels=["queue"])
+        queued.add_metric([self.queue_name], depth)
+        yield queued
+        jobs = HistogramMetricFamily("ioc_job_seconds",
+                                     "Duration of the workers' partition jobs",
+                                     labels=["queue"])
+        jobs.add_metric([self.queue_name], buckets, total)
+        yield jobs
+
+
+def registry_for(db, redis=None, queue_name: str = "ioc") -> CollectorRegistry:
+    """A registry with the database counts of `db`, the queue (Redis mode) and this process's
+    pass timings."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(db))
+    if redis is not None:
+        registry.register(QueueCollector(redis, queue_name))
     registry.register(PIPELINE_PASS)
     registry.register(SCHEDULER_PASS)
     return registry
@@ -149,7 +188,8 @@ def registry_for(db) -> CollectorRegistry:
 
 def install(app) -> None:
     """Give `app` its metrics registry (read by GET /metrics)."""
-    app.extensions["ioc.metrics"] = registry_for(app.extensions["ioc"].db)
+    ioc = app.extensions["ioc"]
+    app.extensions["ioc.metrics"] = registry_for(ioc.db, ioc.redis, ioc.settings.queue_name)
 
 
 def exposition(app) -> tuple[bytes, str]:
