@@ -1,4 +1,4 @@
-"""WTForms forms of the web app: login, and a task's form built from its definition."""
+"""WTForms forms of the web app: login, a task's form built from its definition, dead letters."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
@@ -12,7 +12,9 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from engine.events import dead_letters
 
 
 class LoginForm(FlaskForm):
@@ -63,3 +65,13 @@ def answers(form: FlaskForm, definition: dict) -> dict:
             value = value.isoformat()
         out[field["id"]] = value
     return out
+
+
+class DiscardForm(FlaskForm):
+    """Bỏ qua sự kiện lỗi / discard a dead letter, saying why."""
+
+    reason = StringField("Lý do / Reason", filters=[lambda v: v.strip() if v else v], validators=[
+        DataRequired("Thiếu lý do / A reason is required"),
+        Length(max=dead_letters.MAX_REASON, message=(
+            f"Lý do dài tối đa {dead_letters.MAX_REASON} ký tự / The reason must be at most "
+            f"{dead_letters.MAX_REASON} characters"))])

@@ -8,11 +8,14 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
-from designer.forms import ClaimForm, LoginForm, answers, task_form
+from designer.forms import ClaimForm, DiscardForm, LoginForm, answers, task_form
+from designer.scenarios.forms import ActionForm
 from engine.audit import service as audit
 from engine.auth import service as auth
 from engine.auth.permissions import ROLE_NAMES, allowed
+from engine.events import dead_letters
 from engine.events import service as events
+from engine.events.dead_letters import DeadLetterError
 from engine.events.models import Source
 from engine.notify import service as notify
 from engine.org import service as org
@@ -238,3 +241,65 @@ def violations():
     with _ioc().db.read() as s:
         rows = list(s.scalars(select(Violation).order_by(Violation.id.desc()).limit(200)))
     return render_template("violations.html", violations=rows)
+
+
+def _may_handle_dead_letters() -> None:
+    if not allowed(current_user.role, "events.dead_letters"):
+        abort(403)
+
+
+def _dead_letters_page(discard_form: DiscardForm | None = None, failed_id: int | None = None,
+                       status: int = 200):
+    with _ioc().db.read() as s:
+        rows = [dead_letters.to_dict(e) for e in dead_letters.list_dead(s, limit=200)]
+        total = dead_letters.count_dead(s)
+    return render_template("dead_letters.html", events=rows, total=total,
+                           discard_form=discard_form or DiscardForm(), failed_id=failed_id), status
+
+
+@bp.get("/dead-letters")
+@login_required
+def dead_letters_page():
+    """Sự kiện lỗi / dead letters: failed events, each to retry or discard (administrators)."""
+    _may_handle_dead_letters()
+    return _dead_letters_page()
+
+
+@bp.post("/dead-letters/<int:event_id>/retry")
+@login_required
+def retry_dead_letter(event_id: int):
+    """Xử lý lại / put a dead letter back in the queue."""
+    _may_handle_dead_letters()
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        with _ioc().db.session() as s:
+            dead_letters.retry(s, event_id, actor=f"user:{current_user.username}")
+    except DeadLetterError as exc:
+        flash(exc.message, "error")
+    else:
+        _ioc().wake()  # after the commit, so the runner sees it pending
+        flash(f"Đã đưa sự kiện {event_id} vào hàng đợi xử lý lại / Event {event_id} will be "
+              "processed again", "ok")
+    return redirect(url_for("web.dead_letters_page"))
+
+
+@bp.post("/dead-letters/<int:event_id>/discard")
+@login_required
+def discard_dead_letter(event_id: int):
+    """Bỏ qua / discard a dead letter with a reason."""
+    _may_handle_dead_letters()
+    form = DiscardForm()
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            abort(400)
+        return _dead_letters_page(form, event_id, 422)
+    try:
+        with _ioc().db.session() as s:
+            dead_letters.discard(s, event_id, actor=f"user:{current_user.username}",
+                                 reason=form.reason.data)
+    except DeadLetterError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"Đã bỏ qua sự kiện {event_id} / Event {event_id} discarded", "ok")
+    return redirect(url_for("web.dead_letters_page"))

@@ -25,7 +25,8 @@ PERMISSIONS: dict[str, set[str]] = {
                               "scenarios.read", "events.read"},
     "admin": _READ_CASES | {"tasks.read", "tasks.claim", "tasks.complete", "tasks.any_department",
                             "sla.any_department", "sources.read",
-                            "audit.read", "scenarios.read", "scenarios.design", "events.read"},
+                            "audit.read", "scenarios.read", "scenarios.design", "events.read",
+                            "events.dead_letters"},
 }
 
 
