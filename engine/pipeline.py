@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -34,6 +34,7 @@ from engine.ops.logs import log_context
 from engine.ops.metrics import PIPELINE_PASS, timed
 from engine.processes.models import MessageWait
 from engine.processes.service import ProcessRuntime
+from engine.processes.spiff import bpmn_message_names
 from engine.rules import DuplicateMessage, RuleMatcher, RuleSet, parse_rules, to_message
 from engine.rules.compiler import split_part
 from engine.rules.temporal import Detection, TemporalRules
@@ -68,6 +69,7 @@ class Pipeline:
         self.retry_factor = retry_factor
         # The last processed_seq of each partition this matcher has seen (catch_up starts there).
         self._seen = [0] * PARTITIONS
+        self._message_types_of: tuple[int | None, frozenset[str]] = (None, frozenset())
         self.matcher = RuleMatcher()
         self.live: dict[str, LiveRuleset] = {}
         self._generation: frozenset[int] | None = None
@@ -161,6 +163,7 @@ class Pipeline:
         return how many were handled."""
         with self.db.session() as session:
             self.refresh_rules(session)
+            self._refresh_message_types(session)
             now = self.clock.now()
             query = (select(Event).where(
                 Event.status == PENDING,
@@ -176,30 +179,37 @@ class Pipeline:
             if self.db.is_postgres:
                 query = query.with_for_update()
             events = [e for e in session.scalars(query) if e.status == PENDING]
-            for index, event in enumerate(events):
-                with log_context(event_id=event.id):
-                    try:
-                        with session.begin_nested():
-                            self._handle(session, event)
-                        event.status, event.error = PROCESSED, None
-                        if seq is not None:
-                            seq += 1
-                            event.processed_seq = seq
-                    except StaleDataError:
-                        # Another step changed one of its instances meanwhile: leave it pending and
-                        # stop here, so that later events of that instance keep their order.
-                        log.info("event %s met a concurrent update; retrying later", event.id)
-                        self._forget_rules()  # what it posted to the matcher was rolled back
-                        return index
-                    except Exception as exc:  # noqa: BLE001 - a bad event must not stop the others
-                        self._failed(session, event, exc, now)
-                        # The matcher may hold what the failed attempt posted, which the database
-                        # rolled back: rebuild it from the event store before the next event.
-                        self._forget_rules()
-                        return index + 1
-                    self._saw(event)
-                    event.processed_at = utcnow()
-            return len(events)
+            done: list[dict] = []
+            handled = self._handle_batch(session, events, seq, now, done)
+            if done:  # one executemany for the batch's processed events, not an UPDATE each
+                session.execute(update(Event), done)
+            return handled
+
+    def _handle_batch(self, session: Session, events: list[Event], seq: int | None, now,
+                      done: list[dict]) -> int:
+        for index, event in enumerate(events):
+            with log_context(event_id=event.id):
+                try:
+                    with session.begin_nested():
+                        self._handle(session, event)
+                except StaleDataError:
+                    # Another step changed one of its instances meanwhile: leave it pending and
+                    # stop here, so that later events of that instance keep their order.
+                    log.info("event %s met a concurrent update; retrying later", event.id)
+                    self._forget_rules()  # what it posted to the matcher was rolled back
+                    return index
+                except Exception as exc:  # noqa: BLE001 - a bad event must not stop the others
+                    self._failed(session, event, exc, now)
+                    # The matcher may hold what the failed attempt posted, which the database
+                    # rolled back: rebuild it from the event store before the next event.
+                    self._forget_rules()
+                    return index + 1
+                if seq is not None:
+                    seq += 1
+                    self._seen[event.partition] = max(self._seen[event.partition], seq)
+                done.append({"id": event.id, "status": PROCESSED, "error": None,
+                             "processed_at": utcnow(), "processed_seq": seq})
+        return len(events)
 
     def _forget_rules(self) -> None:
         for name in list(self.live):
@@ -267,7 +277,20 @@ class Pipeline:
         detection = self.temporal.on_timer(rule, timer, self._message(event))
         self._on_match(session, version.id, detection)
 
+    def _refresh_message_types(self, session: Session) -> None:
+        """The event types some process of any stored version may wait for (its BPMN messages;
+        retired versions count: their instances still wait); read again when versions change."""
+        count = session.scalar(select(func.count()).select_from(ScenarioVersion))
+        if count != self._message_types_of[0]:
+            names: set[str] = set()
+            for version in session.scalars(select(ScenarioVersion)):
+                names |= bpmn_message_names(version.files.get(
+                    version.manifest.get("process", "process.bpmn"), ""))
+            self._message_types_of = (count, frozenset(names))
+
     def _deliver_messages(self, session: Session, event: Event) -> None:
+        if event.type not in self._message_types_of[1]:
+            return  # no process can be waiting for it: spare the lookup
         props = session.scalars(select(MessageWait.correlation_property).where(
             MessageWait.message_name == event.type).distinct()).all()
         instance_ids: set[int] = set()

@@ -27,11 +27,18 @@ def _digest(seq: int, at: datetime, actor: str, action: str, subject_type: str, 
 
 def _head(session: Session) -> AuditHead:
     # FOR UPDATE makes concurrent writers on PostgreSQL take turns; SQLite already has one writer.
+    # The lock lasts until the transaction ends, so within one transaction the head read first
+    # serves every later record (a rolled-back savepoint expires it: it is read again).
+    transaction = session.get_transaction()
+    cached = session.info.get("ioc.audit_head")
+    if cached is not None and cached[0] is transaction:
+        return cached[1]
     head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
     if head is None:
         head = AuditHead(id=1, seq=0, hash=GENESIS)
         session.add(head)
         session.flush()
+    session.info["ioc.audit_head"] = (transaction, head)
     return head
 
 

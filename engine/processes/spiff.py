@@ -419,3 +419,16 @@ def fire_due_timers(workflow: BpmnWorkflow) -> bool:
             # What Spiff's refresh_timers does, for the due tasks only.
             task.task_spec._update(task)
     return bool(due)
+
+
+def bpmn_message_names(bpmn: str) -> set[str]:
+    """The names of the messages a BPMN file defines (the event types it can wait for)."""
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(bpmn.encode("utf-8"), parser=etree.XMLParser(
+            resolve_entities=False, no_network=True))
+    except (etree.XMLSyntaxError, ValueError):
+        return set()
+    return {m.get("name") for m in root.iter("{http://www.omg.org/spec/BPMN/20100524/MODEL}"
+                                            "message") if m.get("name")}

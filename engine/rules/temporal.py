@@ -117,18 +117,18 @@ class TemporalRules:
         # back-filling its buffer, a replayed day) proves the station is talking, so the wait
         # starts from when it is processed, not from its old timestamp.
         due = span.after(max(moment, self.clock.now()), self.calendar)
-        current = timers.pending(session, RULE, ref)
-        if current and current[0].due_at >= due:
-            return  # a late-arriving older event never pulls the deadline earlier
-        timers.reschedule(session, RULE, ref, due, payload={
+        # A late-arriving older event never pulls the deadline earlier.
+        timers.postpone(session, RULE, ref, due, payload={
             "version_id": version_id, "rule": rule.key, "event_id": message["id"],
             "window": {"last_seen": moment.isoformat(),
                        "silent_for": str(span)}})
 
     def _state(self, session: Session, version_id: int, rule: Rule, key: str) -> RuleState:
+        # Locked: with several workers, two partitions may share a rule key (a key that is not
+        # the events' subject); their updates take turns (SQLite ignores it: one writer).
         row = session.scalars(select(RuleState).where(
             RuleState.scenario_version_id == version_id, RuleState.rule_key == rule.key,
-            RuleState.key == key)).first()
+            RuleState.key == key).with_for_update()).first()
         if row is None:
             row = RuleState(scenario_version_id=version_id, rule_key=rule.key, key=key, state={})
             session.add(row)

@@ -31,6 +31,17 @@ def reschedule(session: Session, kind: str, ref: str, due_at: datetime, *,
     return timer
 
 
+def postpone(session: Session, kind: str, ref: str, due_at: datetime, *,
+             payload: dict) -> None:
+    """Move the ref's pending timer later to `due_at` (never earlier), or add it: one UPDATE in
+    the usual case, where the timer exists (a station's silence deadline, at each reading)."""
+    moved = session.execute(update(Timer).where(
+        Timer.kind == kind, Timer.ref == ref, Timer.status == PENDING, Timer.due_at < due_at)
+        .values(due_at=due_at, payload=payload)).rowcount
+    if not moved and not pending(session, kind, ref):
+        schedule(session, kind, ref, due_at, payload=payload)
+
+
 def cancel(session: Session, kind: str, ref: str) -> int:
     """Cancel the pending timers of this ref; return how many."""
     result = session.execute(update(Timer).where(
