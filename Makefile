@@ -38,5 +38,11 @@ test: install browser
 bench: install
 	$(BIN)/python bench/pipeline.py
 
+# End to end through the real processes on the local PostgreSQL and Redis (bench/load.py):
+# embedded, Redis with 1 and 2 workers, as fast as possible, then at half the best rate (~8 min).
+.PHONY: bench-load
+bench-load: install
+	$(BIN)/python bench/load.py --suite
+
 clean:
 	rm -rf $(VENV) var .pytest_cache designer/node_modules test-artifacts
