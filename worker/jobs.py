@@ -57,9 +57,9 @@ def drain_partition(partition: int) -> int:
             while True:
                 n = ioc.pipeline.run_once(BATCH, partition)
                 handled += n
+                if n < BATCH:
+                    break  # drained (what arrives meanwhile is looked for after letting go)
                 lock.extend(ioc.settings.partition_lock_s, replace_ttl=True)
-                if not n:
-                    break
                 if time.monotonic() - started > BUDGET_S:
                     more = True
                     break

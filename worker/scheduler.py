@@ -23,7 +23,10 @@ def run(ioc: Services, stop: threading.Event, interval_s: float = 0.5) -> None:
     """Pass after pass until `stop` is set; a failed pass is logged and the loop goes on."""
     while not stop.is_set():
         try:
-            busy = any(run_pass(ioc))
+            fired, sent, _ = run_pass(ioc)
+            # Relaying alone is not work: under a backlog every pass re-finds the same pending
+            # partitions (their jobs already wait), and looping on that would burn a core.
+            busy = bool(fired or sent)
         except Exception:  # noqa: BLE001 - keep scheduling; the work stays in the database
             log.exception("scheduler pass failed")
             busy = False
