@@ -1,9 +1,10 @@
 """The one pipeline: pending events → rules → violations and processes → tasks → audit.
 
 The same `run_once` serves both runners: a thread in embedded mode (engine/runner.py) and, with
-Redis, the workers (worker/), each draining one partition at a time. Each event is handled in a
-savepoint of one batch transaction: a failing event waits and is tried again (backoff), and after
-its last attempt becomes a dead letter with its error; the batch goes on; nothing is
+Redis, the workers (worker/), each draining one partition at a time. A batch of events is handled
+in one transaction; if one of them fails, the batch rolls back and is handled again event by
+event, each in a savepoint: the failing event waits and is tried again (backoff), and after its
+last attempt becomes a dead letter with its error; the events behind it go on; nothing is
 acknowledged twice. On PostgreSQL the batch holds its events' rows, so two runners never handle
 one event, and one that waited re-reads them (already processed ones drop out).
 
@@ -161,55 +162,92 @@ class Pipeline:
     def run_once(self, limit: int = 200, partition: int | None = None) -> int:
         """Process up to `limit` pending events (of one partition, if given) whose time has come;
         return how many were handled."""
-        with self.db.session() as session:
-            self.refresh_rules(session)
-            self._refresh_message_types(session)
-            now = self.clock.now()
-            query = (select(Event).where(
-                Event.status == PENDING,
-                or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now))
-                .order_by(Event.id).limit(limit))
-            seq = None
-            if partition is not None:
-                query = query.where(Event.partition == partition)
-                self.catch_up(session, partition)
-                # One runner holds the partition: numbering its events here keeps commit order.
-                seq = session.scalar(select(func.max(Event.processed_seq)).where(
-                    Event.partition == partition)) or 0
-            if self.db.is_postgres:
-                query = query.with_for_update()
-            events = [e for e in session.scalars(query) if e.status == PENDING]
-            done: list[dict] = []
-            handled = self._handle_batch(session, events, seq, now, done)
-            if done:  # one executemany for the batch's processed events, not an UPDATE each
-                session.execute(update(Event), done)
-            return handled
+        try:
+            # Fast: the whole batch in one transaction, no savepoint per event (two statements
+            # an event, a sixth of a worker's time when measured).
+            return self._run(limit, partition, careful=False)
+        except Exception as exc:  # noqa: BLE001 - one event failed: the batch rolled back
+            log.info("a batch of events failed (%s: %s); handling it event by event",
+                     type(exc).__name__, exc)
+            # The matcher holds what the rolled-back batch posted: rebuild it from the store.
+            self._forget_rules()
+            return self._run(limit, partition, careful=True)
 
-    def _handle_batch(self, session: Session, events: list[Event], seq: int | None, now,
-                      done: list[dict]) -> int:
+    def _run(self, limit: int, partition: int | None, careful: bool) -> int:
+        try:
+            with self.db.session() as session:
+                self.refresh_rules(session)
+                self._refresh_message_types(session)
+                now = self.clock.now()
+                query = (select(Event).where(
+                    Event.status == PENDING,
+                    or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now))
+                    .order_by(Event.id).limit(limit))
+                seq = None
+                if partition is not None:
+                    query = query.where(Event.partition == partition)
+                    self.catch_up(session, partition)
+                    # One runner holds the partition: numbering its events here keeps commit
+                    # order.
+                    seq = session.scalar(select(func.max(Event.processed_seq)).where(
+                        Event.partition == partition)) or 0
+                if self.db.is_postgres:
+                    query = query.with_for_update()
+                events = [e for e in session.scalars(query) if e.status == PENDING]
+                done: list[dict] = []
+                if careful:
+                    handled = self._handle_carefully(session, events, seq, now, done)
+                else:
+                    handled = self._handle_all(session, events, seq, done)
+                self.temporal.write(session)
+                if done:  # one executemany for the batch's processed events, not an UPDATE each
+                    session.execute(update(Event), done)
+                return handled
+        finally:
+            self.temporal.discard()  # nothing is left over from a batch, committed or not
+
+    def _handle_all(self, session: Session, events: list[Event], seq: int | None,
+                    done: list[dict]) -> int:
+        for event in events:
+            with log_context(event_id=event.id):
+                self._handle(session, event)
+            seq = self._processed(event, seq, done)
+        return len(events)
+
+    def _handle_carefully(self, session: Session, events: list[Event], seq: int | None, now,
+                          done: list[dict]) -> int:
+        # Each event in a savepoint, its rule windows written with it: a failing event is marked
+        # (backoff, then dead letter) and the batch stops after it.
         for index, event in enumerate(events):
             with log_context(event_id=event.id):
                 try:
                     with session.begin_nested():
                         self._handle(session, event)
+                        self.temporal.write(session)
                 except StaleDataError:
                     # Another step changed one of its instances meanwhile: leave it pending and
                     # stop here, so that later events of that instance keep their order.
                     log.info("event %s met a concurrent update; retrying later", event.id)
+                    self.temporal.discard()
                     self._forget_rules()  # what it posted to the matcher was rolled back
                     return index
                 except Exception as exc:  # noqa: BLE001 - a bad event must not stop the others
+                    self.temporal.discard()
                     self._failed(session, event, exc, now)
                     # The matcher may hold what the failed attempt posted, which the database
                     # rolled back: rebuild it from the event store before the next event.
                     self._forget_rules()
                     return index + 1
-                if seq is not None:
-                    seq += 1
-                    self._seen[event.partition] = max(self._seen[event.partition], seq)
-                done.append({"id": event.id, "status": PROCESSED, "error": None,
-                             "processed_at": utcnow(), "processed_seq": seq})
+            seq = self._processed(event, seq, done)
         return len(events)
+
+    def _processed(self, event: Event, seq: int | None, done: list[dict]) -> int | None:
+        if seq is not None:
+            seq += 1
+            self._seen[event.partition] = max(self._seen[event.partition], seq)
+        done.append({"id": event.id, "status": PROCESSED, "error": None,
+                     "processed_at": utcnow(), "processed_seq": seq})
+        return seq
 
     def _forget_rules(self) -> None:
         for name in list(self.live):

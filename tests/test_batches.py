@@ -1,0 +1,145 @@
+"""A batch of events is one transaction: rule windows and silence deadlines are written once per
+key, and a failing event rolls the batch back to be handled event by event.
+
+The same shipped rules as tests/test_time_scenarios.py, but many events stored first and then
+processed together, as a worker does under load: the results must be those of one event at a
+time.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from engine.audit import service as audit
+from engine.events import service as events
+from engine.events.models import Event
+from engine.org import service as org
+from engine.org.models import OrgUnit
+from engine.rules.models import RuleState
+from engine.timers.models import Timer
+from tests.conftest import load_scenarios
+from tests.time_helpers import Drive, local
+
+START = local("2026-03-07 20:00")  # a Saturday evening
+ENVIRONMENT = "so-nong-nghiep-moi-truong"
+
+
+@pytest.fixture
+def drive(ioc, source):
+    """The engine with the shipped scenarios, its clock at START."""
+    load_scenarios(ioc)
+    return Drive(ioc.db, ioc.vocabulary, START, source[0])
+
+
+def _reading(n: int, station: str, minutes: int, value: float, aqi: int = 160) -> dict:
+    return {"specversion": "1.0", "id": f"batch-{station}-{n}", "source": "/test/batch",
+            "type": "environment.reading", "subject": station,
+            "time": (START + timedelta(minutes=minutes)).isoformat(),
+            "data": {"station_id": station, "parameter": "pm25", "value": value,
+                     "unit": "µg/m³", "aqi": aqi, "ward": "phuong-di-an"}}
+
+
+def _store(drive, raws: list[dict]) -> None:
+    result = events.ingest(drive.db, drive.source_id, raws, drive.vocabulary)
+    assert not result.refused and len(result.accepted) == len(raws)
+
+
+def _window(drive, rule_key: str, station: str) -> dict | None:
+    with drive.db.read() as s:
+        row = s.scalars(select(RuleState).where(RuleState.rule_key == rule_key,
+                                                RuleState.key == f'["{station}"]')).first()
+        return None if row is None else row.state
+
+
+def _silence_timers(drive) -> list[Timer]:
+    with drive.db.read() as s:
+        return list(s.scalars(select(Timer).where(Timer.ref.like("%station-silent%"),
+                                                  Timer.status == "pending")))
+
+
+def _status(drive) -> dict[str, str]:
+    with drive.db.read() as s:
+        return {e.ce_id: e.status for e in s.scalars(select(Event))}
+
+
+STREAK = [(0, 60), (10, 62), (20, 40), (30, 55), (40, 58), (50, 61), (60, 70), (70, 75)]
+
+
+def test_a_sustained_streak_in_one_batch_opens_one_incident(drive):
+    _store(drive, [_reading(i, "BD-AQ-01", m, v) for i, (m, v) in enumerate(STREAK)]
+           + [_reading(i, "BD-AQ-03", m, 30, aqi=40) for i, (m, _) in enumerate(STREAK)])
+    assert drive.ioc.pipeline.run_once() == 16  # one batch
+    [incident] = drive.violations()
+    assert (incident.subject, incident.rule_key) == ("BD-AQ-01", "pm25-sustained")
+    [respond] = drive.tasks("respond_air_quality")
+    # 20:30 → 21:00 is the first 30 minutes over the limit: four readings, as one at a time.
+    assert respond.context["rule_window"]["readings"] == 4
+    window = _window(drive, "pm25-sustained", "BD-AQ-01")
+    assert window["n"] == 5 and window["fired"] is True
+    assert datetime.fromisoformat(window["since"]) == START + timedelta(minutes=30)
+    assert _window(drive, "pm25-sustained", "BD-AQ-03") is None  # never over the limit
+    # One silence deadline per station, an hour after its last reading (later than the clock).
+    timers = _silence_timers(drive)
+    assert sorted(t.ref.rsplit(":", 1)[1] for t in timers) == ['["BD-AQ-01"]', '["BD-AQ-03"]']
+    assert {t.due_at for t in timers} == {START + timedelta(minutes=70 + 60)}
+    assert {datetime.fromisoformat(t.payload["window"]["last_seen"]) for t in timers} == \
+        {START + timedelta(minutes=70)}
+
+
+def test_a_count_window_fills_across_batches(drive):
+    def post(n: int, seconds: int) -> dict:
+        return {"specversion": "1.0", "id": f"post-{n}", "source": "/test/batch",
+                "type": "social.post", "time": (START + timedelta(seconds=seconds)).isoformat(),
+                "data": {"post_id": f"p{n}", "platform": "facebook", "keyword": "ngập Dĩ An"}}
+
+    _store(drive, [post(n, n * 25) for n in range(12)])
+    drive.ioc.pipeline.run_once()
+    assert drive.violations() == [] and len(_window(drive, "keyword-spreading", "ngập Dĩ An")["events"]) == 12
+    _store(drive, [post(n, n * 25) for n in range(12, 20)])
+    drive.ioc.pipeline.run_once()
+    [incident] = drive.violations()
+    assert incident.subject == "ngập Dĩ An" and len(incident.event_ids) == 20
+    assert _window(drive, "keyword-spreading", "ngập Dĩ An") == {"events": []}  # used up
+
+
+def _close_environment(drive, closed: bool) -> None:
+    # A department ended without a successor: the incident's task has nowhere to go, so the
+    # reading that completes the streak fails (the poison of tests/test_dead_letters.py).
+    with drive.db.session() as s:
+        for unit in s.scalars(select(OrgUnit).where(OrgUnit.key == ENVIRONMENT)):
+            unit.valid_to = org.today() - timedelta(days=1) if closed else None
+
+
+def test_a_failing_event_in_a_batch_keeps_the_others_and_drops_its_own_window(drive):
+    drive.ioc.pipeline.max_attempts = 1  # the first failure makes a dead letter
+    raws = [_reading(i, "BD-AQ-01", m, v) for i, (m, v) in enumerate(STREAK[:6])]
+    # 21:00 completes 30 minutes over the limit: this reading opens the incident, and fails.
+    poison = _reading(6, "BD-AQ-01", 60, 70)
+    after = _reading(0, "BD-AQ-03", 65, 30, aqi=40)
+    _store(drive, raws + [poison, after])
+    _close_environment(drive, True)
+    try:
+        drive.ioc.pipeline.drain()
+    finally:
+        _close_environment(drive, False)
+    status = _status(drive)
+    assert status.pop(poison["id"]) == "failed"
+    assert set(status.values()) == {"processed"}  # before it and after it
+    assert drive.violations() == [] and drive.tasks() == []
+    # The streak holds the three readings before the failed one, not the failed one.
+    window = _window(drive, "pm25-sustained", "BD-AQ-01")
+    assert (window["n"], len(window["ids"]), window.get("fired")) == (3, 3, None)
+    assert {t.ref.rsplit(":", 1)[1] for t in _silence_timers(drive)} == \
+        {'["BD-AQ-01"]', '["BD-AQ-03"]'}
+    with drive.db.read() as s:
+        assert audit.verify(s).ok
+        [failed] = s.scalars(select(Event).where(Event.status == "failed"))
+        assert "not a department" in failed.error
+    # The matcher was rebuilt from the store: the next reading goes on with the same streak.
+    _store(drive, [_reading(7, "BD-AQ-01", 70, 75)])
+    drive.ioc.pipeline.drain()
+    [incident] = drive.violations()
+    assert incident.rule_key == "pm25-sustained"
+    assert drive.tasks("respond_air_quality")[0].context["rule_window"]["readings"] == 4
