@@ -17,9 +17,16 @@ Reported: the offered rate (events accepted per second of sending), the sustaine
 (events processed in the sending window after a warm-up), event → task latency p50 / p99
 (task.created_at − event.received_at, for tasks created while their event was processed), the
 backlog (pending events) when sending stops, and the database's work per processed event
-(transactions, rows inserted and updated: pg_stat_database). `--suite` runs embedded, Redis × 1
-and Redis × 2 as fast as possible, then each at half the best sustained rate. `--profile DIR`
-records the processing processes with py-spy (collapsed stacks, one file per process).
+(transactions, rows inserted and updated: pg_stat_database), and where the machine's CPU went
+in the whole sending window, in CPU ms per accepted event (utime + stime from /proc, sampled when
+sending starts and when it stops): the web (with gunicorn's workers), the workers, the scheduler,
+PostgreSQL (every server process of the machine), the load (this process, which sends), other
+(the machine less those: Redis, the kernel, py-spy, anything else running) and the machine (busy
+CPU of all cores from /proc/stat, idle and iowait excluded) with its busy share. While a backlog
+grows, the workers processed fewer events in the window than were accepted, so their figure reads
+low: compare paced runs. `--suite` runs embedded, Redis × 1 and Redis × 2 as fast as possible,
+then each at half the best sustained rate. `--profile DIR` records the processing processes with
+py-spy (collapsed stacks, one file per process).
 """
 from __future__ import annotations
 
@@ -300,6 +307,109 @@ def send(port: int, batches: list[Batch], rate: float, seconds: float, connectio
     return sent
 
 
+# -- the CPU --------------------------------------------------------------------------------------
+
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+CPU_GROUPS = ("web", "workers", "scheduler", "postgres", "load")
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One process at a sample: its parent, CPU ticks of its own and of its reaped children."""
+
+    ppid: int
+    own: int
+    reaped: int
+    postgres: bool
+
+
+def read_proc(pid: int) -> Proc | None:
+    """The process `pid` from /proc/<pid>/stat; None if it has gone meanwhile."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces or ")": split after the last one.
+    comm = stat[stat.index("(") + 1:stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is proc(5)'s field 3, state
+    return Proc(int(fields[1]), int(fields[11]) + int(fields[12]),
+                int(fields[13]) + int(fields[14]), is_postgres(comm, argv))
+
+
+def is_postgres(comm: str, argv0: bytes) -> bool:
+    """True for a PostgreSQL server process: the postmaster, a backend, a background worker."""
+    # A backend rewrites its command line to "postgres: 15/main: user db …"; its comm stays.
+    program = argv0.decode(errors="replace").split(":", 1)[0]
+    return comm == "postgres" or Path(program).name == "postgres"
+
+
+def processes() -> dict[int, Proc]:
+    """Every process of the machine now, by pid."""
+    procs = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (proc := read_proc(int(entry.name))) is not None:
+            procs[int(entry.name)] = proc
+    return procs
+
+
+def descendants(procs: dict[int, Proc], roots: set[int]) -> set[int]:
+    """`roots` and their live descendants among `procs`."""
+    children: dict[int, list[int]] = {}
+    for pid, proc in procs.items():
+        children.setdefault(proc.ppid, []).append(pid)
+    out, todo = set(), [pid for pid in roots if pid in procs]
+    while todo:
+        pid = todo.pop()
+        if pid not in out:
+            out.add(pid)
+            todo += children.get(pid, [])
+    return out
+
+
+def machine_ticks() -> dict[str, int]:
+    """The machine's CPU ticks since boot, all cores (/proc/stat): busy, steal, all; and cores."""
+    lines = Path("/proc/stat").read_text().splitlines()
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in lines[0].split()[1:9])
+    # guest and guest_nice (fields 9 and 10) are counted in user and nice already.
+    busy = user + nice + system + irq + softirq + steal
+    return {"machine": busy, "steal": steal, "all": busy + idle + iowait,
+            "cores": sum(line.startswith("cpu") for line in lines[1:])}
+
+
+def cpu_sample(stack: Stack) -> dict[str, int | None]:
+    """CPU ticks used so far by each group of processes (None: none in this run), and the
+    machine's."""
+    procs = processes()
+    roots: dict[str, set[int]] = {"web": set(), "workers": set(), "scheduler": set()}
+    for name, proc in stack.procs.items():
+        roots["workers" if name.startswith("worker") else name].add(proc.pid)
+    # Own ticks plus those of reaped children: a child that exits in the window (a gunicorn
+    # worker, a PostgreSQL backend or autovacuum worker, reaped by the postmaster) moves its
+    # ticks into its parent's, so they are neither lost nor counted twice. What remains is the
+    # small error of processes that start, exit or are reaped while /proc is being read.
+    sample: dict[str, int | None] = {
+        group: sum(procs[p].own + procs[p].reaped for p in descendants(procs, pids))
+        if pids else None for group, pids in roots.items()}
+    sample["postgres"] = sum(p.own + p.reaped for p in procs.values() if p.postgres)
+    # This process alone: its children are the engine's processes (and py-spy).
+    sample["load"] = procs[os.getpid()].own
+    return sample | machine_ticks()
+
+
+def cpu_per_event(before: dict, after: dict, accepted: int) -> dict[str, float | None]:
+    """CPU ms per accepted event of each group and of the machine between two samples, the
+    machine's cores and its busy share (%)."""
+    ms = 1000 / TICKS_PER_S / max(1, accepted)
+    out: dict[str, float | None] = {
+        key: None if before[key] is None else (after[key] - before[key]) * ms
+        for key in (*CPU_GROUPS, "machine", "steal")}
+    out["cores"] = after["cores"]
+    out["busy_pct"] = 100 * (after["machine"] - before["machine"]) / max(
+        1, after["all"] - before["all"])
+    return out
+
+
 # -- the figures ----------------------------------------------------------------------------------
 
 def pg_work(db: Database) -> dict[str, int]:
@@ -385,7 +495,9 @@ def measure(run: Run, postgres: str, redis_url: str, connections: int, size: int
             start_stack(stack, run, port, queue)
             spies = spy(stack, profile, run) if profile else []
             before, began = pg_work(db), datetime.now(timezone.utc)
+            cpu_before = cpu_sample(stack)
             sent = send(port, batches, run.rate, run.seconds, connections)
+            cpu = cpu_per_event(cpu_before, cpu_sample(stack), sent.accepted)
             ended = datetime.now(timezone.utc)
             backlog = counts(db).get(PENDING, 0)
             drained = None
@@ -418,7 +530,7 @@ def measure(run: Run, postgres: str, redis_url: str, connections: int, size: int
             "backlog": backlog, "drained_s": drained, "final": final,
             "p50": percentile(latencies, 50) if latencies else float("nan"),
             "p99": percentile(latencies, 99) if latencies else float("nan"),
-            "tasks": len(latencies), "work": work}
+            "tasks": len(latencies), "work": work, "cpu": cpu}
 
 
 def spy(stack: Stack, folder: Path, run: Run) -> list[subprocess.Popen]:
@@ -461,14 +573,36 @@ def row(r: dict) -> tuple[str, ...]:
             f"{w['commits']:.1f} / {w['inserted']:.1f} / {w['updated']:.1f}" if w else "-")
 
 
-def print_runs(results: list[dict]) -> None:
-    """The runs as a Markdown table (ready to quote in the README)."""
-    rows = [HEADER] + [row(r) for r in results]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+CPU_HEADER = ("run", "web", "workers", "scheduler", "postgres", "load", "other", "machine",
+              "machine busy")
+
+
+def cpu_row(r: dict) -> tuple[str, ...]:
+    """The CPU table row of one run: ms per accepted event, "-" for a group the run has not."""
+    cpu = r["cpu"]
+    other = cpu["machine"] - sum(cpu[g] or 0.0 for g in CPU_GROUPS)
+    return (r["run"].label, *("-" if cpu[g] is None else f"{cpu[g]:.2f}" for g in CPU_GROUPS),
+            f"{other:.2f}", f"{cpu['machine']:.2f}",
+            f"{cpu['cores']} cores {cpu['busy_pct']:.0f} % busy")
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A Markdown table, columns padded to their widest cell."""
+    rows = [header, *rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for n, cells in enumerate(rows):
         print("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |")
         if n == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+
+def print_runs(results: list[dict]) -> None:
+    """The runs as Markdown tables (ready to quote in the README): the figures, then the CPU."""
+    print_table(HEADER, [row(r) for r in results])
+    print()
+    print("CPU ms per accepted event over the sending window (other: the machine less the groups)")
+    print()
+    print_table(CPU_HEADER, [cpu_row(r) for r in results])
     for r in results:
         failed = r["final"].get("failed", 0)
         if r["sent"].failed or failed:
