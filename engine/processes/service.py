@@ -69,8 +69,9 @@ class StepObserver(Protocol):
     """Something that follows instances step by step (the SLA engine)."""
 
     def after_step(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
-                   workflow: BpmnWorkflow) -> None:
-        """Called after each step of `instance`, in the step's transaction."""
+                   workflow: BpmnWorkflow, tasks: list[Task] | None = None) -> None:
+        """Called after each step of `instance`, in the step's transaction; `tasks` are all its
+        tasks when the runtime knows them (a new instance), else None."""
 
     def task_claimed(self, session: Session, task: Task) -> None:
         """Called when someone claims `task`, in the claim's transaction."""
@@ -112,7 +113,7 @@ class ProcessRuntime:
                      subject_id=instance.id, instance_id=instance.id,
                      details={"scenario": version.key, "version": version.version,
                               "data": _plain(data), **(details or {})})
-        self._advance(session, instance, version, workflow, actor)
+        self._advance(session, instance, version, workflow, actor, fresh=True)
         return instance
 
     def complete_task(self, session: Session, task: Task, answers: dict, *, actor: str,
@@ -188,12 +189,14 @@ class ProcessRuntime:
         return instance, version, workflow
 
     def _advance(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
-                 workflow: BpmnWorkflow, actor: str) -> None:
+                 workflow: BpmnWorkflow, actor: str, fresh: bool = False) -> None:
         with log_context(instance_id=instance.id):  # every log line of the step names it
-            self._run_steps(session, instance, version, workflow, actor)
+            self._run_steps(session, instance, version, workflow, actor, fresh)
 
     def _run_steps(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
-                   workflow: BpmnWorkflow, actor: str) -> None:
+                   workflow: BpmnWorkflow, actor: str, fresh: bool) -> None:
+        # `fresh`: the instance was just created, so it has no task, wait or timer rows yet and
+        # nothing needs reading back (a third of an instance start's statements, measured).
         done: list = []
         try:
             workflow.do_engine_steps(did_complete_task=done.append)
@@ -201,9 +204,9 @@ class ProcessRuntime:
             raise ProcessError(str(exc)) from exc
         for task in done:
             self._audit_step(session, instance, task, actor)
-        self._sync_tasks(session, instance, version, workflow, actor)
-        self._sync_waits(session, instance, workflow)
-        self._sync_timers(session, instance, workflow)
+        created = self._sync_tasks(session, instance, version, workflow, actor, fresh)
+        self._sync_waits(session, instance, workflow, fresh)
+        self._sync_timers(session, instance, workflow, fresh)
         instance.state = spiff.dump_state(workflow)
         last = workflow.last_task
         instance.data = _plain(workflow.data if workflow.completed else
@@ -211,7 +214,8 @@ class ProcessRuntime:
         if workflow.completed:
             self._finish(session, instance, actor)
         for observer in self.observers:
-            observer.after_step(session, instance, version, workflow)
+            observer.after_step(session, instance, version, workflow,
+                                tasks=created if fresh else None)
 
     def task_claimed(self, session: Session, task: Task) -> None:
         """Tell the observers that a task was claimed."""
@@ -252,10 +256,13 @@ class ProcessRuntime:
         return unit.key
 
     def _sync_tasks(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
-                    workflow: BpmnWorkflow, actor: str) -> None:
+                    workflow: BpmnWorkflow, actor: str, fresh: bool) -> list[Task]:
+        """Store the user tasks that became ready, cancel those that are no longer; return the
+        new ones."""
         ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
-        active = {t.spiff_task_id: t for t in session.scalars(
+        active = {} if fresh else {t.spiff_task_id: t for t in session.scalars(
             select(Task).where(Task.instance_id == instance.id, Task.status.in_(ACTIVE)))}
+        created = []
         for tid, spiff_task in ready.items():
             if tid in active:
                 continue
@@ -266,6 +273,7 @@ class ProcessRuntime:
                        form=forms.form_from_spec(spec), context=_plain(spiff_task.data))
             session.add(row)
             session.flush()
+            created.append(row)
             audit.record(session, "task.created", actor=actor, subject_type="task",
                          subject_id=row.id, instance_id=instance.id,
                          details={"task": row.bpmn_id, "name": row.name,
@@ -276,10 +284,12 @@ class ProcessRuntime:
                 audit.record(session, "task.cancelled", actor=actor, subject_type="task",
                              subject_id=row.id, instance_id=instance.id,
                              details={"task": row.bpmn_id, "reason": "the process moved on"})
+        return created
 
     def _sync_waits(self, session: Session, instance: ProcessInstance,
-                    workflow: BpmnWorkflow) -> None:
-        session.execute(delete(MessageWait).where(MessageWait.instance_id == instance.id))
+                    workflow: BpmnWorkflow, fresh: bool) -> None:
+        if not fresh:
+            session.execute(delete(MessageWait).where(MessageWait.instance_id == instance.id))
         for task in workflow.get_tasks(state=TaskState.WAITING):
             for definition in _message_definitions(task):
                 self._add_waits(session, instance, task, definition)
@@ -294,11 +304,12 @@ class ProcessRuntime:
                                     correlation_value=json.dumps(value, ensure_ascii=False)))
 
     def _sync_timers(self, session: Session, instance: ProcessInstance,
-                     workflow: BpmnWorkflow) -> None:
+                     workflow: BpmnWorkflow, fresh: bool) -> None:
         # One pending timer row per waiting timer event, found again by "<instance>:<task>".
         wanted = {f"{instance.id}:{task.id}": due for task, due in spiff.waiting_timers(workflow)}
-        for row in session.scalars(select(Timer).where(
-                Timer.instance_id == instance.id, Timer.kind == BPMN, Timer.status == PENDING)):
+        stored = [] if fresh else session.scalars(select(Timer).where(
+            Timer.instance_id == instance.id, Timer.kind == BPMN, Timer.status == PENDING))
+        for row in stored:
             due = wanted.pop(row.ref, None)
             if due is None:
                 row.status = TIMER_CANCELLED

@@ -78,18 +78,19 @@ class SlaEngine:
     # -- following processes -------------------------------------------------------------------
 
     def after_step(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
-                   workflow: BpmnWorkflow) -> None:
-        """Start, pause, resume or stop the instance's clocks after a process step."""
+                   workflow: BpmnWorkflow, tasks: list[Task] | None = None) -> None:
+        """Start, pause, resume or stop the instance's clocks after a process step (`tasks`: all
+        the instance's tasks when the runtime knows them, a new instance that has no clock)."""
         defs = self.definitions(version)
         if not defs:
             return
         now = self.clock.now()
-        clocks = {(c.sla_key, c.task_id): c for c in session.scalars(
+        clocks = {} if tasks is not None else {(c.sla_key, c.task_id): c for c in session.scalars(
             select(SlaClock).where(SlaClock.instance_id == instance.id))}
         here = {t.task_spec.bpmn_id for t in workflow.get_tasks(
             state=TaskState.WAITING | TaskState.READY)}
         done = {t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.COMPLETED)}
-        tasks: list[Task] | None = None
+        started: list[tuple[SlaClock, SlaDefinition, bool]] = []
         for d in defs.values():
             paused = bool(d.pause_while & here)
             if d.measures == "instance":
@@ -98,9 +99,11 @@ class SlaEngine:
                 if clock is None:
                     if stop or (d.start_at and d.start_at not in done):
                         continue
-                    clock = self._start(session, d, version, instance, None,
-                                        self._instance_department(session, instance, version),
-                                        now)
+                    started.append((self._new(session, d, version, instance, None,
+                                              self._instance_department(session, instance,
+                                                                        version, tasks), now),
+                                    d, paused))
+                    continue
                 self._apply(session, clock, d, stop, paused, now)
                 continue
             if tasks is None:
@@ -115,9 +118,12 @@ class SlaEngine:
                 if clock is None:
                     if stop:
                         continue
-                    clock = self._start(session, d, version, instance, task,
-                                        task.department_key, now)
+                    started.append((self._new(session, d, version, instance, task,
+                                              task.department_key, now), d, paused))
+                    continue
                 self._apply(session, clock, d, stop, paused, now)
+        if started:
+            self._started(session, started, now)
 
     def task_claimed(self, session: Session, task: Task) -> None:
         """Stop the clocks that end when this task is claimed (acknowledged)."""
@@ -129,14 +135,17 @@ class SlaEngine:
                 self._stop(session, clock, d, now)
 
     def _instance_department(self, session: Session, instance: ProcessInstance,
-                             version: ScenarioVersion) -> str:
-        task = session.scalars(select(Task).where(
-            Task.instance_id == instance.id, Task.status.in_(ACTIVE)).order_by(Task.id)).first()
+                             version: ScenarioVersion, tasks: list[Task] | None) -> str:
+        if tasks is not None:
+            task = min((t for t in tasks if t.status in ACTIVE), key=lambda t: t.id, default=None)
+        else:
+            task = session.scalars(select(Task).where(
+                Task.instance_id == instance.id, Task.status.in_(ACTIVE)).order_by(Task.id)).first()
         return task.department_key if task else version.owner_department
 
-    def _start(self, session: Session, d: SlaDefinition, version: ScenarioVersion,
-               instance: ProcessInstance, task: Task | None, department: str,
-               now: datetime) -> SlaClock:
+    def _new(self, session: Session, d: SlaDefinition, version: ScenarioVersion,
+             instance: ProcessInstance, task: Task | None, department: str,
+             now: datetime) -> SlaClock:
         clock = SlaClock(
             scenario_version_id=version.id, scenario_key=version.key, sla_key=d.key,
             name_vi=d.name.get("vi", d.key), name_en=d.name.get("en", d.name.get("vi", d.key)),
@@ -144,14 +153,23 @@ class SlaEngine:
             department_key=department, working=d.target.working,
             target_seconds=d.target.length(self.calendar).total_seconds(), status=RUNNING,
             started_at=now, resumed_at=now, elapsed_seconds=0.0)
+        clock.due_at = self._moment(clock, clock.target_seconds)
         session.add(clock)
-        session.flush()
-        self._schedule_next(session, clock, d)
-        audit.record(session, "sla.started", actor=ACTOR, subject_type="sla", subject_id=clock.id,
-                     instance_id=instance.id,
-                     details={"sla": d.key, "task_id": clock.task_id, "department": department,
-                              "target": str(d.target), "due_at": clock.due_at})
         return clock
+
+    def _started(self, session: Session, started: list[tuple[SlaClock, SlaDefinition, bool]],
+                 now: datetime) -> None:
+        # The step's new clocks are stored together (one INSERT), then get their timers: they
+        # need the clocks' ids.
+        session.flush()
+        for clock, d, paused in started:
+            self._schedule_next(session, clock, d, new=True)
+            audit.record(session, "sla.started", actor=ACTOR, subject_type="sla",
+                         subject_id=clock.id, instance_id=clock.instance_id,
+                         details={"sla": d.key, "task_id": clock.task_id,
+                                  "department": clock.department_key, "target": str(d.target),
+                                  "due_at": clock.due_at})
+            self._apply(session, clock, d, False, paused, now)
 
     def _apply(self, session: Session, clock: SlaClock, d: SlaDefinition, stop: bool,
                paused: bool, now: datetime) -> None:
@@ -188,15 +206,19 @@ class SlaEngine:
                               "elapsed_s": round(clock.elapsed_seconds),
                               "target_s": round(clock.target_seconds)})
 
-    def _schedule_next(self, session: Session, clock: SlaClock, d: SlaDefinition) -> None:
+    def _schedule_next(self, session: Session, clock: SlaClock, d: SlaDefinition,
+                       new: bool = False) -> None:
+        # A new clock has no timer yet: nothing to look up, cancel or move.
         clock.due_at = self._moment(clock, clock.target_seconds)
         index = clock.level + 1
         if index >= len(d.levels):
-            timers.cancel(session, SLA, str(clock.id))
+            if not new:
+                timers.cancel(session, SLA, str(clock.id))
             return
         due = self._moment(clock, clock.target_seconds * d.levels[index].percent / 100)
-        timers.reschedule(session, SLA, str(clock.id), due, payload={"level": index},
-                          instance_id=clock.instance_id)
+        arm = timers.schedule if new else timers.reschedule
+        arm(session, SLA, str(clock.id), due, payload={"level": index},
+            instance_id=clock.instance_id)
 
     def _definition(self, session: Session, clock: SlaClock) -> SlaDefinition | None:
         version = session.get(ScenarioVersion, clock.scenario_version_id)
