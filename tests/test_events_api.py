@@ -96,6 +96,28 @@ def test_a_batch_keeps_the_good_events_and_names_the_refused(client, loaded, sou
     assert [e.ce_id for e in _events(loaded)] == [good1["id"], good2["id"]]
 
 
+def test_a_request_is_one_audit_record_naming_its_events(client, loaded, source):
+    from sqlalchemy import select
+
+    from engine.audit import service as audit
+    from engine.audit.models import AuditRecord
+
+    _, src = source
+    first, second = ticket("1022-a1"), dossier("dossier.received", "H01.A1")
+    bad = dossier("dossier.received", "H01.A2", unit="no-such-unit")
+    assert send(client, src, first, bad, second).get_json()["refused"] == 1
+    assert send(client, src, first).get_json()["duplicates"] == 1  # nothing new: no record
+    with loaded.db.read() as s:
+        [record] = s.scalars(select(AuditRecord).where(AuditRecord.action == "events.accepted"))
+        stored = {e.ce_id: e for e in s.scalars(select(Event))}
+        assert audit.verify(s).ok
+    assert (record.actor, record.subject_type) == ("source:test-source", "source")
+    assert record.details["count"] == 2
+    assert record.details["events"] == [
+        {"event_id": stored[e["id"]].id, "id": e["id"], "type": e["type"],
+         "subject": e.get("subject")} for e in (first, second)]
+
+
 def test_a_batch_with_only_bad_events_is_refused(client, loaded, source):
     _, src = source
     resp = send(client, src, {"specversion": "1.0"}, "not an event", batch=True)

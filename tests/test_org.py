@@ -15,6 +15,7 @@ from engine.org.service import (
     display_name,
     known_keys,
     load_file,
+    resolvable,
     resolve,
     units,
 )
@@ -183,6 +184,17 @@ def test_resolve_matches_aliases(loaded):
         assert resolve(s, "so-tttt", TWO_TIER).key == "so-khoa-hoc-cong-nghe"
         # current() matches keys only.
         assert current(s, "stnmt", date(2024, 1, 1)) is None
+
+
+def test_resolvable_answers_like_resolve_for_many_keys_at_once(loaded):
+    keys = {"so-nong-nghiep-moi-truong", "phuong-di-an", "so-tai-nguyen-moi-truong", "STNMT",
+            "so-tttt", "no-such-unit", "thanh-pho-thu-dau-mot"}
+    with loaded.session() as s:
+        for on in (date(2024, 1, 1), BEFORE_MERGER, TWO_TIER):
+            assert resolvable(s, keys, on) == {k for k in keys if resolve(s, k, on) is not None}
+        assert resolvable(s, keys, TWO_TIER) >= {"so-tai-nguyen-moi-truong", "STNMT", "so-tttt"}
+        assert "no-such-unit" not in resolvable(s, keys, TWO_TIER)
+        assert resolvable(s, [], TWO_TIER) == set()
 
 
 def test_resolve_follows_a_chain_of_successors(db, tmp_path):

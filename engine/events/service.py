@@ -14,6 +14,7 @@ from engine.db import Database, utcnow
 from engine.events.models import Event, Source
 from engine.events.partitions import partition_of
 from engine.events.vocabulary import Vocabulary, parse_datetime
+from engine.org import service as org
 
 MAX_ID, MAX_SOURCE, MAX_SUBJECT = 200, 500, 500
 JSON_CONTENT_TYPES = ("application/json", "text/json")
@@ -93,15 +94,17 @@ def _envelope_problems(raw: Any, source: Source, vocabulary: Vocabulary) -> list
     return out
 
 
+def _unit_refs(raw: dict, vocabulary: Vocabulary) -> list[tuple[str, str]]:
+    """(field, value) of each organisation unit an envelope-valid event names."""
+    fields = vocabulary.get(raw["type"]).fields.values()
+    return [(spec.name, value) for spec in fields if spec.ref == "org-unit"
+            and isinstance(value := raw["data"].get(spec.name), str) and value]
+
+
 def _reference_problems(raw: dict, vocabulary: Vocabulary,
                         unit_exists: Callable[[str], bool]) -> list[tuple[str, str]]:
-    etype = vocabulary.get(raw["type"])
-    out = []
-    for spec in etype.fields.values():
-        value = raw["data"].get(spec.name)
-        if spec.ref == "org-unit" and isinstance(value, str) and value and not unit_exists(value):
-            out.append((f"data.{spec.name}", f"unknown organisation unit {value!r}"))
-    return out
+    return [(f"data.{name}", f"unknown organisation unit {value!r}")
+            for name, value in _unit_refs(raw, vocabulary) if not unit_exists(value)]
 
 
 def validate(session: Session, raw: Any, source: Source, vocabulary: Vocabulary,
@@ -116,8 +119,6 @@ def validate(session: Session, raw: Any, source: Source, vocabulary: Vocabulary,
 
 
 def _unit_lookup(session: Session) -> Callable[[str], bool]:
-    from engine.org import service as org
-
     cache: dict[str, bool] = {}
 
     def exists(key: str) -> bool:
@@ -130,13 +131,19 @@ def _unit_lookup(session: Session) -> Callable[[str], bool]:
 def _store(session: Session, raws: list[Any], source: Source, vocabulary: Vocabulary,
            actor: str) -> IngestResult:
     result = IngestResult()
-    unit_exists = _unit_lookup(session)
+    checked = [(index, raw, _envelope_problems(raw, source, vocabulary))
+               for index, raw in enumerate(raws)]
+    # The units the request names, checked in one query rather than one per unit.
+    known = org.resolvable(session, {value for _, raw, problems in checked if not problems
+                                     for _, value in _unit_refs(raw, vocabulary)})
     valid: list[tuple[int, dict]] = []
-    for index, raw in enumerate(raws):
-        problems = validate(session, raw, source, vocabulary, unit_exists)
+    for index, raw, problems in checked:
+        if not problems:
+            problems = _reference_problems(raw, vocabulary, known.__contains__)
         if problems:
             ce_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
-            result.refused.append(Refusal(index, ce_id, problems))
+            result.refused.append(Refusal(index, ce_id, [{"field": f, "message": m}
+                                                         for f, m in problems]))
         else:
             valid.append((index, raw))
     ids = [raw["id"] for _, raw in valid]
@@ -155,10 +162,15 @@ def _store(session: Session, raws: list[Any], source: Source, vocabulary: Vocabu
         session.add(event)
         result.accepted.append(event)
     session.flush()
-    for event in result.accepted:
-        audit.record(session, "event.accepted", actor=actor, subject_type="event",
-                     subject_id=event.id, details={"source": source.name, "id": event.ce_id,
-                                                   "type": event.type, "subject": event.subject})
+    if result.accepted:
+        # One record per request, naming its events: the chain grows by a row per batch, not
+        # per event (measured: extending the chain
+        # was a quarter of the web process's time under load).
+        audit.record(session, "events.accepted", actor=actor, subject_type="source",
+                     subject_id=source.id, details={
+                         "source": source.name, "count": len(result.accepted),
+                         "events": [{"event_id": e.id, "id": e.ce_id, "type": e.type,
+                                     "subject": e.subject} for e in result.accepted]})
     _count(source, result)
     return result
 

@@ -353,6 +353,19 @@ def units(session: Session, on: date | None = None, kinds: Iterable[str] | None 
     return sorted(session.scalars(stmt), key=lambda u: (vi_sort_key(u.name_vi), u.key))
 
 
+def resolvable(session: Session, keys: Iterable[str], on: date | None = None) -> set[str]:
+    """The keys among `keys` that `resolve` finds a unit for on `on` (default today): one query
+    for the usual case, units in force under their own key; `resolve` for the rest (aliases,
+    ended units and their successors, unknown keys)."""
+    on = on or today()
+    keys = set(keys)
+    if not keys:
+        return set()
+    found = set(session.scalars(select(OrgUnit.key).where(OrgUnit.key.in_(keys),
+                                                          *_valid_on(on))))
+    return found | {key for key in keys - found if resolve(session, key, on) is not None}
+
+
 def known_keys(session: Session, on: date | None = None) -> set[str]:
     """Keys of the units valid on `on` (default today)."""
     on = on or today()
