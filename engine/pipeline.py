@@ -329,14 +329,18 @@ class Pipeline:
     def _deliver_messages(self, session: Session, event: Event) -> None:
         if event.type not in self._message_types_of[1]:
             return  # no process can be waiting for it: spare the lookup
-        props = session.scalars(select(MessageWait.correlation_property).where(
-            MessageWait.message_name == event.type).distinct()).all()
-        instance_ids: set[int] = set()
-        for prop in props:
-            value = json.dumps(event.data.get(prop) if prop else None, ensure_ascii=False)
-            instance_ids.update(session.scalars(select(MessageWait.instance_id).where(
-                MessageWait.message_name == event.type, MessageWait.correlation_property == prop,
-                MessageWait.correlation_value == value)))
+        # A wait correlates on one field of the event (or on none): ask, in one indexed query,
+        # for the waits whose value is one of the event's field values, then keep those whose
+        # own field has that value.
+        values = {json.dumps(value, ensure_ascii=False) for value in event.data.values()}
+        values.add(json.dumps(None))
+        instance_ids = {
+            instance_id for instance_id, prop, value in session.execute(
+                select(MessageWait.instance_id, MessageWait.correlation_property,
+                       MessageWait.correlation_value).where(
+                    MessageWait.message_name == event.type,
+                    MessageWait.correlation_value.in_(values)))
+            if value == json.dumps(event.data.get(prop) if prop else None, ensure_ascii=False)}
         for instance_id in sorted(instance_ids):
             self.runtime.deliver_message(session, instance_id, event.type, event.data,
                                          actor="engine", event_id=event.id)

@@ -130,9 +130,7 @@ class TemporalRules:
         ref = timer_ref(version_id, rule.key, key)
         if STOP in parts:
             # What came in time cancels the wait; a deadline already passed still fires.
-            for timer in timers.pending(session, RULE, ref):
-                if timer.due_at > moment:
-                    timer.status = "cancelled"
+            timers.cancel(session, RULE, ref, due_after=moment)
         if START in parts:
             if temporal.by:
                 due = parse_datetime(str(field_value(message, temporal.by) or ""))

@@ -42,11 +42,13 @@ def postpone(session: Session, kind: str, ref: str, due_at: datetime, *,
         schedule(session, kind, ref, due_at, payload=payload)
 
 
-def cancel(session: Session, kind: str, ref: str) -> int:
-    """Cancel the pending timers of this ref; return how many."""
-    result = session.execute(update(Timer).where(
-        Timer.kind == kind, Timer.ref == ref, Timer.status == PENDING).values(status=CANCELLED))
-    return result.rowcount or 0
+def cancel(session: Session, kind: str, ref: str, due_after: datetime | None = None) -> int:
+    """Cancel the pending timers of this ref (only those due after `due_after`, if given);
+    return how many."""
+    query = update(Timer).where(Timer.kind == kind, Timer.ref == ref, Timer.status == PENDING)
+    if due_after is not None:
+        query = query.where(Timer.due_at > due_after)
+    return session.execute(query.values(status=CANCELLED)).rowcount or 0
 
 
 def pending(session: Session, kind: str, ref: str) -> list[Timer]:
