@@ -46,11 +46,12 @@ def drain_partition(partition: int) -> int:
     ioc = services()
     connection = ioc.redis
     name = ioc.settings.queue_name
-    jobs_queue.clear_waiting(connection, name, partition)
-    lock = connection.lock(LOCK.format(queue=name, partition=partition),
-                           timeout=ioc.settings.partition_lock_s, blocking=False)
+    lock_s = ioc.settings.partition_lock_s
+    jobs_queue.hold_waiting(connection, name, partition, lock_s)
+    lock = connection.lock(LOCK.format(queue=name, partition=partition), timeout=lock_s,
+                           blocking=False)
     if not lock.acquire():
-        return 0  # another worker drains it; it looks again before it lets go
+        return 0  # another worker drains it; it looks again after letting go
     started, handled, more = time.monotonic(), 0, False
     try:
         with log_context(partition=partition):
@@ -59,7 +60,8 @@ def drain_partition(partition: int) -> int:
                 handled += n
                 if n < BATCH:
                     break  # drained (what arrives meanwhile is looked for after letting go)
-                lock.extend(ioc.settings.partition_lock_s, replace_ttl=True)
+                lock.extend(lock_s, replace_ttl=True)
+                jobs_queue.hold_waiting(connection, name, partition, lock_s)
                 if time.monotonic() - started > BUDGET_S:
                     more = True
                     break
@@ -68,9 +70,11 @@ def drain_partition(partition: int) -> int:
             lock.release()
         except LockError:
             log.warning("partition %s: the lock had expired (a pass longer than %s s)",
-                        partition, ioc.settings.partition_lock_s)
+                        partition, lock_s)
+        jobs_queue.clear_waiting(connection, name, partition)
         stats.observe(connection, name, time.monotonic() - started)
-    # Events stored while we held the lock found it busy: look once more after letting go.
+    # Events stored while the job ran queued no job (the marker was held): look for them now
+    # that it is cleared (an event committed after this look finds it cleared and kicks).
     if more or ioc.relay.ready_in(partition):
         ioc.relay.kick({partition})
     return handled
