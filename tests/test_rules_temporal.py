@@ -194,6 +194,33 @@ def test_a_temporal_rule_keeps_its_alias_and_a_plain_rule_has_no_temporal():
     assert parse(rule_with("event: dossier.completed\n")).rules[0].temporal is None
 
 
+def test_only_correlation_rules_hold_events_between_events():
+    # What a replay or another worker's catch-up must post into a matcher: the events of rules
+    # with several patterns. Single patterns match at once; temporal windows are stored.
+    rules = parse("""\
+rules:
+  - key: pair
+    when:
+      all:
+        - event: dossier.received
+          as: first
+        - event: dossier.completed
+          as: second
+          same: {dossier_id: first.dossier_id}
+    then: {}
+  - key: single
+    when: {event: social.post}
+    then: {}
+  - key: silent
+    when: {event: environment.reading, key: station_id, silence: 1h}
+    then: {}
+""")
+    assert rules.event_types == {"dossier.received", "dossier.completed", "social.post",
+                                 "environment.reading"}
+    assert rules.held_event_types == {"dossier.received", "dossier.completed"}
+    assert parse(rule_with("event: dossier.completed\n")).held_event_types == frozenset()
+
+
 # --- problems: key, forms, count, within ------------------------------------------------------
 
 

@@ -228,6 +228,14 @@ class RuleSet:
         """Event types any rule of the set listens to."""
         return frozenset().union(*(r.event_types for r in self.rules))
 
+    @property
+    def held_event_types(self) -> frozenset[str]:
+        """Event types the rule engine holds between events: those of correlation rules (several
+        patterns). A single pattern matches or not at once, and temporal rules keep their
+        windows in the database, so their events need no replay into a matcher."""
+        return frozenset().union(*(r.event_types for r in self.rules
+                                   if r.temporal is None and len(r.patterns) > 1))
+
 
 # ---------------------------------------------------------------------------------------------
 # Templates: "{alias.field}" placeholders; {{ and }} are literal braces
