@@ -159,7 +159,7 @@ def test_metrics_answer_when_the_database_does_not(ioc):
 class _LoggingObserver:
     """Logs from inside an instance's step, as the SLA engine or a scenario bug would."""
 
-    def after_step(self, session, instance, version, workflow):
+    def after_step(self, session, instance, version, workflow, tasks=None):
         logging.getLogger("tests.ops").warning("step of %s", instance.scenario_key)
 
     def task_claimed(self, session, task):

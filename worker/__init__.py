@@ -1,8 +1,9 @@
 """Redis mode (IOC_REDIS_URL set): rq workers drain the event store's partitions, a scheduler
 fires timers, delivers the outbox and relays what Redis has not taken yet.
 
-- `queue.py`: the rq queue and how partitions are put on it (at most one waiting job each);
-- `jobs.py`: the job, `drain_partition`: one partition's pending events, under its lock;
+- `queue.py`: the rq queue and how partitions are put on it (each in at most one job, waiting
+  or running; a job serves up to four);
+- `jobs.py`: the job, `drain_partitions`: its partitions' pending events, each under its lock;
 - `relay.py`: the transactional outbox relay: pending events in the database → jobs;
 - `scheduler.py`: the loop of `ioc scheduler` (timers, SLA levels, notifications, relay);
 - job durations go to Redis (engine/ops/jobstats.py), so /metrics of any web process shows them.

@@ -1,4 +1,4 @@
-"""The rq queue of partition jobs, with at most one waiting job per partition."""
+"""The rq queue of partition jobs: a partition is in at most one job, waiting or running."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import redis
 from rq import Queue
 
-JOB = "worker.jobs.drain_partition"
+JOB = "worker.jobs.drain_partitions"
 # Set while a job for the partition waits or runs: events stored meanwhile need no job of their
 # own (the running job looks for them before it ends). Without it, each request queued a job
 # for its partitions while they were being drained, and jobs of a few events each cost more in
@@ -16,6 +16,7 @@ WAITING = "ioc:waiting:{queue}:{partition}"
 # A waiting job that vanished (Redis restarted, queue flushed) must not block its partition
 # for long: the marker expires and the relay enqueues again.
 WAITING_TTL_S = 60
+PER_JOB = 4  # partitions a job serves at most
 
 
 def connect(url: str) -> redis.Redis:
@@ -29,30 +30,41 @@ def job_queue(connection: redis.Redis, name: str) -> Queue:
 
 
 def enqueue_partitions(queue: Queue, partitions: Iterable[int]) -> int:
-    """Put a drain job on the queue for each partition that has none waiting; return how many."""
+    """Put one drain job on the queue for the partitions that have none waiting or running;
+    return how many partitions it serves."""
     connection = queue.connection
     wanted = sorted(set(partitions))
     if not wanted:
         return 0
-    markers = [WAITING.format(queue=queue.name, partition=p) for p in wanted]
     with connection.pipeline() as pipe:
-        for marker in markers:
-            pipe.set(marker, 1, nx=True, ex=WAITING_TTL_S)
+        for p in wanted:
+            pipe.set(_marker(queue.name, p), 1, nx=True, ex=WAITING_TTL_S)
         fresh = [p for p, was_set in zip(wanted, pipe.execute()) if was_set]
-    if fresh:
-        queue.enqueue_many([Queue.prepare_data(JOB, (p,), result_ttl=0, failure_ttl=86400,
-                                               description=f"drain partition {p}")
-                            for p in fresh])
+    # A few partitions per job: rq's cost is shared, and several workers still find work.
+    chunks = [fresh[i:i + PER_JOB] for i in range(0, len(fresh), PER_JOB)]
+    if chunks:
+        queue.enqueue_many([Queue.prepare_data(
+            JOB, (chunk,), result_ttl=0, failure_ttl=86400,
+            description=f"drain partitions {', '.join(map(str, chunk))}") for chunk in chunks])
     return len(fresh)
 
 
-def hold_waiting(connection: redis.Redis, queue_name: str, partition: int, ttl_s: float) -> None:
-    """The partition's job runs: no other job for it is queued for `ttl_s` (its lock's time,
-    renewed with the lock, so a killed worker's partition is free when its lock is)."""
-    connection.set(WAITING.format(queue=queue_name, partition=partition), 1,
-                   ex=max(1, math.ceil(ttl_s)))
+def _marker(queue_name: str, partition: int) -> str:
+    return WAITING.format(queue=queue_name, partition=partition)
 
 
-def clear_waiting(connection: redis.Redis, queue_name: str, partition: int) -> None:
-    """The partition's job is done: the next new event needs a new job."""
-    connection.delete(WAITING.format(queue=queue_name, partition=partition))
+def hold_waiting(connection: redis.Redis, queue_name: str, partitions: Iterable[int],
+                 ttl_s: float) -> None:
+    """The partitions' job runs: no other job for them is queued for `ttl_s` (the job's lock
+    time, renewed with its locks, so a killed worker's partitions are free when its locks are)."""
+    with connection.pipeline(transaction=False) as pipe:
+        for p in partitions:
+            pipe.set(_marker(queue_name, p), 1, ex=max(1, math.ceil(ttl_s)))
+        pipe.execute()
+
+
+def clear_waiting(connection: redis.Redis, queue_name: str, partitions: Iterable[int]) -> None:
+    """The partitions' job is done: the next new event of each needs a new job."""
+    keys = [_marker(queue_name, p) for p in partitions]
+    if keys:
+        connection.delete(*keys)

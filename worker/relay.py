@@ -38,11 +38,13 @@ class Relay:
             log.warning("Redis unreachable, the relay will enqueue later: %s", exc)
             return 0
 
-    def ready_in(self, partition: int) -> bool:
-        """True when the partition has an event ready to process."""
+    def ready_among(self, partitions: set[int]) -> set[int]:
+        """The partitions among these that have an event ready to process."""
+        if not partitions:
+            return set()
         with self.db.read() as s:
-            return s.scalar(select(Event.id).where(*self._ready(), Event.partition == partition)
-                            .limit(1)) is not None
+            return set(s.scalars(select(Event.partition).where(
+                *self._ready(), Event.partition.in_(partitions)).distinct()))
 
     def scan(self) -> int:
         """Enqueue every partition with ready pending events; return how many were enqueued."""
