@@ -143,3 +143,26 @@ def test_a_failing_event_in_a_batch_keeps_the_others_and_drops_its_own_window(dr
     [incident] = drive.violations()
     assert incident.rule_key == "pm25-sustained"
     assert drive.tasks("respond_air_quality")[0].context["rule_window"]["readings"] == 4
+
+
+def test_a_batch_of_several_partitions_numbers_each_in_its_own_order(drive):
+    from engine.events.partitions import partition_of
+
+    stations = [f"BD-AQ-{n:02d}" for n in range(1, 40)]
+    by_partition: dict[int, list[str]] = {}
+    for station in stations:
+        by_partition.setdefault(partition_of(station, "", ""), []).append(station)
+    first, second, left = sorted(by_partition)[:3]
+    _store(drive, [_reading(i, station, i, 30, aqi=40) for i in range(3)
+                   for station in by_partition[first] + by_partition[second]
+                   + by_partition[left]])
+    assert drive.ioc.pipeline.run_once(200, [first, second]) == \
+        3 * len(by_partition[first] + by_partition[second])
+    with drive.db.read() as s:
+        rows = s.execute(select(Event.partition, Event.status, Event.processed_seq, Event.id)
+                         .order_by(Event.id)).all()
+    for partition in (first, second):
+        mine = [r for r in rows if r.partition == partition]
+        assert {r.status for r in mine} == {"processed"}
+        assert [r.processed_seq for r in mine] == list(range(1, len(mine) + 1))
+    assert {r.status for r in rows if r.partition == left} == {"pending"}
