@@ -81,11 +81,14 @@ class Pipeline:
     # -- rules ------------------------------------------------------------------------------
 
     def refresh_rules(self, session: Session) -> None:
-        """Load newly published versions (rebuilding their state), unload retired ones."""
-        # The set of published ids, not (count, max id): two publishes committing in the other
-        # order than their ids, one retiring an old version, would leave both unchanged.
-        generation = frozenset(session.scalars(select(ScenarioVersion.id).where(
-            ScenarioVersion.status == PUBLISHED)))
+        """Load newly published versions (rebuilding their state), unload retired ones; read
+        again the message types processes may wait for when versions were added."""
+        # One query a batch: (id, status) of every version. The set of published ids, not
+        # (count, max id): two publishes committing in the other order than their ids, one
+        # retiring an old version, would leave both unchanged.
+        versions = session.execute(select(ScenarioVersion.id, ScenarioVersion.status)).all()
+        self._refresh_message_types(session, len(versions))
+        generation = frozenset(id_ for id_, status in versions if status == PUBLISHED)
         if generation == self._generation:
             return
         versions = {f"{v.key}@{v.version}": v for v in session.scalars(
@@ -186,7 +189,6 @@ class Pipeline:
         try:
             with self.db.session() as session:
                 self.refresh_rules(session)
-                self._refresh_message_types(session)
                 now = self.clock.now()
                 query = (select(Event).where(
                     Event.status == PENDING,
@@ -195,7 +197,6 @@ class Pipeline:
                 seqs = None
                 if partitions is not None:
                     query = query.where(Event.partition.in_(partitions))
-                    self.catch_up(session, partitions)
                     # One runner holds a partition: numbering its events here keeps commit
                     # order.
                     seqs = dict.fromkeys(partitions, 0)
@@ -203,6 +204,11 @@ class Pipeline:
                             select(Event.partition, func.max(Event.processed_seq))
                             .where(Event.partition.in_(partitions)).group_by(Event.partition)):
                         seqs[p] = last or 0
+                    # Catch up where another runner processed events since this one looked;
+                    # then this matcher has seen (or needs nothing of) all of them.
+                    self.catch_up(session, [p for p in partitions if seqs[p] > self._seen[p]])
+                    for p in partitions:
+                        self._seen[p] = max(self._seen[p], seqs[p])
                 if self.db.is_postgres:
                     query = query.with_for_update()
                 events = [e for e in session.scalars(query) if e.status == PENDING]
@@ -327,10 +333,9 @@ class Pipeline:
         detection = self.temporal.on_timer(rule, timer, self._message(event))
         self._on_match(session, version.id, detection)
 
-    def _refresh_message_types(self, session: Session) -> None:
+    def _refresh_message_types(self, session: Session, count: int) -> None:
         """The event types some process of any stored version may wait for (its BPMN messages;
         retired versions count: their instances still wait); read again when versions change."""
-        count = session.scalar(select(func.count()).select_from(ScenarioVersion))
         if count != self._message_types_of[0]:
             names: set[str] = set()
             for version in session.scalars(select(ScenarioVersion)):

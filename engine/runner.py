@@ -51,12 +51,15 @@ class EmbeddedRunner:
         return min(self.idle_s, max(0.0, (due - self.scheduler.clock.now()).total_seconds()))
 
     def _work(self) -> None:
-        # Due timers between small event batches: under a steady stream of events the queue
-        # never empties, and a timer must not wait for it (measured: seconds late otherwise).
-        # Small batches also keep each write transaction short, so ingestion never waits long.
+        # Due timers between event batches: under a steady stream of events the queue never
+        # empties, and a timer must not wait for it (measured: seconds late otherwise). On
+        # SQLite (one writer) small batches keep each write transaction short, so ingestion
+        # never waits long; PostgreSQL lets ingestion write meanwhile, and there a batch's own
+        # statements and commit are shared by more events.
+        batch = 100 if self.pipeline.db.is_postgres else 10
         while not self._stop.is_set():
             fired = self.scheduler.run_once(limit=50)
-            handled = self.pipeline.run_once(limit=10)
+            handled = self.pipeline.run_once(limit=batch)
             sent = self.outbox.run_once(limit=20) if self.outbox is not None else 0
             if not fired and not handled and not sent:
                 return
