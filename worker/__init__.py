@@ -2,7 +2,7 @@
 fires timers, delivers the outbox and relays what Redis has not taken yet.
 
 - `queue.py`: the rq queue and how partitions are put on it (each in at most one job, waiting
-  or running; a job serves up to four);
+  or running; a job serves up to eight);
 - `jobs.py`: the job, `drain_partitions`: its partitions' pending events, each under its lock;
 - `relay.py`: the transactional outbox relay: pending events in the database → jobs;
 - `scheduler.py`: the loop of `ioc scheduler` (timers, SLA levels, notifications, relay);
