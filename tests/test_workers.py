@@ -359,9 +359,10 @@ def test_a_poison_event_becomes_a_dead_letter_and_the_events_behind_it_flow(
 
 
 def test_a_partition_is_in_one_job_waiting_or_running(pg, redis_url, source):
-    """Events stored while a partition is drained queue no job of their own; the job looks for
-    them when it ends and queues one. A job serves a few partitions (rq's cost per job is that
-    of several events: measured at 250 and 500 events/s)."""
+    """Events stored while a partition is drained queue no job of their own: the running job
+    serves them in its next batch, takes over the jobs waiting behind it, and lets go of the
+    partitions with nothing ready. A job serves a few partitions (rq's cost per job is that of
+    several events: measured at 250 and 500 events/s)."""
     from rq import Queue
 
     from engine.events.partitions import PARTITIONS, partition_of
@@ -376,6 +377,10 @@ def test_a_partition_is_in_one_job_waiting_or_running(pg, redis_url, source):
     def store(ticket_id: str) -> int:
         [event] = events.ingest(pg, src, [ticket(ticket_id)], ioc.vocabulary).accepted
         return event.partition
+
+    def in_partition(partition: int, after: int = 1) -> str:
+        return next(f"1022-j{i}" for i in range(after + 1, 2000)
+                    if partition_of(f"1022-j{i}", "", "") == partition)
 
     def run(partitions: list[int]) -> int:
         jobs.use(ioc)
@@ -398,30 +403,40 @@ def test_a_partition_is_in_one_job_waiting_or_running(pg, redis_url, source):
 
     partition = store("1022-j1")
     other = next(p for p in range(PARTITIONS) if p != partition)
+    third = next(p for p in range(PARTITIONS) if p not in (partition, other))
     assert ioc.relay.kick({partition, other}) == 2
     [[*job]] = queued()
     assert sorted(job) == sorted({partition, other})
     queue.remove(queue.job_ids[0])  # this test runs the job itself
-    # A second ticket of the same partition arrives while the first batch is processed.
-    same = next(f"1022-j{i}" for i in range(2, 500)
-                if partition_of(f"1022-j{i}", "", "") == partition)
+    # While the first batch is processed: a second ticket of the same partition arrives, and
+    # one of a third partition, which queues a job.
+    batches: list[list[int]] = []
     kicks_during: list[int] = []
+    waiting: list[str] = []
     run_once = ioc.pipeline.run_once
 
     def arriving(limit, part):
+        batches.append(list(part))
         handled = run_once(limit, part)
-        if partition in part and not kicks_during:
-            store(same)
+        if len(batches) == 1:
+            store(in_partition(partition))
             kicks_during.append(ioc.relay.kick({partition}))
+            assert store(in_partition(third)) == third
+            kicks_during.append(ioc.relay.kick({third}))
+            waiting.extend(queue.job_ids)
         return handled
 
     ioc.pipeline.run_once = arriving
     try:
-        assert run(sorted({partition, other})) == 1
+        assert run(sorted({partition, other})) == 3
     finally:
         ioc.pipeline.run_once = run_once
-    assert kicks_during == [0]  # the running job held the partition's marker
-    assert queued() == [[partition]]  # and queued one job for what came meanwhile
-    assert run([partition]) == 1
+    assert kicks_during == [0, 1]  # the running job held the partition's marker
+    # Its next batch: what was ready in its partitions and the waiting job's, taken over (off
+    # the queue, its record gone); `other` had nothing ready and was let go.
+    assert batches == [sorted({partition, other}), sorted({partition, third})]
+    [taken] = waiting
+    assert queued() == [] and queue.fetch_job(taken) is None
     assert _pending(ioc) == 0
-    assert queued() == [[partition]]  # nothing was left to look for: no job added
+    # Every partition was let go: the next event of each queues a job again.
+    assert ioc.relay.kick({partition, other, third}) == 3

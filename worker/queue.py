@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterable
 
 import redis
 from rq import Queue
+from rq.job import Job
 
 JOB = "worker.jobs.drain_partitions"
 # Set while a job for the partition waits or runs: events stored meanwhile need no job of their
@@ -46,9 +48,35 @@ def enqueue_partitions(queue: Queue, partitions: Iterable[int]) -> int:
     chunks = [fresh[i:i + PER_JOB] for i in range(0, len(fresh), PER_JOB)]
     if chunks:
         queue.enqueue_many([Queue.prepare_data(
-            JOB, (chunk,), result_ttl=0, failure_ttl=86400,
+            JOB, (chunk,), result_ttl=0, failure_ttl=86400, job_id=_job_id(chunk),
             description=f"drain partitions {', '.join(map(str, chunk))}") for chunk in chunks])
     return len(fresh)
+
+
+# A job's id names its partitions, so that a running job can take it over unread.
+_ID_PREFIX = "drain-"
+
+
+def _job_id(partitions: list[int]) -> str:
+    return f"{_ID_PREFIX}{uuid.uuid4().hex}-{'-'.join(map(str, partitions))}"
+
+
+def take_waiting(queue: Queue) -> list[int]:
+    """Take the drain jobs waiting in the queue off it; return their partitions, whose markers
+    stay set: the caller serves them now (a job it took is one no worker will run)."""
+    connection = queue.connection
+    ids = [i.decode() if isinstance(i, bytes) else i for i in connection.lrange(queue.key, 0, -1)]
+    ids = [i for i in ids if i.startswith(_ID_PREFIX)]
+    if not ids:
+        return []
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.lrem(queue.key, 1, job_id)
+        taken = [job_id for job_id, removed in zip(ids, pipe.execute()) if removed]
+    if not taken:
+        return []  # workers took them first
+    connection.delete(*(Job.key_for(job_id) for job_id in taken))
+    return sorted(int(p) for job_id in taken for p in job_id.split("-")[2:])
 
 
 def _marker(queue_name: str, partition: int) -> str:
