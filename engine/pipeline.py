@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -39,6 +39,7 @@ from engine.processes.service import ProcessRuntime
 from engine.processes.spiff import bpmn_message_names
 from engine.rules import DuplicateMessage, RuleMatcher, RuleSet, parse_rules, to_message
 from engine.rules.compiler import split_part
+from engine.rules.format import Rule
 from engine.rules.temporal import Detection, TemporalRules
 from engine.scenarios.models import PUBLISHED, ScenarioVersion
 from engine.timers.models import Timer
@@ -56,6 +57,7 @@ class LiveRuleset:
     rules: RuleSet
     event_types: frozenset[str]
     held_types: frozenset[str]  # what replays and catch-ups post (RuleSet.held_event_types)
+    windowed: dict[str, tuple[Rule, ...]]  # RuleSet.windowed_by_type
 
 
 class Pipeline:
@@ -103,7 +105,7 @@ class Pipeline:
             rules = self._rules_of(version)
             self.matcher.load(name, version.ruleset)
             live = LiveRuleset(version.id, name, rules, rules.event_types,
-                               rules.held_event_types)
+                               rules.held_event_types, rules.windowed_by_type)
             self.live[name] = live
             self._replay(session, live)
         self._generation = generation
@@ -216,6 +218,7 @@ class Pipeline:
                 if careful:
                     handled = self._handle_carefully(session, events, seqs, now, done)
                 else:
+                    self.temporal.prefetch(session, self._windows_wanted(events))
                     handled = self._handle_all(session, events, seqs, done)
                 self.temporal.write(session)
                 if done:  # one executemany for the batch's processed events, not an UPDATE each
@@ -231,6 +234,14 @@ class Pipeline:
                 self._handle(session, event)
             self._processed(event, seqs, done)
         return len(events)
+
+    def _windows_wanted(self, events: list[Event]) -> Iterator[tuple[int, Rule, dict]]:
+        for event in events:
+            message = None
+            for live in self.live.values():
+                for rule in live.windowed.get(event.type, ()):
+                    message = message or self._message(event)
+                    yield live.version_id, rule, message
 
     def _handle_carefully(self, session: Session, events: list[Event],
                           seqs: dict[int, int] | None, now, done: list[dict]) -> int:

@@ -166,3 +166,39 @@ def test_a_batch_of_several_partitions_numbers_each_in_its_own_order(drive):
         assert {r.status for r in mine} == {"processed"}
         assert [r.processed_seq for r in mine] == list(range(1, len(mine) + 1))
     assert {r.status for r in rows if r.partition == left} == {"pending"}
+
+
+def test_a_batch_reads_its_windows_at_once_and_moves_its_silence_deadlines_at_once(drive):
+    from sqlalchemy import event as sa_event
+
+    stations = ["BD-AQ-01", "BD-AQ-02", "BD-AQ-03"]
+    _store(drive, [_reading(0, s, 10, 30, aqi=40) for s in stations])
+    drive.ioc.pipeline.run_once()
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()))
+
+    # The next batch: each station over the limit twice, and BD-AQ-03 once more with an old
+    # reading (back-filled), which must not pull its deadline earlier.
+    sa_event.listen(drive.db.engine, "before_cursor_execute", seen)
+    try:
+        _store(drive, [_reading(n, s, 10 + 10 * n, 60) for n in (1, 2) for s in stations]
+               + [_reading(3, "BD-AQ-03", 5, 30, aqi=40)])
+        assert drive.ioc.pipeline.run_once() == 7
+    finally:
+        sa_event.remove(drive.db.engine, "before_cursor_execute", seen)
+    processing = statements[statements.index(next(s for s in statements
+                                                  if s.startswith("SELECT events.id"))):]
+    assert sum(s.startswith("SELECT rule_states.") for s in processing) == 1
+    assert sum(s.startswith("UPDATE timers SET due_at") for s in processing) == 1
+    for station in stations:
+        window = _window(drive, "pm25-sustained", station)
+        # BD-AQ-03's old reading (not over the limit) came last in the batch: streak broken.
+        if station == "BD-AQ-03":
+            assert window == {}
+        else:
+            assert window["n"] == 2
+            assert datetime.fromisoformat(window["since"]) == START + timedelta(minutes=20)
+    assert {t.ref.rsplit(":", 1)[1]: t.due_at for t in _silence_timers(drive)} == \
+        {f'["{s}"]': START + timedelta(minutes=30 + 60) for s in stations}

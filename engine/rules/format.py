@@ -41,6 +41,7 @@ Vocabulary = Mapping[str, Mapping[str, str]]  # event type → {field → JSON t
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "matches", "empty", "exists")
 # Temporal forms of a single-pattern `when` (docs/rules.md, section 4); `key` groups by fields.
 TEMPORAL_FORMS = ("absent", "count", "sustained", "silence")
+WINDOWED_FORMS = ("count", "sustained")  # a window per key, in rule_states
 TEMPORAL_KEYS = ("key", "within") + TEMPORAL_FORMS
 OPEN_KINDS = ("violation", "incident")
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -235,6 +236,16 @@ class RuleSet:
         windows in the database, so their events need no replay into a matcher."""
         return frozenset().union(*(r.event_types for r in self.rules
                                    if r.temporal is None and len(r.patterns) > 1))
+
+    @property
+    def windowed_by_type(self) -> dict[str, tuple[Rule, ...]]:
+        """The rules that keep a window per key (count, sustained), by their event's type."""
+        out: dict[str, tuple[Rule, ...]] = {}
+        for rule in self.rules:
+            if rule.temporal is not None and rule.temporal.form in WINDOWED_FORMS:
+                event = rule.patterns[0].event
+                out[event] = out.get(event, ()) + (rule,)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------

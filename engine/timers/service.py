@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from engine.timers.models import CANCELLED, PENDING, Timer
@@ -31,15 +31,23 @@ def reschedule(session: Session, kind: str, ref: str, due_at: datetime, *,
     return timer
 
 
-def postpone(session: Session, kind: str, ref: str, due_at: datetime, *,
-             payload: dict) -> None:
-    """Move the ref's pending timer later to `due_at` (never earlier), or add it: one UPDATE in
-    the usual case, where the timer exists (a station's silence deadline, at each reading)."""
-    moved = session.execute(update(Timer).where(
-        Timer.kind == kind, Timer.ref == ref, Timer.status == PENDING, Timer.due_at < due_at)
-        .values(due_at=due_at, payload=payload)).rowcount
-    if not moved and not pending(session, kind, ref):
-        schedule(session, kind, ref, due_at, payload=payload)
+def postpone(session: Session, kind: str, deadlines: dict[str, tuple[datetime, dict]]) -> None:
+    """Move each ref's pending timer later to its due time ({ref: (due_at, payload)}; never
+    earlier), or add it: one query finds which exist, one executemany moves them (a station's
+    silence deadline, at each batch of its readings)."""
+    existing = set(session.scalars(select(Timer.ref).where(
+        Timer.kind == kind, Timer.status == PENDING, Timer.ref.in_(deadlines))))
+    table = Timer.__table__
+    moves = [{"k": kind, "r": ref, "due": due, "data": payload}
+             for ref, (due, payload) in deadlines.items() if ref in existing]
+    if moves:
+        session.execute(update(table).where(
+            table.c.kind == bindparam("k"), table.c.ref == bindparam("r"),
+            table.c.status == PENDING, table.c.due_at < bindparam("due"))
+            .values(due_at=bindparam("due"), payload=bindparam("data")), moves)
+    for ref, (due, payload) in deadlines.items():
+        if ref not in existing:
+            schedule(session, kind, ref, due, payload=payload)
 
 
 def cancel(session: Session, kind: str, ref: str, due_after: datetime | None = None) -> int:
