@@ -44,5 +44,10 @@ bench: install
 bench-load: install
 	$(BIN)/python bench/load.py --suite
 
+# A worker's batches on the local PostgreSQL (bench/batches.py): statements and CPU per event.
+.PHONY: bench-batches
+bench-batches: install
+	$(BIN)/python bench/batches.py
+
 clean:
 	rm -rf $(VENV) var .pytest_cache designer/node_modules test-artifacts

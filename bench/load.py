@@ -110,6 +110,16 @@ def engine_env(database_url: str, redis_url: str | None) -> dict[str, str]:
     return env
 
 
+def machine(postgres_url: str) -> str:
+    """The cores, CPU model, Python and PostgreSQL versions the figures come from."""
+    with Database(postgres_url).read() as s:
+        version = s.scalar(text("SHOW server_version")).split()[0]
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
+                .splitlines() if line.startswith("model name")), platform.processor())
+    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+            f"PostgreSQL {version}")
+
+
 def free_port() -> int:
     """A TCP port free on the loopback interface now."""
     with socket.socket() as s:
@@ -648,12 +658,8 @@ def main() -> None:
         return measure(run, args.postgres, args.redis, args.connections, args.batch,
                        args.profile)
 
-    with Database(args.postgres).read() as s:
-        version = s.scalar(text("SHOW server_version")).split()[0]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
-    print(f"machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-          f"PostgreSQL {version}, batches of {args.batch} over {args.connections} connections")
+    print(f"machine: {machine(args.postgres)}, batches of {args.batch} over {args.connections} "
+          "connections")
     if args.suite:
         shapes = [("embedded", 1), ("redis", 1), ("redis", 2)]
         results = [go(make(mode, n, 0)) for mode, n in shapes]

@@ -331,3 +331,18 @@ def test_compose_workers_and_scheduler_drain_a_stream_and_stop_on_sigterm(
     assert codes == {"worker-1": 0, "worker-2": 0, "scheduler": 0}, {
         name: (tmp_path / f"{name}.log").read_text() for name in codes}
     assert "audit chain intact" in _run(["ioc", "audit", "verify"], env)
+
+
+def test_the_batches_bench_counts_a_workers_statements(pg_url):
+    """bench/batches.py (the README's figures of statements and CPU per event), on a short
+    stream; a database of its own, as the bench makes one (`pg_url` checks the server)."""
+    from bench.batches import measure
+
+    with scratch_database(PG_URL, "ioc_bench") as url:
+        result = measure(url, 60, 20)
+    assert result["handled"] == 60 and result["cpu"] > 0
+    statements = result["statements"]
+    # Each of the 3 batches marks its events processed in one executemany.
+    assert sum(n for s, n in statements.items() if s.startswith("UPDATE events SET")) == 3
+    # A regression guard on the count (not a time): 1.7 per event in batches of 20 measured.
+    assert 0 < sum(statements.values()) / 60 < 4
