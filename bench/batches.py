@@ -6,7 +6,8 @@ The simulated province's stream (as bench/load.py sends it) is stored `--per-bat
 time, each slice then processed as a worker does: one `run_once` over all partitions, one
 transaction. At 250 events/s a worker's batches held about 20 events. Reported: statements per
 event, wall and CPU (this process: Python, SQLAlchemy, psycopg) ms per event of the batches, and
-the most frequent statements per event. No web, Redis or other process takes part, so the CPU
+the most frequent statements per event. Garbage is collected as in a worker (engine/ops/garbage).
+No web, Redis or other process takes part, so the CPU
 figure varies far less from run to run than the end-to-end ones: compare changes with it first.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from engine import demo
 from engine.auth import service as auth
 from engine.events import service as events
 from engine.events.partitions import PARTITIONS
+from engine.ops import garbage
 from integrations import simulator
 
 try:  # run as `python -m bench.batches` from the project root
@@ -52,6 +54,7 @@ def measure(url: str, events_n: int, per_batch: int) -> dict:
         for name, types in demo.SOURCES:
             sources[name] = auth.create_source(s, name, types, actor="bench")[0].id
     planned = stream(events_n)
+    garbage.settle()  # as `ioc worker` does once started
     statements: Counter[str] = Counter()
     counting = False
 
@@ -68,7 +71,10 @@ def measure(url: str, events_n: int, per_batch: int) -> dict:
         for name, raws in by_source.items():
             events.ingest(ioc.db, sources[name], raws, ioc.vocabulary)
         counting, w, c = True, time.perf_counter(), time.process_time()
-        handled += ioc.pipeline.run_once(200, range(PARTITIONS))
+        done = ioc.pipeline.run_once(200, range(PARTITIONS))
+        if done:
+            garbage.after_batch()  # as the worker's job does
+        handled += done
         wall, cpu = wall + time.perf_counter() - w, cpu + time.process_time() - c
         counting = False
     ioc.db.dispose()

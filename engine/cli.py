@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from engine.config import Settings
+from engine.ops import garbage
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ORG = ROOT / "data" / "organisation" / "binh-duong.yaml"
@@ -513,6 +514,7 @@ def worker(burst: bool, name: str | None) -> None:
     jobs.use(ioc)
     with ioc.db.session() as s:
         ioc.pipeline.refresh_rules(s)  # load and replay the rules before taking jobs
+    garbage.settle()
     rq_worker = SimpleWorker([ioc.relay.queue], connection=ioc.redis, name=name)
     click.echo(f"worker {rq_worker.name} on queue {ioc.relay.queue.name}")
     rq_worker.work(burst=burst, logging_level="WARNING")
@@ -558,6 +560,8 @@ def serve(host: str, port: int, threads: int) -> None:
 
     settings = Settings.from_env()
     app = create_app(settings, services=_services(), start_runner=settings.embedded)
+    if settings.embedded:
+        garbage.settle()  # this process runs batches too
     click.echo(f"IOC engine on http://{host}:{port} "
                f"({'embedded' if settings.embedded else 'Redis'} mode, "
                f"database {_safe_url(settings.database_url)})")

@@ -5,6 +5,7 @@ import logging
 import threading
 
 from engine.notify.delivery import Outbox
+from engine.ops import garbage
 from engine.pipeline import Pipeline
 from engine.timers.scheduler import Scheduler
 
@@ -60,6 +61,8 @@ class EmbeddedRunner:
         while not self._stop.is_set():
             fired = self.scheduler.run_once(limit=50)
             handled = self.pipeline.run_once(limit=batch)
+            if handled:
+                garbage.after_batch()
             sent = self.outbox.run_once(limit=20) if self.outbox is not None else 0
             if not fired and not handled and not sent:
                 return

@@ -236,3 +236,37 @@ def test_text_format_and_configure():
     assert second.endswith("INFO engine.x: plain")
     with pytest.raises(ValueError):
         logs.make_handler("xml")
+
+
+def test_a_settled_process_frees_a_batchs_cyclic_garbage_young():
+    """engine/ops/garbage, in a process of its own (freezing would hold this one's objects)."""
+    import subprocess
+    import sys
+
+    script = """
+import gc, weakref
+from engine.ops import garbage
+
+garbage.settle()
+assert gc.get_freeze_count() > 1000, gc.get_freeze_count()  # what was loaded stays out
+assert gc.get_threshold()[0] == garbage.YOUNG_THRESHOLD
+
+class Node:
+    pass
+
+def batch():
+    nodes = [Node() for _ in range(500)]
+    for a, b in zip(nodes, nodes[1:] + nodes[:1]):
+        a.next = b  # a ring: only the cycle collector frees it
+    return weakref.ref(nodes[0])
+
+ring = batch()
+assert ring() is not None  # garbage, but a young collection has not run on its own
+before = gc.get_stats()[2]["collections"]
+garbage.after_batch()
+assert ring() is None and gc.get_stats()[2]["collections"] == before  # young, not a full pass
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -12,6 +12,7 @@ import time
 from redis.exceptions import LockError
 
 from engine.config import Settings
+from engine.ops import garbage
 from engine.ops import jobstats as stats
 from engine.ops.logs import log_context
 from engine.services import Services
@@ -61,6 +62,8 @@ def drain_partitions(partitions: list[int]) -> int:
         while held:
             with log_context(partitions=sorted(held)):
                 n = ioc.pipeline.run_once(BATCH, sorted(held))
+            if n:
+                garbage.after_batch()
             handled += n
             if time.monotonic() - started > BUDGET_S:
                 more = True  # one hot key must not starve the other partitions
