@@ -61,12 +61,20 @@ def _job_id(partitions: list[int]) -> str:
     return f"{_ID_PREFIX}{uuid.uuid4().hex}-{'-'.join(map(str, partitions))}"
 
 
-def take_waiting(queue: Queue) -> list[int]:
-    """Take the drain jobs waiting in the queue off it; return their partitions, whose markers
-    stay set: the caller serves them now (a job it took is one no worker will run)."""
+def take_waiting(queue: Queue, room: int) -> list[int]:
+    """Take drain jobs waiting in the queue off it, from its head, while their partitions fit in
+    `room`; return those partitions, whose markers stay set: the caller serves them now (a job
+    it took is one no worker will run)."""
     connection = queue.connection
-    ids = [i.decode() if isinstance(i, bytes) else i for i in connection.lrange(queue.key, 0, -1)]
-    ids = [i for i in ids if i.startswith(_ID_PREFIX)]
+    ids, fits = [], 0
+    for raw in connection.lrange(queue.key, 0, -1):
+        job_id = raw.decode() if isinstance(raw, bytes) else raw
+        if job_id.startswith(_ID_PREFIX):
+            size = len(_partitions_of(job_id))
+            if fits + size > room:
+                break
+            ids.append(job_id)
+            fits += size
     if not ids:
         return []
     with connection.pipeline(transaction=False) as pipe:
@@ -76,7 +84,11 @@ def take_waiting(queue: Queue) -> list[int]:
     if not taken:
         return []  # workers took them first
     connection.delete(*(Job.key_for(job_id) for job_id in taken))
-    return sorted(int(p) for job_id in taken for p in job_id.split("-")[2:])
+    return sorted(p for job_id in taken for p in _partitions_of(job_id))
+
+
+def _partitions_of(job_id: str) -> list[int]:
+    return [int(p) for p in job_id.split("-")[2:]]
 
 
 def _marker(queue_name: str, partition: int) -> str:
