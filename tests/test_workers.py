@@ -449,3 +449,49 @@ def test_a_partition_is_in_one_job_waiting_or_running(pg, redis_url, source):
     assert _pending(ioc) == 0
     # Every partition was let go: the next event of each queues a job again.
     assert ioc.relay.kick({partition, other, third}) == 3
+
+
+def test_a_job_holds_at_most_its_share_of_the_partitions(pg, redis_url, source):
+    """With four workers on the queue a job keeps at most four partitions with ready events; the
+    others go back to the queue as a job that another worker takes."""
+    from rq import Queue, Worker
+
+    from engine.events.partitions import partition_of
+    from worker import jobs
+
+    ioc = _reset(pg, redis_url)
+    with pg.session() as s:
+        src = auth.create_source(s, "hotline")[0].id
+    queue = Queue(ioc.settings.queue_name, connection=ioc.redis)
+    for n in range(4):  # registered as rq workers do when they start (none runs here)
+        Worker([queue], connection=ioc.redis, name=f"share-{n}").register_birth()
+    tickets: dict[int, list[str]] = {}
+    for i in range(1, 2000):
+        tickets.setdefault(partition_of(f"1022-s{i}", "", ""), []).append(f"1022-s{i}")
+    six = sorted(tickets)[:6]
+
+    def store(nth: int) -> None:  # the nth ticket of each of the six partitions
+        events.ingest(pg, src, [ticket(tickets[p][nth]) for p in six], ioc.vocabulary)
+
+    store(0)
+    batches: list[list[int]] = []
+    run_once = ioc.pipeline.run_once
+
+    def arriving(limit, part):
+        batches.append(list(part))
+        handled = run_once(limit, part)
+        if len(batches) == 1:
+            store(1)  # a second ticket in each partition while the first batch runs
+        return handled
+
+    ioc.pipeline.run_once = arriving
+    jobs.use(ioc)
+    try:
+        assert jobs.drain_partitions(six) == 6 + 4
+    finally:
+        ioc.pipeline.run_once = run_once
+        jobs.use(None)
+    assert batches == [six, six[:4]]
+    # The two over the share went back to the queue, as a job of their own.
+    assert [queue.fetch_job(i).args[0] for i in queue.job_ids] == [six[4:]]
+    assert _pending(ioc) == 2
