@@ -6,13 +6,14 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.audit.models import AuditHead, AuditRecord
 from engine.db import utcnow
 
 GENESIS = "0" * 64
+RECORDS, HEAD = AuditRecord.__table__, AuditHead.__table__
 
 
 def _digest(seq: int, at: datetime, actor: str, action: str, subject_type: str, subject_id: str,
@@ -25,14 +26,15 @@ def _digest(seq: int, at: datetime, actor: str, action: str, subject_type: str, 
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def _head(session: Session) -> AuditHead:
+def _head(session: Session) -> tuple[int, str]:
+    """The chain's last (seq, hash), its row locked until the transaction ends."""
     # FOR UPDATE makes concurrent writers on PostgreSQL take turns; SQLite already has one writer.
-    head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
+    locked = select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()
+    head = session.execute(locked).first()
     if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
-        session.flush()
-    return head
+        session.execute(insert(HEAD).values(id=1, seq=0, hash=GENESIS))
+        head = session.execute(locked).first()
+    return head.seq, head.hash
 
 
 _PENDING = "ioc.audit_pending"
@@ -80,15 +82,20 @@ def _chain(session: Session) -> None:
     pending = [entry for scope, entry in session.info.pop(_PENDING, []) if _within(scope, root)]
     if not pending:
         return
-    head = _head(session)
+    session.flush()  # the step's own rows first: the head is locked from here to the commit
+    seq, prev = _head(session)
+    rows = []
     for entry in pending:
-        seq = head.seq + 1
+        seq += 1
         digest = _digest(seq, entry["at"], entry["actor"], entry["action"],
                          entry["subject_type"], entry["subject_id"], entry["instance_id"],
-                         entry["details"], head.hash)
-        session.add(AuditRecord(seq=seq, prev_hash=head.hash, hash=digest, **entry))
-        head.seq, head.hash = seq, digest
-    session.flush()
+                         entry["details"], prev)
+        rows.append({**entry, "seq": seq, "prev_hash": prev, "hash": digest})
+        prev = digest
+    # Core statements, not ORM objects: nothing reads the records back in this transaction, and
+    # the head stays locked for less time.
+    session.execute(insert(RECORDS), rows)
+    session.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=seq, hash=prev))
 
 
 @dataclass(frozen=True)
