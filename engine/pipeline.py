@@ -338,7 +338,7 @@ class Pipeline:
 
     def fire_rule_timer(self, session: Session, timer: Timer) -> None:
         """A temporal rule's deadline passed (scheduler handler for rule timers)."""
-        version = session.get(ScenarioVersion, timer.payload["version_id"])
+        version = self.runtime.version(session, timer.payload["version_id"])
         rule = self._rules_of(version).rule(timer.payload["rule"])
         event = session.get(Event, timer.payload["event_id"])
         detection = self.temporal.on_timer(rule, timer, self._message(event))
@@ -387,7 +387,7 @@ class Pipeline:
                         event_ids_key=ids_key, event_ids=ids)
         session.add(row)
         session.flush()
-        version = session.get(ScenarioVersion, version_id)
+        version = self.runtime.version(session, version_id)
         rule = self._rules_of(version).rule(match.rule_key)
         action = rule.then
         actor = f"rule:{version.key}/{rule.key}"

@@ -202,3 +202,40 @@ def test_a_batch_reads_its_windows_at_once_and_moves_its_silence_deadlines_at_on
             assert datetime.fromisoformat(window["since"]) == START + timedelta(minutes=20)
     assert {t.ref.rsplit(":", 1)[1]: t.due_at for t in _silence_timers(drive)} == \
         {f'["{s}"]': START + timedelta(minutes=30 + 60) for s in stations}
+
+
+def test_a_worker_reads_a_scenario_version_once_and_keeps_it_through_a_rollback(drive):
+    from sqlalchemy import event as sa_event
+
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()))
+
+    def version_reads() -> int:  # one version, by its id
+        return sum(s.endswith("FROM scenario_versions WHERE scenario_versions.id = ?")
+                   or "FROM scenario_versions WHERE scenario_versions.id = %(pk_1)s" in s
+                   for s in statements)
+
+    sa_event.listen(drive.db.engine, "before_cursor_execute", seen)
+    try:
+        # A streak at BD-AQ-01 opens an incident (its scenario version is read once) …
+        _store(drive, [_reading(i, "BD-AQ-01", m, v) for i, (m, v) in enumerate(STREAK)])
+        drive.ioc.pipeline.drain()
+        assert len(drive.violations()) == 1 and version_reads() == 1
+        # … then a batch with the same scenario fails and rolls back …
+        drive.ioc.pipeline.max_attempts = 1
+        _store(drive, [_reading(i, "BD-AQ-02", m, v) for i, (m, v) in enumerate(STREAK)])
+        _close_environment(drive, True)
+        try:
+            drive.ioc.pipeline.drain()
+        finally:
+            _close_environment(drive, False)
+        assert len(drive.violations()) == 1
+        # … and a third station's streak is handled with the version read the first time.
+        _store(drive, [_reading(i, "BD-AQ-04", m, v) for i, (m, v) in enumerate(STREAK)])
+        drive.ioc.pipeline.drain()
+    finally:
+        sa_event.remove(drive.db.engine, "before_cursor_execute", seen)
+    assert sorted(v.subject for v in drive.violations()) == ["BD-AQ-01", "BD-AQ-04"]
+    assert version_reads() == 1
