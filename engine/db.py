@@ -9,6 +9,8 @@ from typing import Iterator
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -45,6 +47,16 @@ class UtcDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def insert_unless_present(session: Session, model, values: dict) -> int | None:
+    """Insert one row of `model` unless a unique key of its holds these values already: the new
+    id, or None (one INSERT … ON CONFLICT DO NOTHING RETURNING, not a SELECT then an INSERT)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    table = model.__table__
+    return session.scalar(insert(table).values(values).on_conflict_do_nothing()
+                          .returning(table.c.id))
 
 
 def utcnow() -> datetime:

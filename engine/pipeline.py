@@ -27,7 +27,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from engine.audit import service as audit
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.db import Database, utcnow
+from engine.db import Database, insert_unless_present, utcnow
 from engine.events.models import FAILED, PENDING, PROCESSED, Event
 from engine.events.partitions import PARTITIONS
 from engine.events.vocabulary import Vocabulary
@@ -378,21 +378,17 @@ class Pipeline:
         ids_key = ",".join(str(i) for i in ids)
         if len(ids_key) > 200:  # a long window: its ids are kept in full in event_ids
             ids_key = "sha256:" + hashlib.sha256(ids_key.encode()).hexdigest()
-        already = session.scalars(select(RuleMatch).where(
-            RuleMatch.scenario_version_id == version_id, RuleMatch.rule_key == match.rule_key,
-            RuleMatch.event_ids_key == ids_key)).first()
-        if already is not None:
-            return
-        row = RuleMatch(scenario_version_id=version_id, rule_key=match.rule_key,
-                        event_ids_key=ids_key, event_ids=ids)
-        session.add(row)
-        session.flush()
+        match_id = insert_unless_present(session, RuleMatch, {
+            "scenario_version_id": version_id, "rule_key": match.rule_key,
+            "event_ids_key": ids_key, "event_ids": ids})
+        if match_id is None:
+            return  # this rule already matched these events: acted on once
         version = self.runtime.version(session, version_id)
         rule = self._rules_of(version).rule(match.rule_key)
         action = rule.then
         actor = f"rule:{version.key}/{rule.key}"
         audit.record(session, "rule.matched", actor=actor, subject_type="rule_match",
-                     subject_id=row.id, details={"scenario": version.key,
+                     subject_id=match_id, details={"scenario": version.key,
                                                  "version": version.version, "rule": rule.key,
                                                  "event_ids": ids, **({"window": match.window}
                                                                       if match.window else {})})
@@ -406,7 +402,7 @@ class Pipeline:
             title = filled["title"]
             violation = Violation(
                 kind=action.open, scenario_version_id=version.id, scenario_key=version.key,
-                rule_key=rule.key, match_id=row.id,
+                rule_key=rule.key, match_id=match_id,
                 severity=filled["severity"] or version.severity,
                 title_vi=(title.get("vi") or version.name_vi)[:500],
                 title_en=(title.get("en") or version.name_en)[:500],

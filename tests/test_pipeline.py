@@ -83,3 +83,25 @@ def test_a_failing_event_is_tried_again_then_a_dead_letter_and_the_others_go_on(
         by_subject = {i.subject: i.status for i in s.query(ProcessInstance)}
     # The failed step left its instance as it was; the other instance finished.
     assert by_subject == {"1022-p1": "running", "1022-p2": "completed"}
+
+
+def test_a_rule_match_presented_again_is_not_acted_on_twice(loaded, source):
+    from engine.processes.models import ProcessInstance
+    from engine.rules.temporal import Detection
+    from engine.violations.models import RuleMatch
+
+    source_id, _ = source
+    _ingest(loaded, source_id, dossier("dossier.supplement_requested", "H09.2"),
+            dossier("dossier.supplement_requested", "H09.2"))
+    loaded.pipeline.drain()
+    with loaded.db.read() as s:
+        [violation] = s.scalars(select(Violation))
+        match = s.get(RuleMatch, violation.match_id)
+    # The same rule on the same events (a replay, a retried step): the unique match refuses it.
+    with loaded.db.session() as s:
+        loaded.pipeline._on_match(s, match.scenario_version_id,
+                                  Detection(match.rule_key, {}, match.event_ids))
+    with loaded.db.read() as s:
+        assert len(s.scalars(select(Violation)).all()) == 1
+        assert len(s.scalars(select(ProcessInstance)).all()) == 1
+        assert len(s.scalars(select(RuleMatch)).all()) == 1
