@@ -7,9 +7,12 @@ time.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from engine.audit import service as audit
@@ -59,6 +62,21 @@ def _silence_timers(drive) -> list[Timer]:
                                                   Timer.status == "pending")))
 
 
+@contextmanager
+def _statements(drive) -> Iterator[list[str]]:
+    """The SQL statements run meanwhile, whitespace collapsed."""
+    seen: list[str] = []
+
+    def listen(_conn, _cursor, statement, *_args):
+        seen.append(" ".join(statement.split()))
+
+    sa_event.listen(drive.db.engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        sa_event.remove(drive.db.engine, "before_cursor_execute", listen)
+
+
 def _status(drive) -> dict[str, str]:
     with drive.db.read() as s:
         return {e.ce_id: e.status for e in s.scalars(select(Event))}
@@ -70,7 +88,12 @@ STREAK = [(0, 60), (10, 62), (20, 40), (30, 55), (40, 58), (50, 61), (60, 70), (
 def test_a_sustained_streak_in_one_batch_opens_one_incident(drive):
     _store(drive, [_reading(i, "BD-AQ-01", m, v) for i, (m, v) in enumerate(STREAK)]
            + [_reading(i, "BD-AQ-03", m, 30, aqi=40) for i, (m, _) in enumerate(STREAK)])
-    assert drive.ioc.pipeline.run_once() == 16  # one batch
+    with _statements(drive) as statements:
+        assert drive.ioc.pipeline.run_once() == 16  # one batch
+    # The incident's instance ran to its first wait before its row was written: one INSERT,
+    # with that state, and no UPDATE.
+    assert [s.split(" (")[0] for s in statements if "process_instances" in s.split(" (")[0]
+            and s.startswith(("INSERT", "UPDATE"))] == ["INSERT INTO process_instances"]
     [incident] = drive.violations()
     assert (incident.subject, incident.rule_key) == ("BD-AQ-01", "pm25-sustained")
     [respond] = drive.tasks("respond_air_quality")
@@ -169,25 +192,15 @@ def test_a_batch_of_several_partitions_numbers_each_in_its_own_order(drive):
 
 
 def test_a_batch_reads_its_windows_at_once_and_moves_its_silence_deadlines_at_once(drive):
-    from sqlalchemy import event as sa_event
-
     stations = ["BD-AQ-01", "BD-AQ-02", "BD-AQ-03"]
     _store(drive, [_reading(0, s, 10, 30, aqi=40) for s in stations])
     drive.ioc.pipeline.run_once()
-    statements: list[str] = []
-
-    def seen(_conn, _cursor, statement, *_args):
-        statements.append(" ".join(statement.split()))
-
     # The next batch: each station over the limit twice, and BD-AQ-03 once more with an old
     # reading (back-filled), which must not pull its deadline earlier.
-    sa_event.listen(drive.db.engine, "before_cursor_execute", seen)
-    try:
+    with _statements(drive) as statements:
         _store(drive, [_reading(n, s, 10 + 10 * n, 60) for n in (1, 2) for s in stations]
                + [_reading(3, "BD-AQ-03", 5, 30, aqi=40)])
         assert drive.ioc.pipeline.run_once() == 7
-    finally:
-        sa_event.remove(drive.db.engine, "before_cursor_execute", seen)
     processing = statements[statements.index(next(s for s in statements
                                                   if s.startswith("SELECT events.id"))):]
     assert sum(s.startswith("SELECT rule_states.") for s in processing) == 1
@@ -205,20 +218,12 @@ def test_a_batch_reads_its_windows_at_once_and_moves_its_silence_deadlines_at_on
 
 
 def test_a_worker_reads_a_scenario_version_once_and_keeps_it_through_a_rollback(drive):
-    from sqlalchemy import event as sa_event
-
-    statements: list[str] = []
-
-    def seen(_conn, _cursor, statement, *_args):
-        statements.append(" ".join(statement.split()))
-
     def version_reads() -> int:  # one version, by its id
         return sum(s.endswith("FROM scenario_versions WHERE scenario_versions.id = ?")
                    or "FROM scenario_versions WHERE scenario_versions.id = %(pk_1)s" in s
                    for s in statements)
 
-    sa_event.listen(drive.db.engine, "before_cursor_execute", seen)
-    try:
+    with _statements(drive) as statements:
         # A streak at BD-AQ-01 opens an incident (its scenario version is read once) …
         _store(drive, [_reading(i, "BD-AQ-01", m, v) for i, (m, v) in enumerate(STREAK)])
         drive.ioc.pipeline.drain()
@@ -235,7 +240,5 @@ def test_a_worker_reads_a_scenario_version_once_and_keeps_it_through_a_rollback(
         # … and a third station's streak is handled with the version read the first time.
         _store(drive, [_reading(i, "BD-AQ-04", m, v) for i, (m, v) in enumerate(STREAK)])
         drive.ioc.pipeline.drain()
-    finally:
-        sa_event.remove(drive.db.engine, "before_cursor_execute", seen)
     assert sorted(v.subject for v in drive.violations()) == ["BD-AQ-01", "BD-AQ-04"]
     assert version_reads() == 1

@@ -121,15 +121,20 @@ class ProcessRuntime:
         workflow = spiff.new_workflow(self._spec(version), self.script_timeout_s, self.clock,
                                       self.functions)
         workflow.get_tasks(state=TaskState.READY)[0].data.update(_plain(data))
+        # Run to the first wait before the row exists: it is written once, with that state
+        # (not inserted empty, then updated).
+        done = self._steps(workflow)
         instance = ProcessInstance(scenario_version_id=version.id, scenario_key=version.key,
-                                   subject=subject, state={}, data=_plain(data))
+                                   subject=subject, state=spiff.dump_state(workflow),
+                                   data=self._data(workflow, _plain(data)))
         session.add(instance)
         session.flush()
         audit.record(session, "instance.started", actor=actor, subject_type="instance",
                      subject_id=instance.id, instance_id=instance.id,
                      details={"scenario": version.key, "version": version.version,
                               "data": _plain(data), **(details or {})})
-        self._advance(session, instance, version, workflow, actor, fresh=True)
+        with log_context(instance_id=instance.id):
+            self._keep(session, instance, version, workflow, actor, done, fresh=True)
         return instance
 
     def complete_task(self, session: Session, task: Task, answers: dict, *, actor: str,
@@ -205,28 +210,40 @@ class ProcessRuntime:
         return instance, version, workflow
 
     def _advance(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
-                 workflow: BpmnWorkflow, actor: str, fresh: bool = False) -> None:
+                 workflow: BpmnWorkflow, actor: str) -> None:
         with log_context(instance_id=instance.id):  # every log line of the step names it
-            self._run_steps(session, instance, version, workflow, actor, fresh)
+            done = self._steps(workflow)
+            instance.state = spiff.dump_state(workflow)
+            instance.data = self._data(workflow, instance.data)
+            self._keep(session, instance, version, workflow, actor, done, fresh=False)
 
-    def _run_steps(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
-                   workflow: BpmnWorkflow, actor: str, fresh: bool) -> None:
-        # `fresh`: the instance was just created, so it has no task, wait or timer rows yet and
-        # nothing needs reading back (a third of an instance start's statements, measured).
+    @staticmethod
+    def _steps(workflow: BpmnWorkflow) -> list:
+        """Run the engine's steps to the next wait; the tasks they completed."""
         done: list = []
         try:
             workflow.do_engine_steps(did_complete_task=done.append)
         except (SpiffWorkflowException, ExpressionError) as exc:
             raise ProcessError(str(exc)) from exc
+        return done
+
+    @staticmethod
+    def _data(workflow: BpmnWorkflow, before: dict) -> dict:
+        """The instance's data after a step: the last task's (the workflow's once completed)."""
+        last = workflow.last_task
+        return _plain(workflow.data if workflow.completed else
+                      (last.data if last is not None else before))
+
+    def _keep(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
+              workflow: BpmnWorkflow, actor: str, done: list, fresh: bool) -> None:
+        # Audit the steps and store what they left: tasks, message waits, timers. `fresh`: the
+        # instance was just created, so it has no task, wait or timer rows yet and nothing
+        # needs reading back (a third of an instance start's statements, measured).
         for task in done:
             self._audit_step(session, instance, task, actor)
         created = self._sync_tasks(session, instance, version, workflow, actor, fresh)
         self._sync_waits(session, instance, workflow, fresh)
         self._sync_timers(session, instance, workflow, fresh)
-        instance.state = spiff.dump_state(workflow)
-        last = workflow.last_task
-        instance.data = _plain(workflow.data if workflow.completed else
-                               (last.data if last is not None else instance.data))
         if workflow.completed:
             self._finish(session, instance, actor)
         for observer in self.observers:
