@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -88,6 +90,29 @@ def _sqlite_begin(conn):
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+# A pooled connection idle longer than this is pinged before it is used again: the server may
+# have dropped it meanwhile (a restart, a firewall). One back from use a moment ago is not:
+# pinging at every checkout cost a round trip per worker batch and two per ingest request, a
+# tenth of a batch's (measured). A connection that died anyway fails its statement once, and
+# SQLAlchemy then replaces every pooled connection as old as it.
+PING_IDLE_S = 5.0
+
+
+def _mark_idle(_dbapi_connection, record) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(engine: Engine) -> Callable:
+    def checkout(dbapi_connection, record, _proxy) -> None:
+        if time.monotonic() - record.info.get("idle_since", float("-inf")) <= PING_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection is gone: {exc}") from exc  # retried
+    return checkout
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for `url`; SQLite gets WAL, foreign keys and serialised writers."""
     if url.startswith("sqlite"):
@@ -98,7 +123,10 @@ def make_engine(url: str) -> Engine:
         event.listen(eng, "connect", _sqlite_pragmas)
         event.listen(eng, "begin", _sqlite_begin)
         return eng
-    return create_engine(url, pool_pre_ping=True)
+    eng = create_engine(url)
+    event.listen(eng, "checkin", _mark_idle)
+    event.listen(eng, "checkout", _ping_if_idle(eng))
+    return eng
 
 
 class _WriterLock:
