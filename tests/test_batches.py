@@ -191,6 +191,25 @@ def test_a_batch_of_several_partitions_numbers_each_in_its_own_order(drive):
     assert {r.status for r in rows if r.partition == left} == {"pending"}
 
 
+def test_a_kept_partition_is_numbered_from_what_this_pipeline_committed(drive):
+    from engine.events.partitions import partition_of
+
+    partition = partition_of("BD-AQ-01", "", "")
+    pipeline = drive.ioc.pipeline
+
+    def batch(n: int, kept: list[int]) -> list[str]:
+        _store(drive, [_reading(n, "BD-AQ-01", n, 30, aqi=40)])
+        with _statements(drive) as statements:
+            assert pipeline.run_once(200, [partition], kept) == 1
+        return [s for s in statements if "max(events.processed_seq)" in s]
+
+    assert len(batch(0, [])) == 1  # the first batch asks the database
+    assert batch(1, [partition]) == []  # held since: numbered from what it committed
+    assert len(batch(2, [])) == 1  # another runner may have had it meanwhile: asked again
+    with drive.db.read() as s:
+        assert list(s.scalars(select(Event.processed_seq).order_by(Event.id))) == [1, 2, 3]
+
+
 def test_a_batch_reads_its_windows_at_once_and_moves_its_silence_deadlines_at_once(drive):
     stations = ["BD-AQ-01", "BD-AQ-02", "BD-AQ-03"]
     _store(drive, [_reading(0, s, 10, 30, aqi=40) for s in stations])
