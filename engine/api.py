@@ -77,7 +77,7 @@ def require_user(permission: str) -> Callable:
 
             if request.headers.get("Authorization"):
                 token = _bearer()
-                with services().db.read() as s:
+                with services().db.lookup() as s:
                     user = auth.user_by_token(s, token)
                 if user is None:
                     raise ApiProblem(401, "Unauthorized", "unknown or disabled user API token")
@@ -98,7 +98,7 @@ def require_source(view):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         token = _bearer()
-        with services().db.read() as s:
+        with services().db.lookup() as s:
             source = auth.source_by_token(s, token)
         if source is None:
             raise ApiProblem(401, "Unauthorized", "unknown or disabled source API token")

@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @login.user_loader
     def _load_user(user_id: str):
-        with ioc.db.read() as s:
+        with ioc.db.lookup() as s:
             return s.get(User, int(user_id)) if user_id.isdigit() else None
 
     from designer import scenarios as designer

@@ -57,3 +57,18 @@ def test_a_connection_that_died_while_just_used_fails_once_then_the_pool_recover
     with pytest.raises(OperationalError):
         _backend(db)
     assert _backend(db) != dead
+
+
+def test_a_lookup_runs_outside_a_transaction_and_a_read_inside_one(pg):
+    from psycopg.pq import TransactionStatus
+
+    db, _ = pg
+
+    def status(session) -> TransactionStatus:
+        session.scalar(text("select 1"))
+        return session.connection().connection.dbapi_connection.info.transaction_status
+
+    with db.lookup() as s:  # no BEGIN and ROLLBACK around it: two round trips fewer
+        assert status(s) == TransactionStatus.IDLE
+    with db.read() as s:
+        assert status(s) == TransactionStatus.INTRANS

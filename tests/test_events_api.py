@@ -165,3 +165,29 @@ def test_an_old_unit_key_is_accepted_through_its_successor(client, loaded, sourc
         "dossier_id": "H01.OLD", "procedure": "p", "unit": "so-tai-nguyen-moi-truong",
         "due_at": "2026-12-01T17:00:00+07:00"}))
     assert resp.status_code == 202
+
+
+def test_a_request_reads_its_source_once_and_counts_it(client, loaded, source):
+    from sqlalchemy import event as sa_event
+
+    from engine.events.models import Source
+
+    source_id, src = source
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()))
+
+    sa_event.listen(loaded.db.engine, "before_cursor_execute", seen)
+    try:
+        first = ticket("1022-c1")
+        assert send(client, src, first, ticket("1022-c2")).status_code == 202
+        assert send(client, src, first).get_json()["duplicates"] == 1
+    finally:
+        sa_event.remove(loaded.db.engine, "before_cursor_execute", seen)
+    # The token's lookup reads the row; storing the events only moves its counters.
+    assert sum(s.startswith("SELECT") and "FROM sources" in s for s in statements) == 2
+    with loaded.db.read() as s:
+        row = s.get(Source, source_id)
+        assert (row.accepted_count, row.duplicate_count, row.refused_count) == (2, 1, 0)
+        assert row.last_event_at is not None

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -171,36 +171,46 @@ def _store(session: Session, raws: list[Any], source: Source, vocabulary: Vocabu
                          "source": source.name, "count": len(result.accepted),
                          "events": [{"event_id": e.id, "id": e.ce_id, "type": e.type,
                                      "subject": e.subject} for e in result.accepted]})
-    _count(source, result)
+    _count(session, source.id, result)
     return result
 
 
 LAST_ERRORS_KEPT = 20
 
 
-def _count(source: Source, result: IngestResult) -> None:
+def _count(session: Session, source_id: int, result: IngestResult) -> None:
     # The administrators' view of a source: counters and its last refusals, kept with the events.
+    if not result.refused:
+        # The usual request: counters moved in the database, the row not read first.
+        table = Source.__table__
+        values = {"accepted_count": table.c.accepted_count + len(result.accepted),
+                  "duplicate_count": table.c.duplicate_count + len(result.duplicates)}
+        if result.accepted:
+            values["last_event_at"] = utcnow()
+        session.execute(update(table).where(table.c.id == source_id).values(values))
+        return
+    source = session.get(Source, source_id)
     source.accepted_count += len(result.accepted)
     source.duplicate_count += len(result.duplicates)
     source.refused_count += len(result.refused)
     if result.accepted:
         source.last_event_at = utcnow()
-    if result.refused:
-        now = utcnow().isoformat()
-        fresh = [{"at": now, "id": r.id, "errors": r.problems} for r in result.refused]
-        source.last_errors = (fresh[::-1] + list(source.last_errors or []))[:LAST_ERRORS_KEPT]
+    now = utcnow().isoformat()
+    fresh = [{"at": now, "id": r.id, "errors": r.problems} for r in result.refused]
+    source.last_errors = (fresh[::-1] + list(source.last_errors or []))[:LAST_ERRORS_KEPT]
 
 
 def refuse(db: Database, source_id: int, problems: list[dict[str, str]],
            ce_id: str | None = None) -> None:
     """Count a request refused before it became events (bad XML, bad CSV…) for its source."""
     with db.session() as session:
-        source = session.get(Source, source_id)
-        _count(source, IngestResult(refused=[Refusal(0, ce_id, problems)]))
+        _count(session, source_id, IngestResult(refused=[Refusal(0, ce_id, problems)]))
 
 
-def ingest(db: Database, source_id: int, raws: list[Any], vocabulary: Vocabulary) -> IngestResult:
-    """Validate and store a batch in one transaction; committed before this returns.
+def ingest(db: Database, source: Source | int, raws: list[Any],
+           vocabulary: Vocabulary) -> IngestResult:
+    """Validate and store a batch in one transaction; committed before this returns. `source`:
+    the source as already read (the API has it from its token: not read again), or its id.
 
     If another request stored one of these events at the same moment, the unique key refuses
     our insert: retry once, and the retry sees it as a duplicate.
@@ -208,7 +218,8 @@ def ingest(db: Database, source_id: int, raws: list[Any], vocabulary: Vocabulary
     for attempt in range(3):
         try:
             with db.session() as session:
-                source = session.get(Source, source_id)
+                if isinstance(source, int):
+                    source = session.get(Source, source)
                 return _store(session, raws, source, vocabulary, actor=f"source:{source.name}")
         except IntegrityError:
             if attempt == 2:
