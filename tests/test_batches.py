@@ -261,3 +261,45 @@ def test_a_worker_reads_a_scenario_version_once_and_keeps_it_through_a_rollback(
         drive.ioc.pipeline.drain()
     assert sorted(v.subject for v in drive.violations()) == ["BD-AQ-01", "BD-AQ-04"]
     assert version_reads() == 1
+
+
+def _step(n: int, type_: str, dossier_id: str, minutes: int) -> dict:
+    return {"specversion": "1.0", "id": f"step-{n}", "source": "/test/batch", "type": type_,
+            "time": (START + timedelta(minutes=minutes)).isoformat(),
+            "data": {"dossier_id": dossier_id, "procedure": "1.004227",
+                     "unit": "phuong-thu-dau-mot", "officer": "tran.thi.lan",
+                     "step": "tham-dinh", "allotted_hours": 4}}
+
+
+def _absence_timers(drive) -> dict[str, list[tuple[str, datetime]]]:
+    with drive.db.read() as s:
+        rows = list(s.scalars(select(Timer).where(Timer.ref.like("%step-held-too-long%"))
+                              .order_by(Timer.id)))
+    return {dossier: [(t.status, datetime.fromisoformat(t.payload["window"]["started_at"]))
+                      for t in rows if f'"{dossier}"' in t.ref]
+            for dossier in ("HS-040", "HS-041", "HS-042", "HS-043")}
+
+
+def test_a_batch_sets_and_ends_its_absence_deadlines_at_once(drive):
+    started, completed = "dossier.step_started", "dossier.step_completed"
+    _store(drive, [_step(0, started, "HS-043", 0)])
+    drive.ioc.pipeline.run_once()  # a deadline stored before the batch
+    with _statements(drive) as statements:
+        _store(drive, [_step(1, started, "HS-040", 10), _step(2, started, "HS-041", 10),
+                       _step(3, completed, "HS-041", 20), _step(4, started, "HS-042", 20),
+                       _step(5, completed, "HS-042", 30), _step(6, started, "HS-042", 40),
+                       _step(7, completed, "HS-043", 40)])
+        assert drive.ioc.pipeline.run_once() == 7
+    processing = statements[statements.index(next(s for s in statements
+                                                  if s.startswith("SELECT events.id"))):]
+    # One UPDATE for the ended deadlines (HS-043's, stored before) and the new ones written with
+    # the batch, not a statement for each event.
+    assert sum(s.startswith("UPDATE timers SET status") for s in processing) == 1
+    at = {m: START + timedelta(minutes=m) for m in (0, 10, 20, 40)}
+    # As one event at a time: a step completed ends its own deadline, a step started again
+    # sets a new one.
+    assert _absence_timers(drive) == {
+        "HS-040": [("pending", at[10])],
+        "HS-041": [("cancelled", at[10])],
+        "HS-042": [("cancelled", at[20]), ("pending", at[40])],
+        "HS-043": [("cancelled", at[0])]}

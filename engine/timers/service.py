@@ -65,6 +65,17 @@ def cancel(session: Session, kind: str, ref: str, due_after: datetime | None = N
     return session.execute(query.values(status=CANCELLED)).rowcount or 0
 
 
+def cancel_due_after(session: Session, kind: str, cuts: dict[str, datetime]) -> None:
+    """Cancel, for each ref, its pending timers due after its moment ({ref: moment}): one
+    executemany (the absences a batch's awaited events ended)."""
+    session.flush()  # as `cancel`: a timer added in this transaction is found too
+    table = Timer.__table__
+    session.execute(update(table).where(
+        table.c.kind == kind, table.c.ref == bindparam("r"), table.c.status == PENDING,
+        table.c.due_at > bindparam("after")).values(status=CANCELLED),
+        [{"r": ref, "after": moment} for ref, moment in cuts.items()])
+
+
 def pending(session: Session, kind: str, ref: str) -> list[Timer]:
     """The pending timers of this ref, soonest first."""
     return list(session.scalars(select(Timer).where(
