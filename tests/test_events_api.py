@@ -191,3 +191,29 @@ def test_a_request_reads_its_source_once_and_counts_it(client, loaded, source):
         row = s.get(Source, source_id)
         assert (row.accepted_count, row.duplicate_count, row.refused_count) == (2, 1, 0)
         assert row.last_event_at is not None
+
+
+def test_a_requests_events_are_written_by_one_statement_of_one_text(client, loaded, source):
+    from sqlalchemy import event as sa_event
+
+    _, src = source
+    inserts: list[tuple[str, bool]] = []
+
+    def seen(_conn, _cursor, statement, _params, _context, executemany):
+        if statement.startswith("INSERT INTO events"):
+            inserts.append((statement, executemany))
+
+    sa_event.listen(loaded.db.engine, "before_cursor_execute", seen)
+    try:
+        sent = [ticket("1022-w1"), ticket("1022-w2"), ticket("1022-w3"), ticket("1022-w4")]
+        assert send(client, src, *sent[:3]).get_json()["accepted"] == 3
+        assert send(client, src, sent[3]).get_json()["accepted"] == 1
+    finally:
+        sa_event.remove(loaded.db.engine, "before_cursor_execute", seen)
+    # The ids are taken first: one INSERT per request, its text the same whatever the count
+    # (parsed once by the driver), nothing returned.
+    assert len(inserts) == 2 and inserts[0][0] == inserts[1][0]
+    assert "RETURNING" not in inserts[0][0]
+    stored = _events(loaded)
+    assert [e.ce_id for e in stored] == [e["id"] for e in sent]  # in id order
+    assert len({e.received_at for e in stored[:3]}) == 1  # received together
