@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -58,6 +58,13 @@ class LiveRuleset:
     event_types: frozenset[str]
     held_types: frozenset[str]  # what replays and catch-ups post (RuleSet.held_event_types)
     windowed: dict[str, tuple[Rule, ...]]  # RuleSet.windowed_by_type
+
+
+_EVENTS = Event.__table__
+# A Core executemany, not the ORM's bulk UPDATE by primary key: 2 % of a batch's Python calls.
+_MARK_PROCESSED = update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id")).values(
+    status=PROCESSED, error=None, processed_at=bindparam("processed_at"),
+    processed_seq=bindparam("processed_seq"))
 
 
 class Pipeline:
@@ -238,7 +245,7 @@ class Pipeline:
                     handled = self._handle_all(session, events, seqs, done)
                 self.temporal.write(session)
                 if done:  # one executemany for the batch's processed events, not an UPDATE each
-                    session.execute(update(Event), done)
+                    session.execute(_MARK_PROCESSED, done)
             if seqs is not None:
                 self._committed.update(seqs)  # committed: what a kept partition goes on from
             return handled
@@ -293,8 +300,7 @@ class Pipeline:
         if seqs is not None:
             seq = seqs[event.partition] = seqs[event.partition] + 1
             self._seen[event.partition] = max(self._seen[event.partition], seq)
-        done.append({"id": event.id, "status": PROCESSED, "error": None,
-                     "processed_at": utcnow(), "processed_seq": seq})
+        done.append({"event_id": event.id, "processed_at": utcnow(), "processed_seq": seq})
 
     def _forget_rules(self) -> None:
         for name in list(self.live):
