@@ -4,7 +4,7 @@
 
 The simulated province's stream (as bench/load.py sends it) is stored `--per-batch` events at a
 time, each slice then processed as a worker does: one `run_once` over all partitions, one
-transaction. At 250 events/s a worker's batches held about 20 events. Reported: statements per
+transaction, the partitions kept from one batch to the next as a job keeps them. At 250 events/s a worker's batches held about 20 events. Reported: statements per
 event, wall and CPU (this process: Python, SQLAlchemy, psycopg) ms per event of the batches, and
 the most frequent statements per event. Garbage is collected as in a worker (engine/ops/garbage).
 No web, Redis or other process takes part, so the CPU
