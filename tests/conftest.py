@@ -147,6 +147,8 @@ def server(loaded):
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{srv.effective_port}"
-    srv.close()
+    # Closed by the server's own loop (its trigger runs the call there): closing its sockets
+    # from this thread could pull them from under the loop's select (EBADF in that thread).
+    srv.trigger.pull_trigger(srv.close)
     loaded.runner.stop()
     thread.join(5)
