@@ -72,8 +72,10 @@ class Pipeline:
 
     def __init__(self, db: Database, vocabulary: Vocabulary, runtime: ProcessRuntime,
                  temporal: TemporalRules, replay_days: int = 30, clock: Clock = SYSTEM_CLOCK,
-                 max_attempts: int = 3, retry_base_s: float = 2.0, retry_factor: float = 5.0):
+                 max_attempts: int = 3, retry_base_s: float = 2.0, retry_factor: float = 5.0,
+                 email: bool = False):
         self.db, self.vocabulary, self.runtime = db, vocabulary, runtime
+        self.email = email  # the e-mail channel is on: rule notices reach mailboxes too
         self.temporal = temporal
         self.replay_days = replay_days
         self.clock = clock
@@ -446,6 +448,6 @@ class Pipeline:
         for notice in filled["notify"]:
             text = notice["text"]
             notify.send(session, kind="rule.notify", actor=actor, department_key=notice["to"],
-                        role=notice["role"], instance_id=instance.id,
+                        role=notice["role"], instance_id=instance.id, email=self.email,
                         subject=(filled["title"].get("vi") or rule.name.get("vi") or rule.key),
                         text="\n".join(t for t in (text.get("vi"), text.get("en")) if t))

@@ -32,18 +32,18 @@ class Services:
         self.clock = clock
         self.calendar = calendar or load_calendar(settings.calendar_dir)
         self.runtime = ProcessRuntime(settings.script_timeout_s, clock, self.calendar)
-        self.sla = SlaEngine(self.calendar, clock)
+        self.sla = SlaEngine(self.calendar, clock, settings.smtp_enabled)
         self.runtime.observers.append(self.sla)
         self.pipeline = Pipeline(self.db, self.vocabulary, self.runtime,
                                  TemporalRules(self.calendar, clock), settings.rule_replay_days,
                                  clock, settings.event_max_attempts, settings.event_retry_base_s,
-                                 settings.event_retry_factor)
+                                 settings.event_retry_factor, settings.smtp_enabled)
         self.scheduler = Scheduler(self.db, clock, {
             BPMN: self.runtime.fire_timer,
             SLA: self.sla.fire,
             RULE: self.pipeline.fire_rule_timer,
         })
-        self.outbox = Outbox(self.db, clock)
+        self.outbox = Outbox(self.db, clock, settings)
         self.runner: EmbeddedRunner | None = None
         self.redis = self.relay = None
         if settings.redis_url:  # Redis mode: workers process events (worker/)

@@ -49,9 +49,11 @@ def free_port() -> int:
 
 
 class Mailbox:
-    """aiosmtpd handler: keeps every message; refuses RCPT for addresses in `refuse`."""
+    """aiosmtpd handler: keeps every message; refuses RCPT for addresses in `refuse`.
+    `settings` are the engine's settings for sending to it."""
 
-    def __init__(self):
+    def __init__(self, settings: Settings):
+        self.settings = settings
         self.messages: list = []
         self.refuse: set[str] = set()
 
@@ -68,27 +70,24 @@ class Mailbox:
 
 
 def start_smtp(port: int) -> tuple[Controller, Mailbox]:
-    box = Mailbox()
+    box = Mailbox(smtp_settings(port))
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     return controller, box
 
 
 @pytest.fixture
-def smtp(monkeypatch):
-    """A real SMTP server on a free local port, configured as IOC_SMTP_*; yields its mailbox."""
-    port = free_port()
-    controller, box = start_smtp(port)
-    _smtp_env(monkeypatch, port)
+def smtp():
+    """A real SMTP server on a free local port; yields its mailbox (with the settings to use)."""
+    controller, box = start_smtp(free_port())
     yield box
     controller.stop()
 
 
-def _smtp_env(monkeypatch, port: int) -> None:
-    monkeypatch.setenv("IOC_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("IOC_SMTP_PORT", str(port))
-    monkeypatch.setenv("IOC_SMTP_FROM", "ioc@binhduong.gov.vn")
-    monkeypatch.setenv("IOC_NOTIFY_TIMEOUT_S", "5")
+def smtp_settings(port: int, **more) -> Settings:
+    """Settings whose e-mail channel is the SMTP server at this local port."""
+    return Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_from="ioc@binhduong.gov.vn",
+                    notify_timeout_s=5, **more)
 
 
 @pytest.fixture(autouse=True)
@@ -154,7 +153,7 @@ def send(db, **kwargs) -> Notification:
     fields = {"kind": "sla.escalate", "subject": "[100%] Quá hạn: «Tiếp nhận phản ánh» – 1022-7",
               "text": "Tiếp nhận phản ánh: đã dùng 8.0 giờ làm việc (100%).\n"
                       "Acknowledge the ticket: 8.0 working hours used (100%).",
-              "actor": "sla"} | kwargs
+              "actor": "sla", "email": False} | kwargs
     with db.session() as s:
         return notify.send(s, **fields)
 
@@ -210,7 +209,7 @@ def test_in_app_works_without_smtp_and_nothing_is_queued_for_email(ioc):
     assert [r.channel for r in rows(ioc.db)] == [IN_APP]
     with ioc.db.read() as s:
         assert [n.id for n in notify.for_user(s, s.get(User, head))] == [row.id]
-    assert Outbox(ioc.db, ManualClock(NOW)).run_once() == 0
+    assert Outbox(ioc.db, ManualClock(NOW), ioc.settings).run_once() == 0
 
 
 def test_email_reaches_the_department_head_through_a_real_smtp_server(ioc, smtp):
@@ -218,13 +217,14 @@ def test_email_reaches_the_department_head_through_a_real_smtp_server(ioc, smtp)
     person(ioc.db, "canbo.nnmt", "civil_servant", NNMT, "ha@nnmt.gov.vn")  # not a head
     person(ioc.db, "lanhdao.xd", "department_head", "so-xay-dung", "tuan@xd.gov.vn")
     person(ioc.db, "lanhdao2.nnmt", "department_head", NNMT)  # no address: in-app only
-    parent = send(ioc.db, department_key=NNMT, role="department_head", instance_id=7)
+    parent = send(ioc.db, department_key=NNMT, role="department_head", instance_id=7, email=True)
     [mail_row] = rows(ioc.db, EMAIL)
     assert (mail_row.user_id, mail_row.parent_id, mail_row.status, mail_row.address) == \
         (head, parent.id, PENDING, "son@nnmt.gov.vn")
 
     clock = ManualClock(NOW)
-    assert Outbox(ioc.db, clock).run_once() == 1
+    outbox = Outbox(ioc.db, clock, smtp.settings)
+    assert outbox.run_once() == 1
     [(to, mail)] = smtp.messages
     assert to == ["son@nnmt.gov.vn"]
     assert mail["Subject"] == "[IOC] [100%] Quá hạn: «Tiếp nhận phản ánh» – 1022-7"
@@ -241,14 +241,14 @@ def test_email_reaches_the_department_head_through_a_real_smtp_server(ioc, smtp)
     [sent] = rows(ioc.db, EMAIL)
     assert (sent.status, sent.attempts, sent.sent_at, sent.error) == (SENT, 1, NOW, None)
     assert attempts_audited(ioc.db, sent.id) == [("notification.sent", 1, None)]
-    assert Outbox(ioc.db, clock).run_once() == 0  # nothing left
+    assert outbox.run_once() == 0  # nothing left
     with ioc.db.read() as s:
         assert audit.verify(s).ok
 
 
 def test_sla_escalation_is_emailed_to_the_head_end_to_end(ioc, source, smtp):
     load_scenarios(ioc)
-    drive = Drive(ioc.db, ioc.vocabulary, local("2026-03-02 09:00"), source[0])
+    drive = Drive(ioc.db, ioc.vocabulary, local("2026-03-02 09:00"), source[0], smtp.settings)
     head = drive.user("lanhdao.nnmt", "department_head", NNMT)
     with drive.db.session() as s:
         s.get(User, head.id).email = "son@nnmt.gov.vn"
@@ -270,15 +270,35 @@ def test_sla_escalation_is_emailed_to_the_head_end_to_end(ioc, source, smtp):
     assert "Acknowledge the ticket:" in body
 
 
-def test_smtp_server_down_is_retried_and_delivered_when_it_is_back(ioc, monkeypatch):
+def test_the_engine_follows_its_settings_not_the_environment(ioc, source, smtp, monkeypatch):
+    # E-mail switched on in the environment only: an engine built from settings without it
+    # (as every engine is built: Services(settings)) queues nothing for e-mail and sends nothing.
+    port = smtp.settings.smtp_port
+    monkeypatch.setenv("IOC_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("IOC_SMTP_PORT", str(port))
+    monkeypatch.setenv("IOC_SMTP_FROM", "ioc@binhduong.gov.vn")
+    load_scenarios(ioc)
+    drive = Drive(ioc.db, ioc.vocabulary, local("2026-03-02 09:00"), source[0])
+    head = drive.user("lanhdao.nnmt", "department_head", NNMT)
+    with drive.db.session() as s:
+        s.get(User, head.id).email = "son@nnmt.gov.vn"
+    drive.send("hotline.ticket.created", {
+        "ticket_id": "1022-502", "category": "environment", "ward": "phuong-di-an",
+        "description": "Khói bụi"}, subject="1022-502")
+    drive.at(local("2026-03-03 09:00"))
+    assert [n.channel for n in drive.notifications("sla.escalate")] == [IN_APP]
+    assert drive.ioc.outbox.run_once() == 0
+    assert smtp.messages == []
+
+
+def test_smtp_server_down_is_retried_and_delivered_when_it_is_back(ioc):
     port = free_port()  # nothing listens here yet
-    _smtp_env(monkeypatch, port)
     person(ioc.db, "a.nnmt", "civil_servant", NNMT, "a@nnmt.gov.vn")
     person(ioc.db, "b.nnmt", "civil_servant", NNMT, "b@nnmt.gov.vn")
-    send(ioc.db, department_key=NNMT)
+    send(ioc.db, department_key=NNMT, email=True)
     first, second = rows(ioc.db, EMAIL)
     clock = ManualClock(NOW)
-    outbox = Outbox(ioc.db, clock)
+    outbox = Outbox(ioc.db, clock, smtp_settings(port))
 
     assert outbox.run_once() == 2
     for row in rows(ioc.db, EMAIL):
@@ -307,8 +327,8 @@ def test_smtp_server_down_is_retried_and_delivered_when_it_is_back(ioc, monkeypa
 def test_a_mailbox_the_server_refuses_for_good_fails_at_once(ioc, smtp):
     smtp.refuse.add("ghost@nnmt.gov.vn")
     person(ioc.db, "ghost.nnmt", "department_head", NNMT, "ghost@nnmt.gov.vn")
-    send(ioc.db, department_key=NNMT, role="department_head")
-    Outbox(ioc.db, ManualClock(NOW)).run_once()
+    send(ioc.db, department_key=NNMT, role="department_head", email=True)
+    Outbox(ioc.db, ManualClock(NOW), smtp.settings).run_once()
     [row] = rows(ioc.db, EMAIL)
     assert (row.status, row.attempts) == (FAILED, 1)
     assert "550" in row.error
@@ -325,7 +345,7 @@ def test_webhook_is_posted_signed_to_a_real_http_server(ioc, receiver):
     [row] = rows(ioc.db, WEBHOOK)
     assert (row.webhook_id, row.status) == (sub, PENDING)
 
-    assert Outbox(ioc.db, ManualClock(NOW)).run_once() == 1
+    assert Outbox(ioc.db, ManualClock(NOW), ioc.settings).run_once() == 1
     [(headers, raw)] = receiver.requests
     assert {"X-IOC-Signature", "X-IOC-Delivery"} <= set(headers.keys())  # as documented
     assert headers["X-IOC-Signature"].startswith("sha256=")
@@ -354,7 +374,8 @@ def test_webhook_subscriptions_match_department_and_role(ioc):
 
     def targets(**kwargs) -> list[int]:
         with ioc.db.session() as s:
-            parent = notify.send(s, kind="k", subject="s", text="t", actor="test", **kwargs)
+            parent = notify.send(s, kind="k", subject="s", text="t", actor="test", email=False,
+                                 **kwargs)
             return [n.webhook_id for n in s.scalars(select(Notification).where(
                 Notification.parent_id == parent.id).order_by(Notification.id))]
 
@@ -412,7 +433,7 @@ def test_a_subscription_disabled_after_queueing_is_not_posted(ioc, receiver):
     send(ioc.db, department_key=NNMT)
     with ioc.db.session() as s:
         notify.deactivate_webhook(s, sub)
-    Outbox(ioc.db, ManualClock(NOW)).run_once()
+    Outbox(ioc.db, ManualClock(NOW), ioc.settings).run_once()
     [row] = rows(ioc.db, WEBHOOK)
     assert row.status == FAILED and "no longer active" in row.error
     assert receiver.requests == []

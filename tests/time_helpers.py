@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
@@ -28,15 +29,17 @@ def local(text: str) -> datetime:
 class Drive:
     """The engine on a ManualClock: events at the clock's time, time moved by hand."""
 
-    def __init__(self, db, vocabulary, start: datetime, source_id: int):
+    def __init__(self, db, vocabulary, start: datetime, source_id: int,
+                 settings: Settings | None = None):
         self.db, self.vocabulary, self.source_id = db, vocabulary, source_id
+        self.settings = replace(settings or Settings(), database_url=db.url)
         self.clock = ManualClock(start)
         self.ioc = self.restart()
 
     def restart(self) -> Services:
         """A new engine process on the same database (rule state, timers and clocks from it)."""
-        self.ioc = Services(Settings(database_url=self.db.url), db=self.db,
-                            vocabulary=self.vocabulary, clock=self.clock)
+        self.ioc = Services(self.settings, db=self.db, vocabulary=self.vocabulary,
+                            clock=self.clock)
         return self.ioc
 
     def send(self, type_: str, data: dict, subject: str | None = None) -> None:

@@ -87,11 +87,8 @@ class _Claim:
 class Outbox:
     """Sends what is due in the outbox; one pass at a time."""
 
-    def __init__(self, db: Database, clock: Clock, settings: Settings | None = None,
+    def __init__(self, db: Database, clock: Clock, settings: Settings,
                  channels: dict[str, Channel] | None = None):
-        # The same source as notify.send's fan-out (the environment) unless told otherwise,
-        # so what is queued for e-mail is what this outbox can send.
-        settings = settings or Settings.from_env()
         self.db, self.clock = db, clock
         self.channels = channels if channels is not None else build_channels(settings)
         self.policy = RetryPolicy.from_settings(settings)

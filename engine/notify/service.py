@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from engine.audit import service as audit
 from engine.auth.models import User
 from engine.auth.permissions import ROLES
-from engine.config import Settings
 from engine.db import utcnow
 from engine.notify.models import (
     EMAIL,
@@ -35,11 +34,13 @@ MIN_SECRET = 16  # characters; a webhook secret is a key, not a password to reme
 def send(session: Session, *, kind: str, subject: str, text: str, actor: str,
          user_id: int | None = None, department_key: str | None = None, role: str | None = None,
          channel: str = IN_APP, instance_id: int | None = None,
-         task_id: int | None = None, settings: Settings | None = None) -> Notification | None:
+         task_id: int | None = None, email: bool) -> Notification | None:
     """Queue a notification and its copies for e-mail and webhooks; return the in-app row.
 
-    With `channel="email"` or `"webhook"` only that channel's copies are queued, and the first
-    of them is returned (None when nobody matches). `settings` defaults to the environment.
+    `email` says whether this deployment's e-mail channel is on (`Settings.smtp_enabled`): an
+    in-app notification is copied to people's addresses only then, so what is queued for e-mail
+    is what the outbox can send. With `channel="email"` or `"webhook"` only that channel's copies
+    are queued, and the first of them is returned (None when nobody matches).
     """
     if user_id is None and department_key is None:
         raise ValueError("a notification needs a user or a department")
@@ -53,8 +54,7 @@ def send(session: Session, *, kind: str, subject: str, text: str, actor: str,
         # The inbox is the channel: stored is delivered.
         parent = _queue(session, actor, channel=IN_APP, status=SENT, sent_at=utcnow(), **fields)
     copies: list[Notification] = []
-    email_on = (settings or Settings.from_env()).smtp_enabled
-    if channel == EMAIL or (channel == IN_APP and email_on):
+    if channel == EMAIL or (channel == IN_APP and email):
         for person in _people(session, user_id, department_key, role):
             copies.append(_queue(session, actor, channel=EMAIL, parent=parent,
                                  address=person.email.strip(),

@@ -40,8 +40,9 @@ def sla_file(version: ScenarioVersion) -> str | None:
 class SlaEngine:
     """SLA clocks of every scenario, against one working calendar and one clock."""
 
-    def __init__(self, calendar: WorkingCalendar, clock: Clock):
+    def __init__(self, calendar: WorkingCalendar, clock: Clock, email: bool = False):
         self.calendar, self.clock = calendar, clock
+        self.email = email  # the e-mail channel is on: levels reach people's mailboxes too
         self._defs: dict[int, dict[str, SlaDefinition]] = {}
 
     def definitions(self, version: ScenarioVersion) -> dict[str, SlaDefinition]:
@@ -261,7 +262,8 @@ class SlaEngine:
                      subject_id=clock.id, instance_id=clock.instance_id, details=details)
         department = task.department_key if task else clock.department_key
         common = {"kind": f"sla.{level.action}", "subject": subject, "actor": ACTOR,
-                  "instance_id": clock.instance_id, "task_id": task.id if task else None}
+                  "instance_id": clock.instance_id, "task_id": task.id if task else None,
+                  "email": self.email}
         if level.action == "reassign":
             if task is not None and task.department_key != level.to:
                 self._reassign(session, task, level.to, clock)
