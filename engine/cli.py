@@ -406,13 +406,32 @@ def sensors() -> None:
 @click.option("--broker", default="127.0.0.1:1883", show_default=True, help="MQTT host:port.")
 @click.option("--topic", default="ioc/sensors/#", show_default=True,
               help="Topic filter (see integrations/sensors.py for the scheme).")
-def sensors_listen(source_name: str, broker: str, topic: str) -> None:
+@click.option("--username", envvar="IOC_MQTT_USERNAME",
+              help="Log in to the broker as this user (or IOC_MQTT_USERNAME); the password is "
+                   "read from IOC_MQTT_PASSWORD, never from the command line.")
+@click.option("--tls", is_flag=True, help="Connect over TLS, trusting the system's authorities.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False),
+              help="The authority that signed the broker's certificate (implies --tls).")
+@click.option("--cert-file", type=click.Path(exists=True, dir_okay=False),
+              help="A client certificate for brokers that ask for one (with --key-file).")
+@click.option("--key-file", type=click.Path(exists=True, dir_okay=False),
+              help="The client certificate's private key.")
+def sensors_listen(source_name: str, broker: str, topic: str, username: str | None, tls: bool,
+                   ca_file: str | None, cert_file: str | None, key_file: str | None) -> None:
     """Subscribe to the stations' MQTT topics and store their readings as events."""
     from integrations import sensors as sensor_adapter
 
+    host, _, port = broker.rpartition(":") if ":" in broker else (broker, "", "")
+    if not host or not (port or "1883").isdigit():
+        raise click.BadParameter(f"{broker!r}: expected host:port", param_hint="--broker")
+    try:
+        auth = sensor_adapter.BrokerAuth(username or None, os.environ.get("IOC_MQTT_PASSWORD")
+                                         or None, tls, ca_file, cert_file, key_file)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     ioc = _services()
-    host, _, port = broker.partition(":")
-    sensor_adapter.listen(ioc, _source_id(ioc, source_name), host, int(port or 1883), topic)
+    sensor_adapter.listen(ioc, _source_id(ioc, source_name), host, int(port or 1883), topic,
+                          auth)
 
 
 @main.group()

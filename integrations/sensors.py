@@ -37,10 +37,11 @@ import logging
 import math
 import re
 import signal
+import ssl
 import sys
 import threading
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -421,6 +422,48 @@ def default_client_id(ioc, source_id: int) -> str:
     return f"ioc-sensors-{source.name if source is not None else source_id}"
 
 
+@dataclass(frozen=True)
+class BrokerAuth:
+    """How the listener logs in to the broker (MQTT user name and password) and checks it (TLS).
+
+    `tls` with no `ca_file` trusts the system's certificate authorities; `ca_file` (a private
+    authority, as a province's own broker usually has) implies TLS; `cert_file` and `key_file`
+    present a client certificate where the broker asks for one.
+    """
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in logs
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def __post_init__(self):
+        if self.password and not self.username:
+            raise ValueError("an MQTT password was given without a user name")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("a client certificate needs both its certificate and its key file")
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ValueError(f"{name.replace('_', ' ')} {path!r} is not a readable file")
+
+    @property
+    def secure(self) -> bool:
+        """Whether the connection uses TLS."""
+        return self.tls or bool(self.ca_file or self.cert_file)
+
+    def apply(self, client: mqtt.Client) -> None:
+        """Set the credentials and TLS on a paho client before it connects."""
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        if self.secure:
+            # The broker's certificate and host name are always checked: a reading from a
+            # broker nobody verified could open incidents.
+            client.tls_set(ca_certs=self.ca_file, certfile=self.cert_file,
+                           keyfile=self.key_file, cert_reqs=ssl.CERT_REQUIRED)
+
+
 class Listener:
     """A QoS 1 subscription storing the stations' readings, run by a background thread.
 
@@ -433,12 +476,15 @@ class Listener:
 
     def __init__(self, ioc, source_id: int, host: str = "127.0.0.1", port: int = 1883,
                  topic: str = DEFAULT_TOPIC, *, client_id: str | None = None,
-                 persistent: bool = True, keepalive: int = 60):
+                 persistent: bool = True, keepalive: int = 60, auth: BrokerAuth = BrokerAuth()):
         self.ioc, self.source_id = ioc, source_id
         self.host, self.port, self.topic, self.keepalive = host, port, topic, keepalive
         self.client_id = client_id or default_client_id(ioc, source_id)
         self.subscribed = threading.Event()
         self.messages = 0  # messages handled, acknowledged or not
+        # Why the last attempt to connect failed (unreachable, refused, certificate not
+        # trusted), or None once connected.
+        self.last_error: str | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._redeliver = False
@@ -449,6 +495,7 @@ class Listener:
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        auth.apply(client)
         self._client = client
 
     def start(self) -> Listener:
@@ -489,7 +536,8 @@ class Listener:
                     self._client.connect(self.host, self.port, keepalive=self.keepalive)
                     connected = True
                 rc = self._client.loop(timeout=LOOP_S)
-            except OSError as exc:
+            except OSError as exc:  # ssl's errors too: a certificate we do not trust
+                self.last_error = str(exc)
                 log.warning("sensors: MQTT broker %s:%s unreachable (%s); retrying in %.0f s",
                             self.host, self.port, exc, self._delay)
                 connected = self._pause()
@@ -523,9 +571,12 @@ class Listener:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
+            # Kept trying with backoff: the broker's accounts may be fixed without restarting us.
+            self.last_error = f"refused: {reason_code}"
             log.error("sensors: MQTT broker %s:%s refused the connection: %s",
                       self.host, self.port, reason_code)
             return
+        self.last_error = None
         self._delay = RETRY_MIN_S
         log.info("sensors: connected to %s:%s as %s (session kept: %s); subscribing to %s",
                  self.host, self.port, self.client_id, flags.session_present, self.topic)
@@ -570,14 +621,17 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def listen(ioc, source_id: int, host: str, port: int, topic: str) -> None:
+def listen(ioc, source_id: int, host: str, port: int, topic: str,
+           auth: BrokerAuth = BrokerAuth()) -> None:
     """Store readings from the broker in the foreground until Ctrl-C (`ioc sensors listen`)."""
-    listener = Listener(ioc, source_id, host, port, topic)
+    listener = Listener(ioc, source_id, host, port, topic, auth=auth)
     previous = None
     if threading.current_thread() is threading.main_thread():
         # A service manager stops with SIGTERM: disconnect cleanly as for Ctrl-C.
         previous = signal.signal(signal.SIGTERM, _interrupt)
-    print(f"Listening on mqtt://{host}:{port} to {topic} as {listener.client_id} "
+    scheme = "mqtts" if auth.secure else "mqtt"
+    login = f"{auth.username}@" if auth.username else ""
+    print(f"Listening on {scheme}://{login}{host}:{port} to {topic} as {listener.client_id} "
           "(Ctrl-C to stop)", file=sys.stderr, flush=True)
     listener.start()
     try:

@@ -1,16 +1,22 @@
 """Environment sensors: readings over MQTT (a real Mosquitto broker) and the HTTP fallback."""
 from __future__ import annotations
 
+import getpass
 import itertools
 import json
 import os
+import shutil
 import socket
+import subprocess
 import time
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import paho.mqtt.client as mqtt
 import pytest
+import trustme
+from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -18,7 +24,7 @@ from engine.app import create_app
 from engine.events.models import Event, Source
 from engine.violations.models import Violation
 from integrations import sensors
-from integrations.sensors import Listener, handle_message
+from integrations.sensors import BrokerAuth, Listener, handle_message
 from tests.conftest import IN_CI
 
 MQTT_BROKER = os.environ.get("IOC_TEST_MQTT_BROKER", "127.0.0.1:1883")
@@ -220,10 +226,12 @@ def listening(ioc, source, broker, prefix):
     assert not listener.is_alive()
 
 
-def publish(broker, prefix: str, *messages: tuple[str, bytes]) -> None:
+def publish(broker, prefix: str, *messages: tuple[str, bytes],
+            auth: BrokerAuth = BrokerAuth()) -> None:
     """Publish (topic under `<prefix>/ioc/sensors/`, payload) messages with QoS 1, in order."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                          client_id=f"{prefix}-publisher-{next(_clients)}")
+    auth.apply(client)  # a station logs in as the listener does
     client.connect(broker[0], broker[1])
     client.loop_start()
     try:
@@ -319,6 +327,139 @@ def test_a_reading_that_could_not_be_stored_is_delivered_again(ioc, source, brok
         cleaner.loop(timeout=2)  # the CONNACK: the broker has dropped the old session
         cleaner.disconnect()
     assert not listener.is_alive()
+
+
+# -- a broker with accounts and TLS --------------------------------------------------------------
+
+USER, PASSWORD = "ioc-listener", "mật-khẩu-trạm-quan-trắc-2026"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def secured_broker(tmp_path_factory):
+    """Our own Mosquitto: TLS only, with a certificate from a test authority, and a password
+    file; yields (host, port, the BrokerAuth that gets in). Skipped without the mosquitto
+    program, a failure in CI."""
+    program, passwd_tool = shutil.which("mosquitto") or "/usr/sbin/mosquitto", \
+        shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    if not (os.access(program, os.X_OK) and os.access(passwd_tool, os.X_OK)):
+        if IN_CI:
+            pytest.fail("mosquitto and mosquitto_passwd are required in CI (Debian: mosquitto)")
+        pytest.skip("mosquitto / mosquitto_passwd not installed (Debian: mosquitto)")
+    folder = tmp_path_factory.mktemp("mosquitto")
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(str(folder / "ca.pem"))
+    server = authority.issue_cert("127.0.0.1", "localhost")
+    server.private_key_pem.write_to_path(str(folder / "server.key"))
+    server.cert_chain_pems[0].write_to_path(str(folder / "server.pem"))
+    subprocess.run([passwd_tool, "-b", "-c", str(folder / "passwd"), USER, PASSWORD],
+                   check=True, capture_output=True)
+    port = _free_port()
+    (folder / "mosquitto.conf").write_text(
+        f"user {getpass.getuser()}\npersistence false\nlog_dest stderr\n"
+        f"allow_anonymous false\npassword_file {folder / 'passwd'}\n"
+        f"listener {port} 127.0.0.1\ncafile {folder / 'ca.pem'}\n"
+        f"certfile {folder / 'server.pem'}\nkeyfile {folder / 'server.key'}\n")
+    log_path = folder / "mosquitto.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen([program, "-c", str(folder / "mosquitto.conf")],
+                                   stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"mosquitto did not start: {log_path.read_text()}")
+                time.sleep(0.05)
+        yield "127.0.0.1", port, BrokerAuth(USER, PASSWORD, ca_file=str(folder / "ca.pem"))
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _secured_listener(ioc, source_id, secured_broker, prefix, auth) -> Listener:
+    host, port, _ = secured_broker
+    return Listener(ioc, source_id, host, port, f"{prefix}/ioc/sensors/#",
+                    client_id=f"{prefix}-listener", persistent=False, auth=auth).start()
+
+
+def test_readings_over_tls_with_a_password_are_stored(ioc, source, secured_broker, prefix):
+    host, port, auth = secured_broker
+    listener = _listener(ioc, source[0], (host, port), prefix, persistent=False, auth=auth)
+    try:
+        assert listener.last_error is None
+        publish((host, port), prefix, ("BD-AQ-09/pm25", _reading()), auth=auth)
+        [event] = _wait(lambda: _events(ioc), "the reading sent over TLS")
+        assert event.ce_id == "BD-AQ-09/pm25/2026-11-27T01:00:00Z"
+    finally:
+        listener.stop()
+
+
+@pytest.mark.parametrize("change, said", [
+    ({"password": "sai-mật-khẩu"}, "refused: "),
+    ({"username": None, "password": None}, "refused: "),
+])
+def test_a_broker_that_refuses_the_login_is_said_and_retried(ioc, source, secured_broker, prefix,
+                                                             change, said):
+    auth = replace(secured_broker[2], **change)
+    listener = _secured_listener(ioc, source[0], secured_broker, prefix, auth)
+    try:
+        error = _wait(lambda: listener.last_error, "the broker's refusal")
+        assert error.startswith(said) and ("authori" in error.lower() or "password" in error)
+        assert not listener.subscribed.is_set()
+        assert listener.is_alive()  # keeps trying with backoff: accounts can be fixed
+    finally:
+        listener.stop()
+    assert _events(ioc) == []
+
+
+def test_a_broker_certificate_from_another_authority_is_not_trusted(ioc, source, secured_broker,
+                                                                    prefix, tmp_path):
+    stranger = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(stranger))
+    auth = replace(secured_broker[2], ca_file=str(stranger))
+    listener = _secured_listener(ioc, source[0], secured_broker, prefix, auth)
+    try:
+        error = _wait(lambda: listener.last_error, "the certificate check")
+        assert "certificate verify failed" in error
+        assert not listener.subscribed.is_set()
+    finally:
+        listener.stop()
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"password": "s3cret"}, "password was given without a user name"),
+    ({"username": "u", "cert_file": __file__}, "both its certificate and its key file"),
+    ({"ca_file": "/khong/co/ca.pem"}, "ca file '/khong/co/ca.pem' is not a readable file"),
+])
+def test_broker_login_settings_are_checked(fields, message):
+    with pytest.raises(ValueError, match=message):
+        BrokerAuth(**fields)
+    assert "s3cret" not in repr(BrokerAuth("u", "s3cret"))  # never in logs
+
+
+@pytest.mark.parametrize("args, env, said", [
+    (["--broker", "127.0.0.1:mqtt"], {}, "--broker"),
+    (["--cert-file", __file__], {}, "both its certificate and its key file"),
+    (["--ca-file", "/khong/co/ca.pem"], {}, "/khong/co/ca.pem"),
+    ([], {"IOC_MQTT_PASSWORD": "s3cret"}, "password was given without a user name"),
+])
+def test_the_listen_command_names_a_bad_option(args, env, said, monkeypatch):
+    from engine.cli import main
+
+    monkeypatch.delenv("IOC_MQTT_USERNAME", raising=False)
+    result = CliRunner().invoke(main, ["sensors", "listen", "--source", "quan-trac", *args],
+                                env=env)
+    assert result.exit_code == 2, result.output
+    assert said in result.output and "s3cret" not in result.output
 
 
 # -- HTTP fallback -------------------------------------------------------------------------------
