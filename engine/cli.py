@@ -72,16 +72,27 @@ def org() -> None:
 @org.command("load")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False), default=str(DEFAULT_ORG))
 def org_load(file: str) -> None:
-    """Load (or reload) the organisation file."""
+    """Load (or reload) the organisation file; the work of units that have ended moves to their
+    successors now, that of units ending later on the successor's first day."""
+    from engine.org import handover
     from engine.org import service as org_service
 
     ioc = _services()
     try:
         with ioc.db.session() as s:
             count = org_service.load_file(s, file)
+            today = org_service.local_time(ioc.clock.now()).date()
+            moved = handover.hand_over(s, today, actor="cli")
+            days = handover.schedule(s, today)
     except org_service.OrgFileInvalid as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"loaded {count} organisation units from {file}")
+    if moved:
+        click.echo("handed over to successors: " + ", ".join(
+            f"{what} {moved[what]}" for what in ("tasks", "clocks", "users", "webhooks")
+            if moved[what]))
+    for day in days:
+        click.echo(f"successors take over on {day.isoformat()} (00:00): handover scheduled")
 
 
 # -- scenarios -----------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ from engine.config import Settings
 from engine.db import Database
 from engine.events.vocabulary import Vocabulary
 from engine.notify.delivery import Outbox
+from engine.org import handover
 from engine.pipeline import Pipeline
 from engine.processes.service import ProcessRuntime
 from engine.rules.temporal import TemporalRules
 from engine.runner import EmbeddedRunner
 from engine.sla.service import SlaEngine
 from engine.tasks import service as tasks
-from engine.timers.models import BPMN, RULE, SLA
+from engine.timers.models import BPMN, ORG, RULE, SLA
 from engine.timers.scheduler import Scheduler
 from engine.worktime.calendar import WorkingCalendar, load_calendar
 
@@ -42,6 +43,7 @@ class Services:
             BPMN: self.runtime.fire_timer,
             SLA: self.sla.fire,
             RULE: self.pipeline.fire_rule_timer,
+            ORG: handover.fire,
         })
         self.outbox = Outbox(self.db, clock, settings)
         self.runner: EmbeddedRunner | None = None

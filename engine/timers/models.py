@@ -14,8 +14,9 @@ PENDING, FIRED, CANCELLED, FAILED = "pending", "fired", "cancelled", "failed"
 IS_PENDING_SQL = "status = 'pending'"
 
 # Kinds of timers; each kind has one handler (see Scheduler): a BPMN timer event of an instance,
-# the next warning level of an SLA clock, or the deadline of a temporal rule (absence, silence).
-BPMN, SLA, RULE = "bpmn", "sla", "rule"
+# the next warning level of an SLA clock, the deadline of a temporal rule (absence, silence), or
+# the day a successor takes over the work of units that ended (engine/org/handover.py).
+BPMN, SLA, RULE, ORG = "bpmn", "sla", "rule", "org"
 
 
 class Timer(Base):
