@@ -246,16 +246,23 @@ def test_email_reaches_the_department_head_through_a_real_smtp_server(ioc, smtp)
         assert audit.verify(s).ok
 
 
-def test_sla_escalation_is_emailed_to_the_head_end_to_end(ioc, source, smtp):
+def overdue_ticket(ioc, source, settings: Settings | None = None) -> tuple[Drive, User]:
+    """The engine (with these settings) after a hotline ticket nobody acknowledged for one
+    working day: its SLA has escalated to NNMT's head, who has an e-mail address."""
     load_scenarios(ioc)
-    drive = Drive(ioc.db, ioc.vocabulary, local("2026-03-02 09:00"), source[0], smtp.settings)
+    drive = Drive(ioc.db, ioc.vocabulary, local("2026-03-02 09:00"), source[0], settings)
     head = drive.user("lanhdao.nnmt", "department_head", NNMT)
     with drive.db.session() as s:
         s.get(User, head.id).email = "son@nnmt.gov.vn"
     drive.send("hotline.ticket.created", {
         "ticket_id": "1022-500", "category": "environment", "ward": "phuong-di-an",
         "description": "Khói bụi từ xưởng gỗ"}, subject="1022-500")
-    drive.at(local("2026-03-03 09:00"))  # one working day, nobody acknowledged: the head
+    drive.at(local("2026-03-03 09:00"))
+    return drive, head
+
+
+def test_sla_escalation_is_emailed_to_the_head_end_to_end(ioc, source, smtp):
+    drive, head = overdue_ticket(ioc, source, smtp.settings)
     in_app, mail = ([n for n in drive.notifications("sla.escalate") if n.channel == c]
                     for c in (IN_APP, EMAIL))
     [escalation], [mail_row] = in_app, mail
@@ -277,15 +284,7 @@ def test_the_engine_follows_its_settings_not_the_environment(ioc, source, smtp, 
     monkeypatch.setenv("IOC_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("IOC_SMTP_PORT", str(port))
     monkeypatch.setenv("IOC_SMTP_FROM", "ioc@binhduong.gov.vn")
-    load_scenarios(ioc)
-    drive = Drive(ioc.db, ioc.vocabulary, local("2026-03-02 09:00"), source[0])
-    head = drive.user("lanhdao.nnmt", "department_head", NNMT)
-    with drive.db.session() as s:
-        s.get(User, head.id).email = "son@nnmt.gov.vn"
-    drive.send("hotline.ticket.created", {
-        "ticket_id": "1022-502", "category": "environment", "ward": "phuong-di-an",
-        "description": "Khói bụi"}, subject="1022-502")
-    drive.at(local("2026-03-03 09:00"))
+    drive, _ = overdue_ticket(ioc, source)
     assert [n.channel for n in drive.notifications("sla.escalate")] == [IN_APP]
     assert drive.ioc.outbox.run_once() == 0
     assert smtp.messages == []
