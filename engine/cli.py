@@ -7,6 +7,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -242,12 +243,24 @@ def _read_events(file: str):
               show_default="IOC_URL or http://127.0.0.1:5000", help="The engine's base URL.")
 @click.option("--token", default=lambda: os.environ.get("IOC_SOURCE_TOKEN"),
               help="The source's API token (or IOC_SOURCE_TOKEN).")
-def events_send(file: str, url: str, token: str | None) -> None:
-    """Send CloudEvents from FILE (or - for stdin): one object, an array, or JSON Lines."""
+@click.option("--now", "now", default=None, metavar="ISO",
+              help="The moment relative times (${now-P3D}, ${today+P14D}) are filled in at "
+                   "(default: now); an ISO 8601 date-time with its offset.")
+def events_send(file: str, url: str, token: str | None, now: str | None) -> None:
+    """Send CloudEvents from FILE (or - for stdin): one object, an array, or JSON Lines.
+
+    Relative times in the file (`${now-P3D}`, `${today-P7D}T17:00:00+07:00`) are filled in.
+    """
+    from engine.events import relative
+
     if not token:
         raise click.ClickException("give the source's API token with --token or "
                                    "IOC_SOURCE_TOKEN (see `ioc sources add`)")
-    payload = _read_events(file)
+    try:
+        moment = datetime.fromisoformat(now) if now else None
+        payload = relative.fill(_read_events(file), moment)
+    except ValueError as exc:  # a bad --now or placeholder (RelativeTimeError is a ValueError)
+        raise click.ClickException(f"{file}: {exc}") from None
     batch = isinstance(payload, list)
     ctype = "application/cloudevents-batch+json" if batch else "application/cloudevents+json"
     req = urllib.request.Request(

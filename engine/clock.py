@@ -48,4 +48,18 @@ class ManualClock(Clock):
             return self._now
 
 
+class ShiftedClock(Clock):
+    """Real time shifted to start at a chosen moment, then running at real speed (a served app
+    in a test: timers fire in real seconds, yet no outcome depends on today's date)."""
+
+    def __init__(self, start: datetime):
+        if start.tzinfo is None:
+            raise ValueError("ShiftedClock needs an aware datetime")
+        self._shift = start.astimezone(timezone.utc) - datetime.now(timezone.utc)
+
+    def now(self) -> datetime:
+        """Real time plus the shift."""
+        return datetime.now(timezone.utc) + self._shift
+
+
 SYSTEM_CLOCK = Clock()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
@@ -133,16 +134,33 @@ def people(ioc):
     return out
 
 
+# The served app's clock starts here (a Friday morning, a working day) whatever today is, and
+# runs at real speed: outcomes that depend on deadlines and working time stay the same any day.
+SERVED_FROM = datetime(2026, 11, 27, 10, 0, tzinfo=timezone(timedelta(hours=7)))
+
+
 @pytest.fixture
-def server(loaded):
-    """The app with its embedded runner thread, served by waitress on a free local port."""
+def server_clock():
+    """The served app's clock: real time shifted to start at SERVED_FROM."""
+    from engine.clock import ShiftedClock
+
+    return ShiftedClock(SERVED_FROM)
+
+
+@pytest.fixture
+def server(loaded, server_clock):
+    """The app with its embedded runner thread, served by waitress on a free local port; its
+    engine reads `server_clock` (the database and scenarios are `loaded`'s)."""
     import threading
 
     from waitress import create_server
 
     from engine.app import create_app
+    from engine.services import Services
 
-    app = create_app(services=loaded, start_runner=True)
+    services = Services(loaded.settings, db=loaded.db, vocabulary=loaded.vocabulary,
+                        clock=server_clock, calendar=loaded.calendar)
+    app = create_app(services=services, start_runner=True)
     srv = create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -150,5 +168,5 @@ def server(loaded):
     # Closed by the server's own loop (its trigger runs the call there): closing its sockets
     # from this thread could pull them from under the loop's select (EBADF in that thread).
     srv.trigger.pull_trigger(srv.close)
-    loaded.runner.stop()
+    services.runner.stop()
     thread.join(5)

@@ -22,12 +22,18 @@ def _wait_for(predicate, timeout=10.0):
     return False
 
 
-def test_events_send_and_the_embedded_runner(server, loaded, source):
+def _send_args(server, server_clock, source) -> list[str]:
+    """`ioc events send` to the served app, relative times filled in at the app's own now."""
+    return ["events", "send", "--url", server, "--token", source[1],
+            "--now", server_clock.now().isoformat()]
+
+
+def test_events_send_and_the_embedded_runner(server, server_clock, loaded, source):
     from engine.tasks.models import Task
     from engine.violations.models import Violation
 
     runner = CliRunner()
-    args = ["events", "send", "--url", server, "--token", source[1]]
+    args = _send_args(server, server_clock, source)
     ok = runner.invoke(main, args + [str(EXAMPLES / "repeated-supplement-request.json")])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output)["accepted"] == 3
@@ -63,13 +69,13 @@ def test_events_send_without_a_token_or_server(tmp_path):
     assert down.exit_code != 0 and "cannot reach" in down.output
 
 
-def test_the_time_examples_through_the_served_app(server, loaded, source):
+def test_the_time_examples_through_the_served_app(server, server_clock, loaded, source):
     """The README's time walkthrough: deadlines already passed fire in the runner's next pass."""
     from engine.notify.models import Notification
     from engine.violations.models import Violation
 
     runner = CliRunner()
-    args = ["events", "send", "--url", server, "--token", source[1]]
+    args = _send_args(server, server_clock, source)
     for name in ("dossier-overdue", "step-held", "air-quality", "hot-topic"):
         sent = runner.invoke(main, args + [str(EXAMPLES / f"{name}.json")])
         assert sent.exit_code == 0, sent.output
