@@ -1,6 +1,7 @@
 """The audit chain detects an altered, removed or inserted record, and names it."""
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
@@ -76,3 +77,92 @@ def test_ioc_audit_verify_command(db, monkeypatch):
     broken = CliRunner().invoke(main, ["audit", "verify"])
     assert broken.exit_code == 1
     assert "record 2" in broken.output
+
+
+def _actions(db) -> list[str]:
+    with db.read() as s:
+        return [r.action for r in s.query(AuditRecord).order_by(AuditRecord.seq)]
+
+
+def test_a_savepoint_whose_flush_fails_leaves_no_record(db):
+    """A step's records go with its savepoint: a failed flush rolls the savepoint back in the
+    database, and its `with` block then only closes it; the records must go too."""
+    from sqlalchemy.exc import IntegrityError
+
+    from engine.auth.models import User
+
+    with db.session() as s:
+        audit.record(s, "kept.before", actor="t", subject_type="x", subject_id=1)
+        try:
+            with s.begin_nested():
+                audit.record(s, "rolled.back", actor="t", subject_type="x", subject_id=2)
+                s.add(User(username=None, role="admin", department_key="ioc"))  # NOT NULL
+                s.flush()
+        except IntegrityError:
+            pass
+        audit.record(s, "kept.after", actor="t", subject_type="x", subject_id=3)
+    assert _actions(db) == ["kept.before", "kept.after"]
+    assert _verify(db).ok
+
+
+def test_a_stale_update_in_a_savepoint_leaves_no_record(db):
+    """The pipeline's concurrency path: another transaction moved the row meanwhile."""
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from engine.auth import service as auth
+    from engine.events.models import Source
+
+    with db.session() as s:
+        auth.create_source(s, "stale-source")
+    with db.read() as s:
+        stale = s.query(Source).one()
+    with db.session() as s:  # another step removed it meanwhile
+        s.execute(text("DELETE FROM sources"))
+    with db.session() as s:
+        audit.record(s, "kept.before", actor="t", subject_type="x", subject_id=1)
+        try:
+            with s.begin_nested():
+                mine = s.merge(stale, load=False)
+                audit.record(s, "step.on.stale.copy", actor="t", subject_type="x", subject_id=2)
+                mine.disabled = True
+                s.flush()
+        except StaleDataError:
+            pass
+    assert _actions(db) == ["source.created", "kept.before"]
+
+
+def test_a_rolled_back_transaction_leaves_nothing_for_the_next_one(db):
+    with db.sessions() as s:
+        audit.record(s, "never", actor="t", subject_type="x", subject_id=1)
+        s.rollback()
+        audit.record(s, "later", actor="t", subject_type="x", subject_id=2)
+        s.commit()
+    assert _actions(db) == ["later"]
+
+
+def test_the_chain_verifies_whatever_the_session_time_zone(db):
+    """PostgreSQL returns timestamptz in the session's zone: the digest must not follow it."""
+    from sqlalchemy import event
+
+    from engine.db import Database
+
+    if not db.is_postgres:
+        pytest.skip("SQLite has no session time zone")
+    _write(db, 5)
+    local = Database(db.url)
+
+    @event.listens_for(local.engine, "connect")
+    def _zone(dbapi_conn, _record):  # every connection of it in Hồ Chí Minh City time
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'Asia/Ho_Chi_Minh'")
+        dbapi_conn.commit()
+
+    try:
+        with local.read() as s:
+            assert s.execute(text("SHOW TIME ZONE")).scalar() == "Asia/Ho_Chi_Minh"
+            result = audit.verify(s)
+        assert (result.ok, result.checked) == (True, 5), result.reason
+        _write(local, 2)  # written through such a session, checked through another
+        assert _verify(db).ok and _verify(local).ok
+    finally:
+        local.dispose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import event, insert, select, update
 from sqlalchemy.orm import Session
@@ -18,8 +18,10 @@ RECORDS, HEAD = AuditRecord.__table__, AuditHead.__table__
 
 def _digest(seq: int, at: datetime, actor: str, action: str, subject_type: str, subject_id: str,
             instance_id: int | None, details: dict, prev_hash: str) -> str:
+    # In UTC whatever the database session's time zone: PostgreSQL returns timestamptz in it.
+    moment = at.astimezone(timezone.utc).isoformat(timespec="microseconds")
     body = json.dumps(
-        [seq, at.isoformat(timespec="microseconds"), actor, action, subject_type, subject_id,
+        [seq, moment, actor, action, subject_type, subject_id,
          instance_id, details, prev_hash],
         sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str,
     )
@@ -63,12 +65,30 @@ def _within(scope, transaction) -> bool:
     return False
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_rolled_back(session: Session, previous_transaction) -> None:
+def _drop_within(session: Session, transaction) -> None:
     pending = session.info.get(_PENDING)
     if pending:
         session.info[_PENDING] = [(scope, entry) for scope, entry in pending
-                                  if not _within(scope, previous_transaction)]
+                                  if not _within(scope, transaction)]
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_rolled_back(session: Session) -> None:
+    # A real rollback, of a savepoint or of the whole transaction, just happened in the
+    # database: the innermost savepoint still open is the one rolled back (else the root). A
+    # savepoint whose flush failed is rolled back here, by the flush, and later merely closed by
+    # its `with` block, which sends no "soft rollback": listening for that alone kept the
+    # records of failed steps (seen as steps after `instance.ended`).
+    rolled_back = session.get_nested_transaction()
+    if rolled_back is None:
+        session.info.pop(_PENDING, None)
+    else:
+        _drop_within(session, rolled_back)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_soft_rolled_back(session: Session, previous_transaction) -> None:
+    _drop_within(session, previous_transaction)
 
 
 @event.listens_for(Session, "before_commit")
