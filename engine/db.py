@@ -13,8 +13,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names, so Alembic migrations are the same on SQLite and PostgreSQL.
@@ -48,7 +49,9 @@ class UtcDateTime(TypeDecorator):
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+        # Aware values come in the database session's zone (PostgreSQL's TimeZone setting).
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else \
+            value.astimezone(timezone.utc)
 
 
 def insert_unless_present(session: Session, model, values: dict) -> int | None:
@@ -59,6 +62,24 @@ def insert_unless_present(session: Session, model, values: dict) -> int | None:
     table = model.__table__
     return session.scalar(insert(table).values(values).on_conflict_do_nothing()
                           .returning(table.c.id))
+
+
+# PostgreSQL's codes for a transaction that lost a race and may simply be tried again: a
+# serialization failure, a deadlock (the server aborted one side), a lock not available.
+_RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when `exc` says only that another transaction got there first: try again later
+    (a stale row version, a deadlock victim, a busy SQLite); not a fault of the work itself."""
+    if isinstance(exc, StaleDataError):
+        return True
+    if isinstance(exc, OperationalError):
+        code = getattr(exc.orig, "sqlstate", None)
+        if code in _RETRYABLE_SQLSTATES:
+            return True
+        return "database is locked" in str(exc.orig)  # SQLite's busy writer
+    return False
 
 
 def utcnow() -> datetime:

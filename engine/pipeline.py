@@ -19,15 +19,14 @@ import json
 import logging
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from engine.audit import service as audit
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.db import Database, insert_unless_present, utcnow
+from engine.db import Database, insert_unless_present, is_transient, utcnow
 from engine.events.models import FAILED, PENDING, PROCESSED, Event
 from engine.events.partitions import PARTITIONS
 from engine.events.vocabulary import Vocabulary
@@ -42,6 +41,7 @@ from engine.rules.compiler import split_part
 from engine.rules.format import Rule
 from engine.rules.temporal import Detection, TemporalRules
 from engine.scenarios.models import PUBLISHED, ScenarioVersion
+from engine.timers.models import PENDING as TIMER_PENDING
 from engine.timers.models import Timer
 from engine.violations.models import RuleMatch, Violation
 
@@ -65,6 +65,15 @@ _EVENTS = Event.__table__
 _MARK_PROCESSED = update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id")).values(
     status=PROCESSED, error=None, processed_at=bindparam("processed_at"),
     processed_seq=bindparam("processed_seq"))
+
+
+# How long a due BPMN timer waits for a message received before it and not yet handled.
+DEFER_FOR_MESSAGE = timedelta(milliseconds=200)
+
+
+def _wait_matches(prop: str | None, value: str, data: dict) -> bool:
+    """True if a message wait (correlation property, JSON value) takes an event with `data`."""
+    return value == json.dumps(data.get(prop) if prop else None, ensure_ascii=False)
 
 
 class Pipeline:
@@ -134,7 +143,7 @@ class Pipeline:
         # the matcher holds (RuleSet.held_event_types) are posted.
         if not live.held_types:
             return
-        since = utcnow() - timedelta(days=self.replay_days)
+        since = self.clock.now() - timedelta(days=self.replay_days)
         events = session.scalars(select(Event).where(
             Event.status == PROCESSED, Event.type.in_(live.held_types),
             Event.received_at >= since).order_by(Event.id).execution_options(yield_per=1000))
@@ -280,14 +289,16 @@ class Pipeline:
                     with session.begin_nested():
                         self._handle(session, event)
                         self.temporal.write(session)
-                except StaleDataError:
-                    # Another step changed one of its instances meanwhile: leave it pending and
-                    # stop here, so that later events of that instance keep their order.
-                    log.info("event %s met a concurrent update; retrying later", event.id)
-                    self.temporal.discard()
-                    self._forget_rules()  # what it posted to the matcher was rolled back
-                    return index
                 except Exception as exc:  # noqa: BLE001 - a bad event must not stop the others
+                    if is_transient(exc):
+                        # Another step changed one of its instances meanwhile (or PostgreSQL
+                        # chose this side of a deadlock): leave it pending, no attempt counted,
+                        # and stop here, so that later events of that instance keep their order.
+                        log.info("event %s met a concurrent step (%s); retrying later",
+                                 event.id, type(exc).__name__)
+                        self.temporal.discard()
+                        self._forget_rules()  # what it posted to the matcher was rolled back
+                        return index
                     self.temporal.discard()
                     self._failed(session, event, exc, now)
                     # The matcher may hold what the failed attempt posted, which the database
@@ -381,6 +392,35 @@ class Pipeline:
                     version.manifest.get("process", "process.bpmn"), ""))
             self._message_types_of = (count, frozenset(names))
 
+    def fire_process_timer(self, session: Session, timer: Timer) -> None:
+        """A BPMN timer is due (scheduler handler): fire it, unless a message its instance waits
+        for was received before it fell due and is not handled yet: that message came first,
+        so the timer waits for it (and loses an event-based gateway to it)."""
+        due = datetime.fromisoformat(timer.payload.get("deferred_from") or
+                                     timer.due_at.isoformat())
+        if self._message_pending_before(session, timer.instance_id, due):
+            timer.status, timer.fired_at, timer.lateness_ms = TIMER_PENDING, None, None
+            timer.payload = {**timer.payload, "deferred_from": due.isoformat()}
+            timer.due_at = self.clock.now() + DEFER_FOR_MESSAGE
+            return
+        self.runtime.fire_timer(session, timer)
+
+    def _message_pending_before(self, session: Session, instance_id: int,
+                                moment: datetime) -> bool:
+        """True if an event received before `moment` and not yet handled would be delivered to
+        the instance (it waits for its type, with its correlation value)."""
+        waits = session.execute(select(MessageWait.message_name, MessageWait.correlation_property,
+                                       MessageWait.correlation_value)
+                                .where(MessageWait.instance_id == instance_id)).all()
+        if not waits:
+            return False
+        candidates = session.scalars(select(Event).where(
+            Event.status == PENDING, Event.type.in_({w.message_name for w in waits}),
+            Event.received_at < moment))
+        return any(_wait_matches(prop, value, event.data)
+                   for event in candidates for name, prop, value in waits
+                   if name == event.type)
+
     def _deliver_messages(self, session: Session, event: Event) -> None:
         if event.type not in self._message_types_of[1]:
             return  # no process can be waiting for it: spare the lookup
@@ -395,10 +435,11 @@ class Pipeline:
                        MessageWait.correlation_value).where(
                     MessageWait.message_name == event.type,
                     MessageWait.correlation_value.in_(values)))
-            if value == json.dumps(event.data.get(prop) if prop else None, ensure_ascii=False)}
+            if _wait_matches(prop, value, event.data)}
         for instance_id in sorted(instance_ids):
             self.runtime.deliver_message(session, instance_id, event.type, event.data,
-                                         actor="engine", event_id=event.id)
+                                         actor="engine", event_id=event.id,
+                                         received_at=event.received_at)
 
     def _on_match(self, session: Session, version_id: int, match: Detection) -> None:
         ids = match.event_ids

@@ -1,12 +1,10 @@
 """The engine assembled from settings: database, clock, calendar, runtime, pipeline, scheduler."""
 from __future__ import annotations
 
-from sqlalchemy.orm.exc import StaleDataError
-
 from engine.auth.models import User
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Settings
-from engine.db import Database
+from engine.db import Database, is_transient
 from engine.events.vocabulary import Vocabulary
 from engine.notify.delivery import Outbox
 from engine.org import handover
@@ -40,7 +38,7 @@ class Services:
                                  clock, settings.event_max_attempts, settings.event_retry_base_s,
                                  settings.event_retry_factor, settings.smtp_enabled)
         self.scheduler = Scheduler(self.db, clock, {
-            BPMN: self.runtime.fire_timer,
+            BPMN: self.pipeline.fire_process_timer,
             SLA: self.sla.fire,
             RULE: self.pipeline.fire_rule_timer,
             ORG: handover.fire,
@@ -89,7 +87,8 @@ class Services:
                     task = tasks.complete(s, self.runtime, user, task_id, answers)
                 self.wake()  # the step may have armed a timer due sooner than the runner's nap
                 return task
-            except StaleDataError:
-                if attempt == 2:
+            except Exception as exc:
+                # Its instance moved meanwhile, or PostgreSQL broke a deadlock on this side.
+                if attempt == 2 or not is_transient(exc):
                     raise
         raise AssertionError("unreachable")

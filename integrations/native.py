@@ -230,8 +230,8 @@ def deliver(batch: Batch, single: bool):
 
 def ingest_batch(ioc, source_id: int, batch: Batch) -> IngestResult:
     """From the command line: store the batch for the source in one transaction; the result."""
-    result = (service.ingest(ioc.db, source_id, batch.events, ioc.vocabulary) if batch.events
-              else IngestResult())
+    result = (service.ingest(ioc.db, source_id, batch.events, ioc.vocabulary, ioc.clock)
+              if batch.events else IngestResult())
     _count_refused(ioc.db, source_id, batch)
     return batch.merge(result)
 

@@ -396,7 +396,8 @@ def handle_message(ioc, source_id: int, topic: str, payload: bytes) -> IngestRes
 
     batch = _sort(ioc.db, source, items, station_id, parameter, ioc.vocabulary, ioc.clock.now(),
                   prefix)
-    stored = (service.ingest(ioc.db, source_id, batch.raws, ioc.vocabulary) if batch.raws
+    stored = (service.ingest(ioc.db, source_id, batch.raws, ioc.vocabulary, ioc.clock)
+              if batch.raws
               else IngestResult())
     _count_refused(ioc.db, source_id, batch.refused)
     result = batch.settle(stored)

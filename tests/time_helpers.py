@@ -48,7 +48,7 @@ class Drive:
                  "type": type_, "time": self.clock.now().isoformat(), "data": data}
         if subject:
             event["subject"] = subject
-        result = events.ingest(self.db, self.source_id, [event], self.vocabulary)
+        result = events.ingest(self.db, self.source_id, [event], self.vocabulary, self.clock)
         assert not result.refused, result.refused
         self.ioc.run_pending()
 

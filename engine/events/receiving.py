@@ -15,7 +15,7 @@ from engine.events.service import IngestResult
 def store(raws: list) -> IngestResult:
     """Validate and store events of the authenticated source (g.source); wake the runner."""
     ioc = services()
-    result = service.ingest(ioc.db, g.source, raws, ioc.vocabulary)
+    result = service.ingest(ioc.db, g.source, raws, ioc.vocabulary, ioc.clock)
     if result.accepted:
         ioc.wake({event.partition for event in result.accepted})
     return result

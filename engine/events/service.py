@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.audit import service as audit
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.db import Database, utcnow
 from engine.events import ids as event_ids
 from engine.events.models import PENDING, Event, Source
@@ -130,7 +131,7 @@ def _unit_lookup(session: Session) -> Callable[[str], bool]:
 
 
 def _store(session: Session, raws: list[Any], source: Source, vocabulary: Vocabulary,
-           actor: str) -> IngestResult:
+           actor: str, clock: Clock) -> IngestResult:
     result = IngestResult()
     checked = [(index, raw, _envelope_problems(raw, source, vocabulary))
                for index, raw in enumerate(raws)]
@@ -157,7 +158,7 @@ def _store(session: Session, raws: list[Any], source: Source, vocabulary: Vocabu
         else:
             seen.add(raw["id"])
             fresh.append(raw)
-    now = utcnow()
+    now = clock.now()  # the engine's clock: a message is handled at the moment it arrived
     rows = [{"id": event_id, "source_id": source.id, "ce_id": raw["id"],
              "ce_source": raw["source"], "type": raw["type"], "subject": raw.get("subject"),
              "time": parse_datetime(raw["time"]) if raw.get("time") else None,
@@ -213,9 +214,10 @@ def refuse(db: Database, source_id: int, problems: list[dict[str, str]],
 
 
 def ingest(db: Database, source: Source | int, raws: list[Any],
-           vocabulary: Vocabulary) -> IngestResult:
+           vocabulary: Vocabulary, clock: Clock = SYSTEM_CLOCK) -> IngestResult:
     """Validate and store a batch in one transaction; committed before this returns. `source`:
     the source as already read (the API has it from its token: not read again), or its id.
+    The events are received at `clock`'s now.
 
     If another request stored one of these events at the same moment, the unique key refuses
     our insert: retry once, and the retry sees it as a duplicate.
@@ -225,7 +227,8 @@ def ingest(db: Database, source: Source | int, raws: list[Any],
             with db.session() as session:
                 if isinstance(source, int):
                     source = session.get(Source, source)
-                return _store(session, raws, source, vocabulary, actor=f"source:{source.name}")
+                return _store(session, raws, source, vocabulary, actor=f"source:{source.name}",
+                              clock=clock)
         except IntegrityError:
             if attempt == 2:
                 raise

@@ -7,6 +7,7 @@ concurrent steps on one instance cannot both win (the loser gets StaleDataError 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -141,8 +142,16 @@ class ProcessRuntime:
                       user_id: int | None) -> ProcessInstance:
         """Complete a user task with already-checked form answers and run on to the next wait."""
         instance, version, workflow = self._load(session, task.instance_id)
+        # A deadline that passed before this completion came first, whether or not the
+        # scheduler has fired it yet (an interrupting boundary timer withdraws the task).
+        fired = self._fire_due(workflow)
+        if fired:
+            self._steps_audited(session, instance, workflow, "scheduler", fired)
         spiff_task = workflow.get_task_from_id(UUID(task.spiff_task_id))
         if spiff_task is None or spiff_task.state != TaskState.READY:
+            if fired:
+                raise ProcessError(f"task {task.bpmn_id}: its deadline ({', '.join(fired)}) "
+                                   "passed before this answer; the process moved on without it")
             raise ProcessError(f"task {task.id} is no longer waiting in its process")
         spiff_task.data.update(_plain(answers))
         try:
@@ -159,40 +168,55 @@ class ProcessRuntime:
         return instance
 
     def deliver_message(self, session: Session, instance_id: int, name: str, payload: dict, *,
-                        actor: str, event_id: int | None = None) -> bool:
-        """Give a message to an instance waiting for it; False if it no longer waits."""
+                        actor: str, event_id: int | None = None,
+                        received_at: datetime | None = None) -> bool:
+        """Give a message to an instance waiting for it; False if it no longer waits.
+
+        The message is handled at the moment it was received (default: now) on the engine's
+        clock: a timer due before that moment fires first, even if the scheduler has not got to
+        it, and wins an event-based gateway; one due later loses to the message.
+        """
         instance, version, workflow = self._load(session, instance_id)
         if instance.status != RUNNING:
             return False
-        waiting = [(t, d) for t in workflow.get_tasks(state=TaskState.WAITING)
-                   for d in _message_definitions(t) if d.name == name]
-        if not waiting:
+        # A timer due at the very moment of receipt loses: "due before the message" wins.
+        moment = (received_at or self.clock.now()) - timedelta(microseconds=1)
+        with spiff.clock_at(workflow, moment):
+            fired = self._fire_due(workflow)
+            if fired:
+                self._steps_audited(session, instance, workflow, "scheduler", fired)
+            waiting = [(t, d) for t in workflow.get_tasks(state=TaskState.WAITING)
+                       for d in _message_definitions(t) if d.name == name]
+            if waiting:
+                definition = waiting[0][1]
+                try:
+                    correlations = definition.calculate_correlations(
+                        workflow.script_engine, definition.correlation_properties, payload)
+                    workflow.send_event(BpmnEvent(definition, _plain(payload), correlations))
+                except (SpiffWorkflowException, ExpressionError) as exc:
+                    raise ProcessError(f"message {name}: {exc}") from exc
+                audit.record(session, "message.correlated", actor=actor, subject_type="instance",
+                             subject_id=instance.id, instance_id=instance.id,
+                             details={"message": name, "event_id": event_id,
+                                      "caught_by": [t.task_spec.bpmn_id for t, _ in waiting]})
+                self._steps_audited(session, instance, workflow, actor)
+        if not waiting and not fired:
             return False
-        definition = waiting[0][1]
-        try:
-            correlations = definition.calculate_correlations(
-                workflow.script_engine, definition.correlation_properties, payload)
-            workflow.send_event(BpmnEvent(definition, _plain(payload), correlations))
-        except (SpiffWorkflowException, ExpressionError) as exc:
-            raise ProcessError(f"message {name}: {exc}") from exc
-        audit.record(session, "message.correlated", actor=actor, subject_type="instance",
-                     subject_id=instance.id, instance_id=instance.id,
-                     details={"message": name, "event_id": event_id,
-                              "caught_by": [t.task_spec.bpmn_id for t, _ in waiting]})
+        if not waiting:
+            audit.record(session, "message.late", actor=actor, subject_type="instance",
+                         subject_id=instance.id, instance_id=instance.id,
+                         details={"message": name, "event_id": event_id, "timers": fired})
         self._advance(session, instance, version, workflow, actor)
-        return True
+        return bool(waiting)
 
     def fire_timer(self, session: Session, timer: Timer) -> None:
         """A BPMN timer of an instance is due (scheduler handler): fire it and run on."""
         instance, version, workflow = self._load(session, timer.instance_id)
         if instance.status != RUNNING:
             return
-        now = self.clock.now()
-        due = [task.task_spec.bpmn_id for task, at in spiff.waiting_timers(workflow) if at <= now]
-        try:
-            spiff.fire_due_timers(workflow)
-        except (SpiffWorkflowException, ExpressionError) as exc:
-            raise ProcessError(f"timer {timer.ref}: {exc}") from exc
+        due = self._fire_due(workflow)
+        if not due:
+            return  # a message or a completion fired it already, in its own step
         audit.record(session, "timer.fired", actor="scheduler", subject_type="instance",
                      subject_id=instance.id, instance_id=instance.id,
                      details={"timers": due, "due_at": timer.due_at})
@@ -201,13 +225,37 @@ class ProcessRuntime:
     # -- internals ---------------------------------------------------------------------------
 
     def _load(self, session: Session, instance_id: int):
-        instance = session.get(ProcessInstance, instance_id)
+        # The instance's row is locked before anything else of it (its timers, waits, tasks):
+        # every step takes this order, so the worker, the scheduler and the web never deadlock.
+        instance = session.get(ProcessInstance, instance_id, with_for_update=True,
+                               populate_existing=True)
         if instance is None:
             raise ProcessError(f"instance {instance_id} does not exist")
         version = self.version(session, instance.scenario_version_id)
         workflow = spiff.load_state(version.spec, instance.state, self.script_timeout_s,
                                     self.clock, self.functions)
         return instance, version, workflow
+
+    def _fire_due(self, workflow: BpmnWorkflow) -> list[str]:
+        """Fire the timers due by the workflow's clock; the ids of their events."""
+        now = spiff.workflow_clock(workflow).now()
+        due = [task.task_spec.bpmn_id for task, at in spiff.waiting_timers(workflow) if at <= now]
+        if due:
+            try:
+                spiff.fire_due_timers(workflow)
+            except (SpiffWorkflowException, ExpressionError) as exc:
+                raise ProcessError(f"timer {', '.join(due)}: {exc}") from exc
+        return due
+
+    def _steps_audited(self, session: Session, instance: ProcessInstance,
+                       workflow: BpmnWorkflow, actor: str, fired: list[str] | None = None) -> None:
+        """Run to the next wait now, within a step, auditing what ran (and the timers fired)."""
+        if fired:
+            audit.record(session, "timer.fired", actor="scheduler", subject_type="instance",
+                         subject_id=instance.id, instance_id=instance.id,
+                         details={"timers": fired, "due_at": None})
+        for task in self._steps(workflow):
+            self._audit_step(session, instance, task, actor)
 
     def _advance(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,
                  workflow: BpmnWorkflow, actor: str) -> None:
@@ -244,11 +292,11 @@ class ProcessRuntime:
         created = self._sync_tasks(session, instance, version, workflow, actor, fresh)
         self._sync_waits(session, instance, workflow, fresh)
         self._sync_timers(session, instance, workflow, fresh)
-        if workflow.completed:
-            self._finish(session, instance, actor)
         for observer in self.observers:
             observer.after_step(session, instance, version, workflow,
                                 tasks=created if fresh else None)
+        if workflow.completed:  # last: nothing of the instance is recorded after its end
+            self._finish(session, instance, actor)
 
     def task_claimed(self, session: Session, task: Task) -> None:
         """Tell the observers that a task was claimed."""

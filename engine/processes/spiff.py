@@ -12,6 +12,8 @@ first time it waits, so a test drives time with a ManualClock and a scheduler re
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from copy import deepcopy
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -21,6 +23,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.parser.event_parsers import (
     BoundaryEventParser,
     EndEventParser,
+    EventBasedGatewayParser,
     IntermediateCatchEventParser,
     IntermediateThrowEventParser,
     StartEventParser,
@@ -31,6 +34,7 @@ from SpiffWorkflow.bpmn.serializer.config import (
     MessageEventDefinition as BpmnMessageEventDefinition,
 )
 from SpiffWorkflow.bpmn.serializer.default import (
+    EventConverter,
     MessageEventDefinitionConverter,
     TimerConditionalEventDefinitionConverter,
 )
@@ -41,6 +45,7 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     IntermediateThrowEvent,
     StartEvent,
 )
+from SpiffWorkflow.bpmn.specs.defaults import EventBasedGateway as SpiffEventBasedGateway
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
@@ -56,7 +61,7 @@ from SpiffWorkflow.camunda.specs.event_definitions import (
 )
 from SpiffWorkflow.util.task import TaskState
 
-from engine.clock import SYSTEM_CLOCK, Clock
+from engine.clock import SYSTEM_CLOCK, Clock, ManualClock
 from engine.expressions import ExpressionError, make_script_engine
 
 TIMER_KINDS = ("timeDate", "timeDuration", "timeCycle")
@@ -289,6 +294,32 @@ class _ClockTimerParsing:
                                                 description=spiff_timer.description)
 
 
+class EventBasedGateway(SpiffEventBasedGateway):
+    """An event-based gateway that takes exactly one branch.
+
+    Spiff runs every event its task has seen: a message caught while a timer was due but not yet
+    refreshed, or two timers found due by one late scheduler pass, ran two branches. Here the
+    first event wins: a message (the runtime fires the timers due before a message arrived
+    before it delivers the message, so a message still caught came first), else the timer due
+    soonest. The others are dropped, and their branches never start.
+    """
+
+    def _run_hook(self, my_task):
+        seen = my_task.internal_data.get("seen_events", [])
+        if len(seen) > 1:
+            my_task.internal_data["seen_events"] = [min(seen, key=lambda e: _moment_of(my_task, e))]
+        return super()._run_hook(my_task)
+
+
+def _moment_of(gateway_task, event) -> datetime:
+    """When an event seen by a gateway happened, for choosing the winner: a timer's due moment;
+    a message sorts first (see EventBasedGateway)."""
+    definition = event.event_definition
+    if isinstance(definition, _ClockTimer):
+        return definition.due(gateway_task)
+    return datetime.min.replace(tzinfo=timezone.utc)
+
+
 class _StartEventParser(_ClockTimerParsing, StartEventParser):
     pass
 
@@ -317,6 +348,7 @@ class ScenarioParser(CamundaParser):
         full_tag("intermediateThrowEvent"): (_IntermediateThrowEventParser,
                                              IntermediateThrowEvent),
         full_tag("boundaryEvent"): (_BoundaryEventParser, BoundaryEvent),
+        full_tag("eventBasedGateway"): (EventBasedGatewayParser, EventBasedGateway),
     }
 
 
@@ -328,6 +360,9 @@ def _serializer_config() -> dict:
         # Our parser never makes Spiff's own timers (they read the system time).
         config.pop(spiff_timer, None)
         config[clock_timer] = TimerConditionalEventDefinitionConverter
+    # Ours under Spiff's name: specs stored before it deserialize to the one-branch gateway.
+    config.pop(SpiffEventBasedGateway, None)
+    config[EventBasedGateway] = EventConverter
     return config
 
 
@@ -405,6 +440,19 @@ def waiting_timers(workflow: BpmnWorkflow) -> list[tuple]:
         if due is not None:
             found.append((task, due))
     return sorted(found, key=lambda pair: pair[1])
+
+
+@contextmanager
+def clock_at(workflow: BpmnWorkflow, moment: datetime) -> Iterator[None]:
+    """Within the block, the workflow's timers read `moment` as now (a message is handled at the
+    moment it arrived, not when a worker got to it)."""
+    engine = workflow.script_engine
+    kept = getattr(engine, "clock", None)
+    engine.clock = ManualClock(moment)
+    try:
+        yield
+    finally:
+        engine.clock = kept
 
 
 def fire_due_timers(workflow: BpmnWorkflow) -> bool:

@@ -381,7 +381,7 @@ def _feed(box: _Sandbox, source_id: int, events: list, moments: list[datetime]) 
             # Our own id: recorded events of several sources may share one; the time as fed.
             raw = {**_envelope(raw, ""), "id": f"dry-run-{index}",
                    "time": moments[index].isoformat()}
-        result = ingestion.ingest(box.db, source_id, [raw], box.ioc.vocabulary)
+        result = ingestion.ingest(box.db, source_id, [raw], box.ioc.vocabulary, box.ioc.clock)
         if result.accepted:
             out[index] = result.accepted[0].id
         else:
