@@ -40,7 +40,14 @@ def _globals():
         with _ioc().db.read() as s:
             unit = org.resolve(s, key) if key else None
             return org.display_name(unit) if unit else (key or "—")
-    return {"unit_name": unit_name, "role_names": ROLE_NAMES, "allowed": allowed}
+    def calendar_warning():
+        # Those who can act on it: administrators add the year's file, inspectors plan with it.
+        if not getattr(current_user, "is_authenticated", False) or \
+                current_user.role not in ("admin", "inspector"):
+            return None
+        return _ioc().calendar.coverage_warning(_ioc().clock.now())
+    return {"unit_name": unit_name, "role_names": ROLE_NAMES, "allowed": allowed,
+            "calendar_warning": calendar_warning}
 
 
 STATUS_NAMES = {"running": "Đang xử lý / running", "completed": "Đã kết thúc / completed",

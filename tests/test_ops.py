@@ -52,11 +52,49 @@ def test_healthz_answers_ok(client):
     assert resp.get_json() == {"status": "ok"}
 
 
-def test_readyz_without_redis_checks_the_database(client):
-    resp = client.get("/readyz")
+def _on(ioc, day: str):
+    """The engine of `ioc` on a clock stopped at noon of `day` (Asia/Ho_Chi_Minh)."""
+    from datetime import datetime, timedelta, timezone
+
+    from engine.clock import ManualClock
+    from engine.services import Services
+
+    noon = datetime.fromisoformat(f"{day}T12:00:00").replace(tzinfo=timezone(timedelta(hours=7)))
+    return Services(ioc.settings, db=ioc.db, vocabulary=ioc.vocabulary, clock=ManualClock(noon),
+                    calendar=ioc.calendar)
+
+
+def test_readyz_without_redis_checks_the_database(ioc):
+    resp = _client(_on(ioc, "2026-03-02")).get("/readyz")
     assert resp.status_code == 200, resp.get_json()
-    assert resp.get_json() == {"status": "ready",
+    assert resp.get_json() == {"status": "ready", "warnings": [],
                                "checks": {"database": "ok", "redis": "not configured"}}
+
+
+def test_the_calendars_end_is_told_months_ahead(ioc, people):
+    """The shipped official holidays end with 2026: from July on, readiness (still 200), the
+    metrics and the administrator's pages say so; a deadline after it is still computed."""
+    assert ioc.calendar.last_official_year == 2026
+    calm, near = _on(ioc, "2026-03-02"), _on(ioc, "2026-08-03")
+    ready = _client(near).get("/readyz")
+    assert ready.status_code == 200
+    [warning] = ready.get_json()["warnings"]
+    assert "2026" in warning and "2027" in warning
+    assert "ioc_calendar_warning 1.0" in _client(near).get("/metrics").get_data(as_text=True)
+    quiet = _client(calm).get("/metrics").get_data(as_text=True)
+    assert "ioc_calendar_warning 0.0" in quiet
+    assert "ioc_calendar_last_official_year 2026.0" in quiet
+    from tests.test_web import _login
+
+    for services, shown in ((near, True), (calm, False)):
+        app = create_app(services=services)
+        web = app.test_client()
+        _login(web, "admin")
+        page = web.get("/dead-letters").get_data(as_text=True)
+        assert ('class="flash warn"' in page and "2027.yaml" in page) is shown
+    civil = create_app(services=near).test_client()  # not theirs to act on
+    _login(civil, "phvhcc")
+    assert "2027.yaml" not in civil.get("/inbox").get_data(as_text=True)
 
 
 def test_readyz_with_the_real_redis(ioc, redis_url):

@@ -243,3 +243,24 @@ def test_hot_topic_needs_twenty_posts_within_ten_minutes(drive):
 def _min(minutes: int):
     from datetime import timedelta
     return timedelta(minutes=minutes)
+
+
+def test_a_deadline_past_the_calendars_files_is_computed_and_marked_provisional(ioc, source):
+    """No holiday file exists for 2029 or 2030: the ticket is still handled (never a dead
+    letter), its deadline counted with the Labour Code's holidays (1 January 2030 off) and
+    marked provisional."""
+    from engine.events.models import Event
+
+    load_scenarios(ioc)
+    drive = Drive(ioc.db, ioc.vocabulary, local("2029-12-26 09:00"), source[0])  # a Wednesday
+    drive.send("hotline.ticket.created", {
+        "ticket_id": "1022-2029", "category": "environment", "ward": "phuong-di-an",
+        "description": "Khói bụi từ xưởng gỗ"}, subject="1022-2029")
+    with drive.db.read() as s:
+        assert [e.status for e in s.scalars(select(Event))] == ["processed"]
+    [resolve] = drive.clocks("resolve")
+    # Thu 27, Fri 28, Mon 31, (Tue 1 January off), Wed 2, Thu 3 January 09:00.
+    assert resolve.due_at == local("2030-01-03 09:00")
+    assert drive.ioc.sla.item(resolve)["provisional"] is True
+    [ack] = drive.clocks("acknowledge")
+    assert drive.ioc.sla.item(ack)["provisional"] is True  # 2029 is computed too

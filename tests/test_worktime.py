@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.worktime import CalendarError, WorkingCalendar, default_calendar, load_calendar
+from engine.worktime.calendar import DEFAULT_DIR
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 CAL = default_calendar()
@@ -163,17 +164,20 @@ def test_negative_working_time_is_refused():
         CAL.add_working_time(at(2025, 3, 17, 9), timedelta(hours=-1))
 
 
-def test_years_without_a_file_are_refused():
+def test_years_without_a_file_are_refused_when_nothing_may_be_computed():
+    """With projection off (project_years=0) the old rule holds: a year needs its file. By
+    default later years are computed instead (tests/test_worktime_horizon.py)."""
+    strict = load_calendar(DEFAULT_DIR, project_years=0)
     with pytest.raises(CalendarError, match="no holiday file for 2029 in data/calendar"):
-        CAL.is_working_day(date(2029, 1, 5))
+        strict.is_working_day(date(2029, 1, 5))
     with pytest.raises(CalendarError, match="no holiday file for 2024"):
-        CAL.add_working_hours(at(2024, 12, 31, 9), 1)
+        CAL.add_working_hours(at(2024, 12, 31, 9), 1)  # before the first file: never computed
     with pytest.raises(CalendarError, match="no holiday file for 2028"):
-        CAL.add_working_hours(at(2027, 12, 31, 16), 2)  # runs past the last covered year
+        strict.add_working_hours(at(2027, 12, 31, 16), 2)  # runs past the last covered year
     with pytest.raises(CalendarError, match="no holiday file for 2028"):
-        CAL.working_time_between(at(2027, 6, 1), at(2028, 1, 3))
+        strict.working_time_between(at(2027, 6, 1), at(2028, 1, 3))
     # Up to the very end of the last covered working day is fine.
-    assert local(CAL.add_working_hours(at(2027, 12, 31, 16), 1)) == at(2027, 12, 31, 17)
+    assert local(strict.add_working_hours(at(2027, 12, 31, 16), 1)) == at(2027, 12, 31, 17)
 
 
 def test_a_gap_between_covered_years_is_refused(tmp_path):

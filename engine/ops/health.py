@@ -64,10 +64,14 @@ def readyz():
             checks[name] = f"error: {type(exc).__name__}"
             failing.append(name)
     checks = {k: checks[k] for k in ("database", "redis")}
+    # Not a readiness failure: deadlines past the official holidays are still computed (from
+    # the Labour Code and the lunar calendar, marked provisional); operators must add the file.
+    warnings = [w for w in [ioc.calendar.coverage_warning(ioc.clock.now())] if w]
     if failing:
         return api.problem(503, "Service Unavailable",
-                           f"not ready: {', '.join(failing)} did not answer", checks=checks)
-    return jsonify({"status": "ready", "checks": checks})
+                           f"not ready: {', '.join(failing)} did not answer", checks=checks,
+                           warnings=warnings)
+    return jsonify({"status": "ready", "checks": checks, "warnings": warnings})
 
 
 @bp.get("/metrics")

@@ -174,11 +174,33 @@ class QueueCollector(Collector):
         yield jobs
 
 
-def registry_for(db, redis=None, queue_name: str = "ioc") -> CollectorRegistry:
-    """A registry with the database counts of `db`, the queue (Redis mode) and this process's
-    pass timings."""
+class CalendarCollector(Collector):
+    """How far the working-time calendar's official holidays reach (alert months ahead)."""
+
+    def __init__(self, calendar, clock):
+        self.calendar, self.clock = calendar, clock
+
+    def collect(self) -> Iterator:
+        now = self.clock.now()
+        last = GaugeMetricFamily("ioc_calendar_last_official_year",
+                                 "The last year whose holidays come from an official file")
+        last.add_metric([], self.calendar.last_official_year or 0)
+        yield last
+        warning = GaugeMetricFamily(
+            "ioc_calendar_warning", "1 when the official holidays end within the warning "
+            "months or deadlines already use computed (provisional) years, else 0")
+        warning.add_metric([], 1 if self.calendar.coverage_warning(now) else 0)
+        yield warning
+
+
+def registry_for(db, redis=None, queue_name: str = "ioc", calendar=None,
+                 clock=None) -> CollectorRegistry:
+    """A registry with the database counts of `db`, the queue (Redis mode), the calendar's
+    reach and this process's pass timings."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(db))
+    if calendar is not None:
+        registry.register(CalendarCollector(calendar, clock))
     if redis is not None:
         registry.register(QueueCollector(redis, queue_name))
     registry.register(PIPELINE_PASS)
@@ -189,7 +211,8 @@ def registry_for(db, redis=None, queue_name: str = "ioc") -> CollectorRegistry:
 def install(app) -> None:
     """Give `app` its metrics registry (read by GET /metrics)."""
     ioc = app.extensions["ioc"]
-    app.extensions["ioc.metrics"] = registry_for(ioc.db, ioc.redis, ioc.settings.queue_name)
+    app.extensions["ioc.metrics"] = registry_for(ioc.db, ioc.redis, ioc.settings.queue_name,
+                                                 ioc.calendar, ioc.clock)
 
 
 def exposition(app) -> tuple[bytes, str]:

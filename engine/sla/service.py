@@ -69,6 +69,12 @@ class SlaEngine:
         running = self._between(clock, clock.resumed_at, now) if clock.resumed_at else 0.0
         return clock.elapsed_seconds + max(running, 0.0)
 
+    def _provisional(self, clock: SlaClock) -> bool:
+        """True if the clock's due moment is counted through computed (provisional) holidays."""
+        if not clock.working or clock.due_at is None:
+            return False
+        return bool(self.calendar.provisional_years_between(clock.started_at, clock.due_at))
+
     def _moment(self, clock: SlaClock, total_seconds: float) -> datetime:
         # When the count reaches total_seconds, if it keeps running from resumed_at.
         rest = timedelta(seconds=max(total_seconds - clock.elapsed_seconds, 0.0))
@@ -169,7 +175,8 @@ class SlaEngine:
                          subject_id=clock.id, instance_id=clock.instance_id,
                          details={"sla": d.key, "task_id": clock.task_id,
                                   "department": clock.department_key, "target": str(d.target),
-                                  "due_at": clock.due_at})
+                                  "due_at": clock.due_at,
+                                  **({"provisional": True} if self._provisional(clock) else {})})
             self._apply(session, clock, d, False, paused, now)
 
     def _apply(self, session: Session, clock: SlaClock, d: SlaDefinition, stop: bool,
@@ -334,6 +341,8 @@ class SlaEngine:
             and (clock.level >= 0 or percent >= AT_RISK_PERCENT),
             "breached": breached,
             "due_at": clock.due_at.isoformat() if clock.due_at else None,
+            # Counted through a year whose holidays are computed, not yet the official ones.
+            "provisional": self._provisional(clock),
             "started_at": clock.started_at.isoformat(),
             "stopped_at": clock.stopped_at.isoformat() if clock.stopped_at else None,
         }

@@ -7,9 +7,14 @@ it under `working_days`: a Saturday worked in exchange for a weekday given off (
 weekday given off is listed under `holidays`, so a swap is two entries and needs no rule.
 
 Holidays move every year (Tết and Hùng Kings' day follow the lunar calendar, the government
-decides bridges and swaps each year), so they are one data file per year, never a formula. A
-moment in a year without a file is an error: silently assuming "no holidays" would make every
-deadline in that year wrong without anyone noticing.
+decides bridges and swaps each year), so they are one data file per year. A year after the last
+file is not refused (a deadline that runs into it would stop the engine) but computed from the
+Labour Code and the lunar calendar (engine/worktime/projection.py), for up to `project_years`
+years. Like a file marked `provisional: true` it is a projection: `is_provisional(year)` and
+`provisional_years_between(a, b)` tell callers to mark what they computed through it, and
+`coverage_warning(today)` tells operators to add the official file in time. Years before the
+first file and gaps between files stay errors: silently assuming "no holidays" would make every
+deadline in them wrong without anyone noticing.
 
 Counting: think of a clock that runs only during office time. `working_time_between(a, b)` is
 how far it runs from a to b. `add_working_time(m, d)` is the first moment at which it has run
@@ -38,6 +43,7 @@ import yaml
 
 from engine.scenarios.problems import Problem, ScenarioInvalid
 from engine.scenarios.yamlsource import Locator, as_date, load_yaml
+from engine.worktime.projection import ComputedHoliday, ProjectionError, compute_holidays
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = ROOT / "data" / "calendar"
@@ -50,6 +56,11 @@ _SETTINGS_FIELDS = ("timezone", "office_hours", "working_weekdays")
 _YEAR_FIELDS = ("year", "holidays", "working_days", "provisional")
 _HOLIDAY_FIELDS = ("date", "from", "to", "name", "source")
 _WORKING_DAY_FIELDS = ("date", "name", "source")
+# Years after the last file that are computed rather than refused. Far enough for any deadline
+# and for years of an engine nobody updates; bounded because a projection decades ahead is
+# guesswork (the Labour Code changes) and a mistyped year (2962) must not build centuries.
+PROJECT_YEARS = 25
+WARN_MONTHS = 6  # coverage_warning's default: half a year to get the next official schedule in
 
 
 class CalendarError(ValueError):
@@ -85,13 +96,24 @@ class WorkingCalendar:
     years: tuple[int, ...]
     provisional_years: tuple[int, ...] = ()  # projections to replace with the official schedule
     where: str = "data/calendar"  # named in "no holiday file for ... in ..." errors
+    project_years: int = PROJECT_YEARS  # years after the last file computed (0: refused)
     _intervals: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
     _spans: dict[int, _Span] = field(init=False, repr=False, compare=False)
+    # Computed years, filled on first use. Threads may race to fill an entry; both compute the
+    # same value, so the caches need no lock.
+    _computed: dict[int, tuple[ComputedHoliday, ...]] = field(init=False, repr=False, compare=False)
+    _computed_days: dict[int, frozenset[date]] = field(init=False, repr=False, compare=False)
+    _tails: dict[int, _Span] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         us = tuple((_micros(start), _micros(end)) for start, end in self.office_hours)
         if not us or any(s >= e for s, e in us) or any(a[1] > b[0] for a, b in zip(us, us[1:])):
             raise ValueError("office hours must be non-empty, ordered, non-overlapping intervals")
+        if isinstance(self.project_years, bool) or not isinstance(self.project_years, int) \
+                or self.project_years < 0:
+            raise ValueError(f"project_years must be a whole number >= 0, not {self.project_years!r}")
+        for name in ("_computed", "_computed_days", "_tails"):
+            object.__setattr__(self, name, {})
         object.__setattr__(self, "_intervals", us)
         object.__setattr__(self, "years", tuple(sorted(set(self.years))))
         spans: dict[int, _Span] = {}
@@ -158,17 +180,107 @@ class WorkingCalendar:
         """Office time in [a, b); negative (minus the reverse) when b is before a."""
         span_a, pos_a = self._position(a)
         span_b, pos_b = self._position(b)
-        if span_a is not span_b:  # a year without a file lies between them
+        # A computed year continues the last run of files: positions from the same first year
+        # agree, whichever of the two spans (one may be longer) they were read from.
+        if span_a.first_year != span_b.first_year:  # a year without a file lies between them
             early = min(span_a, span_b, key=lambda s: s.first_year)
             raise self._not_covered(early.last_year + 1)
         return timedelta(microseconds=pos_b - pos_a)
 
+    # ------------------------------------------------------------------------------- horizon
+
+    @property
+    def last_official_year(self) -> int | None:
+        """The last year with an official (not provisional) file; None if there is none."""
+        official = [y for y in self.years if y not in self.provisional_years]
+        return official[-1] if official else None
+
+    def is_provisional(self, year: int) -> bool:
+        """True if `year`'s holidays are a projection: a provisional file, or a computed year."""
+        return year in self.provisional_years or self._after_files(year)
+
+    def provisional_years_between(self, a: date | datetime, b: date | datetime) -> tuple[int, ...]:
+        """The provisional years from a's local date to b's (in either order), ascending."""
+        first, last = sorted((self._local_date(a), self._local_date(b)))
+        return tuple(y for y in range(first.year, last.year + 1) if self.is_provisional(y))
+
+    def computed_holidays(self, year: int) -> tuple[ComputedHoliday, ...]:
+        """The projected days off of a year after the last file, in date order."""
+        if not self._computable(year):
+            raise self._not_covered(year)
+        return self._computed_of(year)
+
+    def coverage_warning(self, today: date | datetime, months: int = WARN_MONTHS) -> str | None:
+        """Vietnamese / English text when official holidays end within `months` or already did."""
+        if isinstance(months, bool) or not isinstance(months, int) or months < 0:
+            raise ValueError(f"months must be a whole number >= 0, not {months!r}")
+        day = self._local_date(today)
+        last = self.last_official_year
+        if last is not None and day < _months_before(date(last + 1, 1, 1), months) \
+                and not self.is_provisional(day.year):
+            return None
+        return self._coverage_text(day, last)
+
+    def _coverage_text(self, day: date, last: int | None) -> str:
+        start = day.year if last is None else min(day.year, last + 1)
+        stop = day.year if last is None else max(day.year, last + 1)
+        pending = [y for y in range(start, stop + 1) if self.is_provisional(y)] or [day.year]
+        files = ", ".join(f"{y}.yaml" for y in pending)
+        head_vi, head_en = _coverage_head(day, last)
+        vi = (f"Lịch làm việc: {head_vi}. Từ năm {pending[0]}, thời hạn được tính theo lịch nghỉ "
+              "dự kiến (Bộ luật Lao động 2019, điều 111–112) và có thể lệch với lịch Chính phủ "
+              f"công bố. Cần thêm lịch chính thức vào {self.where}: {files}.")
+        en = (f"Working-time calendar: {head_en}. From {pending[0]}, deadlines are computed from "
+              "projected holidays (Labour Code 2019 art. 111–112) and may differ from the "
+              f"government's schedule. Add the official schedule to {self.where}: {files}.")
+        return f"{vi} / {en}"
+
     # ------------------------------------------------------------------------------- counting
 
     def _working(self, d: date) -> bool:
+        if self._after_files(d.year):
+            return d.weekday() in self.working_weekdays and d not in self._computed_days_of(d.year)
         if d in self.swapped_working_days:
             return True
         return d.weekday() in self.working_weekdays and d not in self.holidays
+
+    def _local_date(self, value: date | datetime) -> date:
+        return self._local(value).date() if isinstance(value, datetime) else value
+
+    def _after_files(self, year: int) -> bool:
+        return bool(self.years) and year > self.years[-1]
+
+    def _computable(self, year: int) -> bool:
+        """A year after the last file and within the projection horizon."""
+        return self._after_files(year) and year <= self.years[-1] + self.project_years
+
+    def _computed_of(self, year: int) -> tuple[ComputedHoliday, ...]:
+        found = self._computed.get(year)
+        if found is None:
+            try:
+                found = compute_holidays(year, self.working_weekdays)
+            except ProjectionError as exc:
+                raise CalendarError(f"{exc}; add {year}.yaml to {self.where}") from exc
+            self._computed[year] = found
+        return found
+
+    def _computed_days_of(self, year: int) -> frozenset[date]:
+        days = self._computed_days.get(year)
+        if days is None:
+            days = frozenset(h.day for h in self._computed_of(year))
+            self._computed_days[year] = days
+        return days
+
+    def _span_through(self, year: int) -> _Span:
+        """The last run of file years continued with the computed years through `year`."""
+        for y in range(self.years[-1] + 1, year + 1):
+            if y not in self._tails:
+                before = self._tails.get(y - 1) or self._spans[y - 1]
+                first = date(y, 1, 1).toordinal()
+                days = range(first, date(y + 1, 1, 1).toordinal())
+                working = tuple(o for o in days if self._working(date.fromordinal(o)))
+                self._tails[y] = _Span(before.first_year, y, before.working + working)
+        return self._tails[year]
 
     def _local(self, moment: datetime) -> datetime:
         if not isinstance(moment, datetime):
@@ -180,11 +292,15 @@ class WorkingCalendar:
     def _span(self, year: int) -> _Span:
         span = self._spans.get(year)
         if span is None:
-            raise self._not_covered(year)
+            if not self._computable(year):
+                raise self._not_covered(year)
+            span = self._span_through(year)
         return span
 
     def _not_covered(self, year: int) -> CalendarError:
         covered = f"{self.years[0]}–{self.years[-1]}" if self.years else "none"
+        if self.years and self.project_years:
+            covered += f", computed up to {self.years[-1] + self.project_years}"
         return CalendarError(f"no holiday file for {year} in {self.where} (covered years: {covered}); "
                              f"add {year}.yaml with that year's official holiday schedule")
 
@@ -208,8 +324,10 @@ class WorkingCalendar:
             offset += 1
         else:  # the moment office time resumes at `position`
             index, offset = divmod(position, day_us)
-        if index >= len(span.working):
-            raise self._not_covered(span.last_year + 1)
+        while index >= len(span.working):  # runs past the span: on into computed years
+            if not self._computable(span.last_year + 1):
+                raise self._not_covered(span.last_year + 1)
+            span = self._span_through(span.last_year + 1)
         elapsed = 0
         for s, e in self._intervals:
             if offset < elapsed + (e - s) or (at_end and offset == elapsed + (e - s)):
@@ -229,6 +347,25 @@ def _micros(t: time) -> int:
 
 def _total_micros(delta: timedelta) -> int:
     return (delta.days * 86400 + delta.seconds) * _US + delta.microseconds
+
+
+def _coverage_head(day: date, last: int | None) -> tuple[str, str]:
+    """How far official holidays reach, seen from `day`, in Vietnamese and English."""
+    if last is None:
+        return ("chưa có năm nào có lịch nghỉ lễ chính thức",
+                "no year has an official holiday schedule")
+    if day.year > last:
+        return (f"lịch nghỉ lễ chính thức đã hết từ cuối năm {last}",
+                f"official holidays ended with {last}")
+    left = (date(last + 1, 1, 1) - day).days
+    return (f"lịch nghỉ lễ chính thức chỉ có đến hết năm {last} (còn {left} ngày)",
+            f"official holidays end with {last} ({left} days left)")
+
+
+def _months_before(day: date, months: int) -> date:
+    """The first day of the month `months` months before `day`'s month."""
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
 
 
 def _runs(years: Iterable[int]) -> list[tuple[int, int]]:
@@ -260,7 +397,8 @@ class _Year:
     provisional: bool = False
 
 
-def load_calendar(directory: str | Path | None = None) -> WorkingCalendar:
+def load_calendar(directory: str | Path | None = None,
+                  project_years: int = PROJECT_YEARS) -> WorkingCalendar:
     """Read and validate calendar.yaml and every YYYY.yaml in `directory` (default data/calendar)."""
     directory = Path(directory) if directory is not None else DEFAULT_DIR
     where = _display(directory)
@@ -307,6 +445,7 @@ def load_calendar(directory: str | Path | None = None) -> WorkingCalendar:
         years=tuple(y.year for y in years),
         provisional_years=tuple(y.year for y in years if y.provisional),
         where=where,
+        project_years=project_years,
     )
 
 
