@@ -69,6 +69,12 @@ _MARK_PROCESSED = update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id")).v
 
 # How long a due BPMN timer waits for a message received before it and not yet handled.
 DEFER_FOR_MESSAGE = timedelta(milliseconds=200)
+# A timer of an instance that also waits for a message fires this long after it is due at the
+# earliest: an event is stamped received before its request commits, so a message received just
+# before the due moment may not be visible yet when the timer is due (ingestion commits in
+# milliseconds; a second leaves room for a loaded server). The winner is still decided by the
+# due moment, not by when the timer fires.
+MESSAGE_SETTLE = timedelta(seconds=1)
 
 
 def _wait_matches(prop: str | None, value: str, data: dict) -> bool:
@@ -295,7 +301,7 @@ class Pipeline:
                         # chose this side of a deadlock): leave it pending, no attempt counted,
                         # and stop here, so that later events of that instance keep their order.
                         log.info("event %s met a concurrent step (%s); retrying later",
-                                 event.id, type(exc).__name__)
+                                 event.id, str(exc).splitlines()[0])
                         self.temporal.discard()
                         self._forget_rules()  # what it posted to the matcher was rolled back
                         return index
@@ -398,22 +404,22 @@ class Pipeline:
         so the timer waits for it (and loses an event-based gateway to it)."""
         due = datetime.fromisoformat(timer.payload.get("deferred_from") or
                                      timer.due_at.isoformat())
-        if self._message_pending_before(session, timer.instance_id, due):
+        waits = session.execute(select(MessageWait.message_name, MessageWait.correlation_property,
+                                       MessageWait.correlation_value)
+                                .where(MessageWait.instance_id == timer.instance_id)).all()
+        now = self.clock.now()
+        if waits and (now < due + MESSAGE_SETTLE or
+                      self._message_pending_before(session, waits, due)):
             timer.status, timer.fired_at, timer.lateness_ms = TIMER_PENDING, None, None
             timer.payload = {**timer.payload, "deferred_from": due.isoformat()}
-            timer.due_at = self.clock.now() + DEFER_FOR_MESSAGE
+            timer.due_at = max(now + DEFER_FOR_MESSAGE, due + MESSAGE_SETTLE)
             return
         self.runtime.fire_timer(session, timer)
 
-    def _message_pending_before(self, session: Session, instance_id: int,
-                                moment: datetime) -> bool:
-        """True if an event received before `moment` and not yet handled would be delivered to
-        the instance (it waits for its type, with its correlation value)."""
-        waits = session.execute(select(MessageWait.message_name, MessageWait.correlation_property,
-                                       MessageWait.correlation_value)
-                                .where(MessageWait.instance_id == instance_id)).all()
-        if not waits:
-            return False
+    @staticmethod
+    def _message_pending_before(session: Session, waits: list, moment: datetime) -> bool:
+        """True if an event received before `moment` and not yet handled would be delivered
+        through one of these message waits (its type, its correlation value)."""
         candidates = session.scalars(select(Event).where(
             Event.status == PENDING, Event.type.in_({w.message_name for w in waits}),
             Event.received_at < moment))

@@ -57,9 +57,11 @@ class EmbeddedRunner:
         # SQLite (one writer) small batches keep each write transaction short, so ingestion
         # never waits long; PostgreSQL lets ingestion write meanwhile, and there a batch's own
         # statements and commit are shared by more events.
-        batch = 100 if self.pipeline.db.is_postgres else 10
+        postgres = self.pipeline.db.is_postgres
+        batch = 100 if postgres else 10
+        timers = 50 if postgres else 10  # likewise: a burst of due timers, ten at a time
         while not self._stop.is_set():
-            fired = self.scheduler.run_once(limit=50)
+            fired = self.scheduler.run_once(limit=timers)
             handled = self.pipeline.run_once(limit=batch)
             if handled:
                 garbage.after_batch()

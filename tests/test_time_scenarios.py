@@ -82,6 +82,10 @@ def test_dossier_overdue_apology_escalation_and_new_date(drive):
     drive.at(local("2026-03-11 16:59"))
     assert drive.tasks("review_missed_date") == []
     drive.at(local("2026-03-11 17:00"))
+    # Due, but the process also waits for the result: a result received before 17:00 may still
+    # be committing, so the timer fires a second later (pipeline.MESSAGE_SETTLE) and wins.
+    assert drive.tasks("review_missed_date") == []
+    drive.at(local("2026-03-11 17:00:01"))
     [review] = drive.tasks("review_missed_date")
     assert review.department_key == "van-phong-ubnd"
     drive.complete(office, review.id, {"finding": "Đơn vị trễ hẹn lần hai",

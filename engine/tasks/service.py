@@ -8,6 +8,7 @@ from engine.audit import service as audit
 from engine.auth.models import User
 from engine.auth.permissions import allowed
 from engine.db import utcnow
+from engine.processes.models import ProcessInstance
 from engine.processes.service import ProcessError, ProcessRuntime
 from engine.tasks import forms
 from engine.tasks.models import CLAIMED, OPEN, STATUSES, Task
@@ -66,6 +67,18 @@ def get_for(session: Session, user: User, task_id: int) -> Task:
     return task
 
 
+def _get_to_change(session: Session, user: User, task_id: int) -> Task:
+    """The task as `get_for` gives it, read again after its instance's row is locked.
+
+    Every step on an instance locks the instance's row before its tasks, timers and waits
+    (engine/processes/service.py): a claim or a completion that wrote the task first deadlocked
+    with a worker or the scheduler holding the instance and withdrawing that task."""
+    task = get_for(session, user, task_id)
+    session.get(ProcessInstance, task.instance_id, with_for_update=True)
+    session.refresh(task)  # as it is now that nobody else can move the instance
+    return task
+
+
 def _check_may_work(user: User, task: Task, permission: str) -> None:
     if not allowed(user.role, permission):
         raise TaskError(403, f"a {user.role} may not do this")
@@ -76,7 +89,7 @@ def _check_may_work(user: User, task: Task, permission: str) -> None:
 def claim(session: Session, user: User, task_id: int,
           runtime: ProcessRuntime | None = None) -> Task:
     """Take an open task of one's department (the runtime tells the SLA clocks)."""
-    task = get_for(session, user, task_id)
+    task = _get_to_change(session, user, task_id)
     _check_may_work(user, task, "tasks.claim")
     if task.status == CLAIMED and task.assignee_id == user.id:
         return task
@@ -94,7 +107,7 @@ def claim(session: Session, user: User, task_id: int,
 def complete(session: Session, runtime: ProcessRuntime, user: User, task_id: int,
              answers: object) -> Task:
     """Complete a task with form answers; an unclaimed task is claimed on the way."""
-    task = get_for(session, user, task_id)
+    task = _get_to_change(session, user, task_id)
     _check_may_work(user, task, "tasks.complete")
     if task.status == CLAIMED and task.assignee_id != user.id:
         raise TaskError(409, f"task {task.id} is claimed by someone else")

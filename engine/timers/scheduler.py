@@ -48,7 +48,7 @@ class Scheduler:
                         # Another step got there first (a deadlock victim, a stale copy): the
                         # timer stays pending; leave the rest for the next pass.
                         log.info("timer %s met a concurrent step (%s); retrying later",
-                                 timer.id, type(exc).__name__)
+                                 timer.id, str(exc).splitlines()[0])
                         return index
                     log.exception("timer %s failed", timer.id)
                     timer.status, timer.error = FAILED, f"{type(exc).__name__}: {exc}"[:2000]
