@@ -324,7 +324,8 @@ class ProcessRuntime:
             key = version.owner_department
         elif lane.startswith("="):
             try:
-                key = evaluate(lane[1:].strip(), dict(spiff_task.data),
+                # The functions scripts and conditions have (validation counts on them too).
+                key = evaluate(lane[1:].strip(), {**self.functions, **spiff_task.data},
                                timeout_s=self.script_timeout_s)
             except ExpressionError as exc:
                 raise ProcessError(f"lane {lane!r}: {exc}") from exc

@@ -33,7 +33,9 @@ def _expr_problem(exc: ExpressionError) -> str:
     return exc.message if hasattr(exc, "message") else str(exc)
 
 
-def _kind(node) -> str:
+def node_kind(node) -> str:
+    """The BPMN local name of an element ("userTask"), "" for a comment or processing
+    instruction."""
     return etree.QName(node).localname if isinstance(node.tag, str) else ""
 
 
@@ -41,7 +43,8 @@ def _has(node, definition: str) -> bool:
     return node.find(f"bpmn:{definition}", NS) is not None
 
 
-def _link_name(node) -> str | None:
+def link_name(node) -> str | None:
+    """The name of a link event's definition; None when it is not a link event."""
     link = node.find("bpmn:linkEventDefinition", NS)
     return None if link is None else (link.get("name") or "")
 
@@ -54,7 +57,30 @@ def _triggered(node) -> bool:
 def _compensation(node) -> bool:
     """A compensation handler or its boundary event: joined by an association, not flows."""
     return node.get("isForCompensation", "false").lower() == "true" or \
-        (_kind(node) == "boundaryEvent" and _has(node, "compensateEventDefinition"))
+        (node_kind(node) == "boundaryEvent" and _has(node, "compensateEventDefinition"))
+
+
+def lane_elements(root) -> dict[str, etree._Element]:
+    """Flow node id → the lane listing it in a flowNodeRef, anywhere in the document."""
+    return {ref.text: ref.getparent() for ref in root.iterfind(".//bpmn:flowNodeRef", NS)
+            if ref.text}
+
+
+def department_tasks(container, lanes: dict, inherited=None):
+    """Yield each inbox task under `container` with the lane whose name picks its department
+    (None: outside every named lane), matching the runtime.
+
+    SpiffWorkflow gives a node the name of the lane whose flowNodeRef lists it, anywhere in the
+    document; nodes inside a subprocess that has a lane take that lane instead.
+    """
+    for node in container:
+        own = lanes.get(node.get("id"))
+        lane = inherited if inherited is not None else \
+            (own if own is not None and (own.get("name") or "").strip() else None)
+        if node_kind(node) in DEPARTMENT_TASKS:
+            yield node, lane
+        if node_kind(node) in SUBPROCESSES:
+            yield from department_tasks(node, lanes, lane)
 
 
 class BpmnChecker:
@@ -143,34 +169,22 @@ class BpmnChecker:
                                 "nothing to answer; add a camunda:formField (an outcome, a note)")
 
     def _unlaned_tasks(self, root, process) -> None:
-        """Inbox tasks outside every lane, matching how the runtime picks a department.
-
-        SpiffWorkflow gives a node the name of the lane whose flowNodeRef lists it, anywhere in
-        the document; nodes inside a subprocess that has a lane take that lane instead. A task
-        without one goes to the scenario's owner, which a diagram with lanes does not show.
-        """
+        """Inbox tasks outside every lane: they go to the scenario's owner, which a diagram
+        with lanes does not show."""
         if not any((lane.get("name") or "").strip()
                    for lane in process.iterfind(".//bpmn:lane", NS)):
             return
-        lanes = {ref.text: ref.getparent().get("name") for ref in
-                 root.iterfind(".//bpmn:flowNodeRef", NS) if ref.text}
-        self._lane_walk(process, None, lanes)
-
-    def _lane_walk(self, container, inherited: str | None, lanes: dict) -> None:
-        for node in container:
-            lane = inherited or (lanes.get(node.get("id")) or "").strip() or None
-            if _kind(node) in DEPARTMENT_TASKS and lane is None:
+        for node, lane in department_tasks(process, lane_elements(root)):
+            if lane is None:
                 self._add(node, "Công việc nằm ngoài mọi làn nên không rõ giao cho đơn vị nào "
                                 "(sẽ về đơn vị chủ trì kịch bản) / the task is outside every lane, "
                                 "so its department is not shown (it would go to the scenario's "
                                 "owner); put it in a lane")
-            if _kind(node) in SUBPROCESSES:
-                self._lane_walk(node, lane, lanes)
 
     def _graph(self, container) -> None:
         """Flows naming missing nodes, nodes no start event reaches, nodes leading nowhere."""
         nodes = {n.get("id"): n for n in container
-                 if _kind(n) in FLOW_NODES and n.get("id")}
+                 if node_kind(n) in FLOW_NODES and n.get("id")}
         edges: dict[str, list[str]] = {}
         leaving: set[str] = set()
         for flow in container.iterfind("bpmn:sequenceFlow", NS):
@@ -184,7 +198,7 @@ class BpmnChecker:
         self._unreachable(container, nodes, edges)
         self._dead_ends(nodes, leaving)
         for node in nodes.values():
-            if _kind(node) in FLOW_CONTAINERS:
+            if node_kind(node) in FLOW_CONTAINERS:
                 self._graph(node)
 
     def _flow_end(self, flow, attr: str, ref: str | None, nodes: dict) -> bool:
@@ -201,7 +215,7 @@ class BpmnChecker:
         return False
 
     def _unreachable(self, container, nodes: dict, edges: dict) -> None:
-        starts = [i for i, n in nodes.items() if _kind(n) == "startEvent"]
+        starts = [i for i, n in nodes.items() if node_kind(n) == "startEvent"]
         if not starts:
             if nodes:
                 self._add(container, "Không có sự kiện bắt đầu / there is no start event, so no "
@@ -210,10 +224,10 @@ class BpmnChecker:
         attached: dict[str, list[str]] = {}
         catches: dict[str, list[str]] = {}
         for i, n in nodes.items():
-            if _kind(n) == "boundaryEvent":
+            if node_kind(n) == "boundaryEvent":
                 attached.setdefault(n.get("attachedToRef"), []).append(i)
-            elif _kind(n) == "intermediateCatchEvent" and _link_name(n) is not None:
-                catches.setdefault(_link_name(n), []).append(i)
+            elif node_kind(n) == "intermediateCatchEvent" and link_name(n) is not None:
+                catches.setdefault(link_name(n), []).append(i)
         seen: set[str] = set()
         todo = list(starts)
         while todo:
@@ -222,17 +236,17 @@ class BpmnChecker:
                 continue
             seen.add(i)
             todo += edges.get(i, []) + attached.get(i, [])
-            if _kind(nodes[i]) == "intermediateThrowEvent" and _link_name(nodes[i]) is not None:
-                todo += catches.get(_link_name(nodes[i]), [])
+            if node_kind(nodes[i]) == "intermediateThrowEvent" and link_name(nodes[i]) is not None:
+                todo += catches.get(link_name(nodes[i]), [])
         for i, n in nodes.items():
             if i in seen or _triggered(n) or _compensation(n):
                 continue
-            if _kind(n) == "boundaryEvent" and n.get("attachedToRef") not in nodes:
+            if node_kind(n) == "boundaryEvent" and n.get("attachedToRef") not in nodes:
                 self._add(n, f"attachedToRef {n.get('attachedToRef')!r} không phải một bước của "
                              "quy trình / the boundary event is attached to "
                              f"{n.get('attachedToRef')!r}, which is not a node of this process")
                 continue
-            if _kind(n) == "boundaryEvent" and n.get("attachedToRef") not in seen:
+            if node_kind(n) == "boundaryEvent" and n.get("attachedToRef") not in seen:
                 continue  # its activity is reported already
             self._add(n, "Không thể tới bước này từ sự kiện bắt đầu theo các luồng / the node "
                          "cannot be reached from a start event along sequence flows")
@@ -240,13 +254,13 @@ class BpmnChecker:
     def _dead_ends(self, nodes: dict, leaving: set[str]) -> None:
         exits: dict[str, list[str]] = {}
         for i, n in nodes.items():
-            if _kind(n) == "boundaryEvent" and i in leaving:
+            if node_kind(n) == "boundaryEvent" and i in leaving:
                 exits.setdefault(n.get("attachedToRef"), []).append(i)
         for i, n in nodes.items():
-            kind = _kind(n)
+            kind = node_kind(n)
             if i in leaving or kind == "endEvent" or _triggered(n) or _compensation(n):
                 continue
-            if kind == "intermediateThrowEvent" and _link_name(n) is not None:
+            if kind == "intermediateThrowEvent" and link_name(n) is not None:
                 continue  # the path goes on at the link's catch event
             if kind == "boundaryEvent":
                 self._add(n, "Sự kiện biên không có luồng ra: khi xảy ra thì không có gì tiếp "

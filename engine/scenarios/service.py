@@ -23,6 +23,7 @@ from engine.rules.compiler import compile_ruleset
 from engine.rules.format import RuleSet, parse_rules
 from engine.scenarios.bpmn_checks import check_bpmn
 from engine.scenarios.models import PUBLISHED, RETIRED, ScenarioVersion
+from engine.scenarios.names import check_names, decision_outputs, start_data
 from engine.scenarios.problems import Problem, ScenarioInvalid
 from engine.scenarios.yamlsource import load_yaml
 from engine.sla.definitions import SLA_FILE, parse_slas
@@ -156,6 +157,11 @@ def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
         bpmn_problems, ids = check_bpmn(fname(process_name), files[process_name].encode(),
                                         departments, vocabulary.field_types())
         problems += bpmn_problems
+        # Not part of bpmn_problems: a misnamed variable should not hide SpiffWorkflow's own
+        # findings below.
+        problems += check_names(fname(process_name), files[process_name].encode(),
+                                start_data(ruleset), vocabulary.field_types(),
+                                decision_outputs(files))
         process_id = manifest.get("process_id") or (ids[0] if len(ids) == 1 else "")
         if not process_id and not bpmn_problems:
             problems.append(Problem(fname(MANIFEST), f"{process_name} has {len(ids)} "
