@@ -67,8 +67,8 @@ def answers(form: FlaskForm, definition: dict) -> dict:
     return out
 
 
-class DiscardForm(FlaskForm):
-    """Bỏ qua sự kiện lỗi / discard a dead letter, saying why."""
+class ReasonForm(FlaskForm):
+    """Nêu lý do / say why: discarding a dead letter, resolving an incident without a retry."""
 
     reason = StringField("Lý do / Reason", filters=[lambda v: v.strip() if v else v], validators=[
         DataRequired("Thiếu lý do / A reason is required"),

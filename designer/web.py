@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
-from designer.forms import ClaimForm, DiscardForm, LoginForm, answers, task_form
+from designer.forms import ClaimForm, LoginForm, ReasonForm, answers, task_form
 from designer.scenarios.forms import ActionForm
 from engine.audit import service as audit
 from engine.auth import service as auth
@@ -17,6 +17,8 @@ from engine.events import dead_letters
 from engine.events import service as events
 from engine.events.dead_letters import DeadLetterError
 from engine.events.models import Source
+from engine.incidents import service as incidents
+from engine.incidents.service import IncidentError
 from engine.notify import service as notify
 from engine.org import service as org
 from engine.processes.models import ProcessInstance
@@ -164,14 +166,14 @@ def task(task_id: int):
     form = task_form(row.form, formdata=request.form if request.method == "POST" else None)
     if request.method == "POST" and form.validate():
         try:
-            _ioc().complete_task(current_user, task_id, answers(form, row.form))
+            done = _ioc().complete_task(current_user, task_id, answers(form, row.form))
         except TaskError as exc:
             for err in exc.errors:
                 if err["field"] in form:
                     form[err["field"]].errors.append(err["message"])
             flash(exc.message, "error")
         else:
-            flash(f"Đã hoàn thành nhiệm vụ / Task completed: {row.name}", "ok")
+            flash(done.message(), "ok" if done.incident is None else "warn")
             return redirect(url_for("web.inbox"))
     status = 422 if request.method == "POST" else 200
     return render_template("task.html", task=row, instance=instance, form=form,
@@ -208,7 +210,9 @@ def instance(instance_id: int):
         rows = list(s.scalars(select(Task).where(Task.instance_id == instance_id)
                               .order_by(Task.id)))
         history = audit.history(s, instance_id)
-    return render_template("instance.html", instance=inst, tasks=rows, history=history)
+        failures = incidents.open_for_instance(s, instance_id)
+    return render_template("instance.html", instance=inst, tasks=rows, history=history,
+                           incidents=failures)
 
 
 @bp.get("/sla")
@@ -255,13 +259,13 @@ def _may_handle_dead_letters() -> None:
         abort(403)
 
 
-def _dead_letters_page(discard_form: DiscardForm | None = None, failed_id: int | None = None,
+def _dead_letters_page(discard_form: ReasonForm | None = None, failed_id: int | None = None,
                        status: int = 200):
     with _ioc().db.read() as s:
         rows = [dead_letters.to_dict(e) for e in dead_letters.list_dead(s, limit=200)]
         total = dead_letters.count_dead(s)
     return render_template("dead_letters.html", events=rows, total=total,
-                           discard_form=discard_form or DiscardForm(), failed_id=failed_id), status
+                           discard_form=discard_form or ReasonForm(), failed_id=failed_id), status
 
 
 @bp.get("/dead-letters")
@@ -296,7 +300,7 @@ def retry_dead_letter(event_id: int):
 def discard_dead_letter(event_id: int):
     """Bỏ qua / discard a dead letter with a reason."""
     _may_handle_dead_letters()
-    form = DiscardForm()
+    form = ReasonForm()
     if not form.validate_on_submit():
         if "csrf_token" in form.errors:
             abort(400)
@@ -310,3 +314,71 @@ def discard_dead_letter(event_id: int):
     else:
         flash(f"Đã bỏ qua sự kiện {event_id} / Event {event_id} discarded", "ok")
     return redirect(url_for("web.dead_letters_page"))
+
+
+# -- process incidents ----------------------------------------------------------------------------
+
+def _may_handle_incidents() -> None:
+    if not allowed(current_user.role, "incidents.manage"):
+        abort(403)
+
+
+def _incidents_page(resolve_form: ReasonForm | None = None, failed_id: int | None = None,
+                    status: int = 200):
+    with _ioc().db.read() as s:
+        rows = incidents.list_incidents(s, limit=200)
+    return render_template("incidents.html", incidents=rows, failed_id=failed_id,
+                           resolve_form=resolve_form or ReasonForm()), status
+
+
+@bp.get("/process-incidents")
+@login_required
+def incidents_page():
+    """Lỗi quy trình / process incidents: failed steps, each to retry or resolve."""
+    _may_handle_incidents()
+    return _incidents_page()
+
+
+@bp.post("/process-incidents/<int:incident_id>/retry")
+@login_required
+def retry_incident(incident_id: int):
+    """Chạy lại / run a failed step again (once the scenario is fixed)."""
+    _may_handle_incidents()
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        with _ioc().db.session() as s:
+            result = incidents.retry(s, _ioc().runtime, incident_id,
+                                     actor=f"user:{current_user.username}")
+            error = result.incident.error
+    except IncidentError as exc:
+        flash(exc.message, "error")
+    else:
+        _ioc().wake()
+        if result.resolved:
+            flash(f"Đã chạy lại, quy trình tiếp tục / Retried: the process goes on "
+                  f"(#{incident_id})", "ok")
+        else:
+            flash(f"Vẫn lỗi / Failed again (#{incident_id}): {error}", "error")
+    return redirect(url_for("web.incidents_page"))
+
+
+@bp.post("/process-incidents/<int:incident_id>/resolve")
+@login_required
+def resolve_incident(incident_id: int):
+    """Đóng có lý do / settle an incident without a retry, saying why."""
+    _may_handle_incidents()
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            abort(400)
+        return _incidents_page(form, incident_id, 422)
+    try:
+        with _ioc().db.session() as s:
+            incidents.resolve(s, incident_id, actor=f"user:{current_user.username}",
+                              note=form.reason.data)
+    except IncidentError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"Đã đóng lỗi quy trình #{incident_id} / Incident #{incident_id} resolved", "ok")
+    return redirect(url_for("web.incidents_page"))

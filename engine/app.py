@@ -22,6 +22,7 @@ def _register_api(app: Flask) -> None:
     # Each domain adds its routes to the one API blueprint when its views module is imported.
     from engine.audit import views as _audit  # noqa: F401
     from engine.events import views as _events  # noqa: F401
+    from engine.incidents import views as _incidents  # noqa: F401
     from engine.notify import views as _notify  # noqa: F401
     from engine.processes import views as _processes  # noqa: F401
     from engine.scenarios import views as _scenarios  # noqa: F401

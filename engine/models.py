@@ -3,6 +3,7 @@ from engine.audit.models import AuditHead, AuditRecord  # noqa: F401
 from engine.auth.models import User  # noqa: F401
 from engine.db import Base  # noqa: F401
 from engine.events.models import Event, Source  # noqa: F401
+from engine.incidents.models import ProcessIncident  # noqa: F401
 from engine.notify.models import Notification  # noqa: F401
 from engine.org.models import OrgUnit  # noqa: F401
 from engine.processes.models import MessageWait, ProcessInstance  # noqa: F401

@@ -30,6 +30,8 @@ from engine.db import Database, insert_unless_present, is_transient, utcnow
 from engine.events.models import FAILED, PENDING, PROCESSED, Event
 from engine.events.partitions import PARTITIONS
 from engine.events.vocabulary import Vocabulary
+from engine.incidents import service as incidents
+from engine.incidents.models import RULE
 from engine.notify import service as notify
 from engine.ops.logs import log_context
 from engine.ops.metrics import PIPELINE_PASS, timed
@@ -105,6 +107,10 @@ class Pipeline:
         self.live: dict[str, LiveRuleset] = {}
         self._generation: frozenset[int] | None = None
         self._rulesets: dict[int, RuleSet] = {}  # parsed rules by version id (retired ones too)
+        # Event by event after a failed batch: each scenario's part in its own savepoint, its
+        # failures kept as incidents (see _handle); a failed part disturbs the matcher.
+        self._isolating = False
+        self._rules_disturbed = False
 
     # -- rules ------------------------------------------------------------------------------
 
@@ -288,7 +294,16 @@ class Pipeline:
     def _handle_carefully(self, session: Session, events: list[Event],
                           seqs: dict[int, int] | None, now, done: list[dict]) -> int:
         # Each event in a savepoint, its rule windows written with it: a failing event is marked
-        # (backoff, then dead letter) and the batch stops after it.
+        # (backoff, then dead letter) and the batch stops after it. Within an event, each
+        # scenario's part is isolated (_isolating): a scenario's failure is its incident.
+        self._isolating = True
+        try:
+            return self._handle_each(session, events, seqs, now, done)
+        finally:
+            self._isolating = self._rules_disturbed = False
+
+    def _handle_each(self, session: Session, events: list[Event], seqs: dict[int, int] | None,
+                     now, done: list[dict]) -> int:
         for index, event in enumerate(events):
             with log_context(event_id=event.id):
                 try:
@@ -312,6 +327,11 @@ class Pipeline:
                     self._forget_rules()
                     return index + 1
             self._processed(event, seqs, done)
+            if self._rules_disturbed:
+                # A scenario's rules failed on it: what that scenario posted to the matcher was
+                # rolled back; rebuild the matcher from the store before the next event.
+                self._forget_rules()
+                return index + 1
         return len(events)
 
     def _processed(self, event: Event, seqs: dict[int, int] | None, done: list[dict]) -> None:
@@ -358,27 +378,49 @@ class Pipeline:
         for live in list(self.live.values()):
             if event.type not in live.event_types:
                 continue
+            if not self._isolating:
+                self._apply_rules(session, event, live, message)
+                continue
+            # Handled again event by event after a failure: one scenario's failure must not
+            # stop the others from handling this event. Its rules' part is rolled back and
+            # kept as an incident; the matcher is rebuilt after this event.
             try:
-                matches = self.matcher.post(live.name, message)
-            except DuplicateMessage:
-                raise RuntimeError(f"the rule engine had already seen event {event.id} in "
-                                   f"{live.name}") from None
-            parts: dict[str, set[str]] = {}
-            for match in matches:
-                rule_key, part = split_part(match.rule_key)
-                if part is None:
-                    ids = sorted(int(m["id"]) for m in match.events.values())
-                    self._on_match(session, live.version_id, Detection(
-                        rule_key, match.events, ids))
-                else:
-                    parts.setdefault(rule_key, set()).add(part)
-            moment = event.time or event.received_at
-            for rule_key, matched in parts.items():
-                detection = self.temporal.observe(session, live.version_id,
-                                                  live.rules.rule(rule_key), matched, message,
-                                                  moment)
-                if detection is not None:
-                    self._on_match(session, live.version_id, detection)
+                with session.begin_nested():
+                    self._apply_rules(session, event, live, message)
+            except Exception as exc:  # noqa: BLE001 - any fault of that scenario's rules
+                if is_transient(exc):
+                    raise
+                log.warning("scenario %s failed on event %s: %s", live.name, event.id, exc)
+                self._rules_disturbed = True
+                incidents.open_incident(
+                    session, kind=RULE, scenario_key=live.name.rsplit("@", 1)[0],
+                    version_id=live.version_id, element=None, actor="engine",
+                    error=f"{type(exc).__name__}: {exc}", payload={"event_id": event.id})
+
+    def _apply_rules(self, session: Session, event: Event, live: LiveRuleset,
+                     message: dict) -> None:
+        """Post the event to one scenario's rules and act on what they match."""
+        try:
+            matches = self.matcher.post(live.name, message)
+        except DuplicateMessage:
+            raise RuntimeError(f"the rule engine had already seen event {event.id} in "
+                               f"{live.name}") from None
+        parts: dict[str, set[str]] = {}
+        for match in matches:
+            rule_key, part = split_part(match.rule_key)
+            if part is None:
+                ids = sorted(int(m["id"]) for m in match.events.values())
+                self._on_match(session, live.version_id, Detection(
+                    rule_key, match.events, ids))
+            else:
+                parts.setdefault(rule_key, set()).add(part)
+        moment = event.time or event.received_at
+        for rule_key, matched in parts.items():
+            detection = self.temporal.observe(session, live.version_id,
+                                              live.rules.rule(rule_key), matched, message,
+                                              moment)
+            if detection is not None:
+                self._on_match(session, live.version_id, detection)
 
     def fire_rule_timer(self, session: Session, timer: Timer) -> None:
         """A temporal rule's deadline passed (scheduler handler for rule timers)."""
@@ -386,7 +428,8 @@ class Pipeline:
         rule = self._rules_of(version).rule(timer.payload["rule"])
         event = session.get(Event, timer.payload["event_id"])
         detection = self.temporal.on_timer(rule, timer, self._message(event))
-        self._on_match(session, version.id, detection)
+        # A scenario that fails to start here is its incident, not a failed timer.
+        self._on_match(session, version.id, detection, isolate=True)
 
     def _refresh_message_types(self, session: Session, count: int) -> None:
         """The event types some process of any stored version may wait for (its BPMN messages;
@@ -445,9 +488,11 @@ class Pipeline:
         for instance_id in sorted(instance_ids):
             self.runtime.deliver_message(session, instance_id, event.type, event.data,
                                          actor="engine", event_id=event.id,
-                                         received_at=event.received_at)
+                                         received_at=event.received_at,
+                                         isolate=self._isolating)
 
-    def _on_match(self, session: Session, version_id: int, match: Detection) -> None:
+    def _on_match(self, session: Session, version_id: int, match: Detection,
+                  isolate: bool = False) -> None:
         ids = match.event_ids
         ids_key = ",".join(str(i) for i in ids)
         if len(ids_key) > 200:  # a long window: its ids are kept in full in event_ids
@@ -489,6 +534,7 @@ class Pipeline:
                                   "subject": subject, "event_ids": ids})
             data["violation_id"] = violation.id
         instance = self.runtime.start(session, version, data, actor=actor, subject=subject,
+                                      isolate=isolate or self._isolating,
                                       details={"rule": rule.key, "event_ids": ids})
         if violation is not None:
             violation.instance_id = instance.id

@@ -79,14 +79,14 @@ class Services:
                 return events, timers
             events, timers = events + done, timers + fired
 
-    def complete_task(self, user: User, task_id: int, answers: object):
+    def complete_task(self, user: User, task_id: int, answers: object) -> tasks.Completion:
         """Complete a task in its own transaction, retrying if its instance moved meanwhile."""
         for attempt in range(3):
             try:
                 with self.db.session() as s:
-                    task = tasks.complete(s, self.runtime, user, task_id, answers)
+                    done = tasks.complete(s, self.runtime, user, task_id, answers)
                 self.wake()  # the step may have armed a timer due sooner than the runner's nap
-                return task
+                return done
             except Exception as exc:
                 # Its instance moved meanwhile, or PostgreSQL broke a deadlock on this side.
                 if attempt == 2 or not is_transient(exc):

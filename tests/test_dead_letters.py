@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -11,9 +10,8 @@ from engine.app import create_app
 from engine.audit import service as audit
 from engine.audit.models import AuditRecord
 from engine.events.models import Event
-from engine.org import service as org
-from engine.org.models import OrgUnit
 from engine.tasks.models import Task
+from tests.faults import FAULT, failing_on
 from tests.spine_helpers import auth, send, ticket
 
 # The shipped hotline scenario routes environment tickets to this department (routing.dmn).
@@ -32,25 +30,17 @@ def client(app):
     return app.test_client()
 
 
-def _close_department(ioc, closed: bool) -> None:
-    # A reorganisation that ends a department without a successor: its tickets' tasks have
-    # nowhere to go, so the event fails; reopening it is the fix an administrator would make.
-    with ioc.db.session() as s:
-        for unit in s.scalars(select(OrgUnit).where(OrgUnit.key == COMPETENT)):
-            unit.valid_to = org.today() - timedelta(days=1) if closed else None
-
-
 def _dead_ticket(client, ioc, token: str, ticket_id: str) -> int:
-    """Send an environment ticket while its department is closed; return its (dead) event id."""
-    _close_department(ioc, True)
-    try:
+    """Send an environment ticket while the engine fails on it; return its (dead) event id.
+
+    (A scenario's own failure is an incident of its instance, not a dead letter: only a fault
+    of the engine itself, here injected, stops an event for every scenario.)"""
+    with failing_on(ioc.pipeline, ticket_id):
         assert send(client, token, ticket(ticket_id)).status_code == 202
         ioc.pipeline.drain()
-    finally:
-        _close_department(ioc, False)
     with ioc.db.read() as s:
         event = s.scalars(select(Event).where(Event.subject == ticket_id)).one()
-    assert event.status == "failed" and "not a department" in event.error
+    assert event.status == "failed" and event.error == FAULT
     return event.id
 
 
@@ -72,7 +62,7 @@ def test_listed_for_admins_only_and_filtered(client, loaded, source, people):
     body = client.get(LIST, headers=admin).get_json()
     assert [(e["event_id"], e["status"], e["attempts"]) for e in body] == [(dead, "failed", 1)]
     assert body[0]["type"] == "hotline.ticket.created" and "partition" in body[0]
-    assert "not a department" in body[0]["error"]
+    assert body[0]["error"] == FAULT
     assert client.get(LIST, query_string={"type": "hotline.ticket.created"},
                       headers=admin).get_json()[0]["event_id"] == dead
     assert client.get(LIST, query_string={"type": "dossier.received"}, headers=admin
@@ -102,7 +92,7 @@ def test_retry_after_the_fix_processes_the_event_and_is_audited(client, loaded, 
         assert [t.department_key for t in s.scalars(select(Task))] == [COMPETENT]
     [retried] = _audits(loaded, "event.retried")
     assert (retried.actor, retried.subject_id) == ("user:admin", str(dead))
-    assert retried.details["attempts"] == 1 and "not a department" in retried.details["error"]
+    assert retried.details["attempts"] == 1 and retried.details["error"] == FAULT
     assert _chain_ok(loaded)
     # Once processed it is no dead letter any more: a second retry conflicts.
     again = client.post(f"{LIST}/{dead}/retry", headers=admin)
@@ -111,9 +101,9 @@ def test_retry_after_the_fix_processes_the_event_and_is_audited(client, loaded, 
 
 def test_a_retry_that_fails_again_is_a_dead_letter_again(client, loaded, source, people):
     dead = _dead_ticket(client, loaded, source[1], "1022-d3")
-    _close_department(loaded, True)  # the cause is not fixed
     assert client.post(f"{LIST}/{dead}/retry", headers=auth(people["admin"][1])).status_code == 200
-    loaded.pipeline.drain()
+    with failing_on(loaded.pipeline, "1022-d3"):  # the cause is not fixed
+        loaded.pipeline.drain()
     with loaded.db.read() as s:
         assert (s.get(Event, dead).status, s.get(Event, dead).attempts) == ("failed", 1)
     assert len(_audits(loaded, "event.failed")) == 2
@@ -194,7 +184,7 @@ def test_the_page_lists_dead_letters_and_its_buttons_work(app, loaded, source, p
         assert f'id="event-{event_id}"' in html
         assert f'action="/dead-letters/{event_id}/retry"' in html
         assert f'action="/dead-letters/{event_id}/discard"' in html
-    assert "1022-w1" in html and "not a department" in html
+    assert "1022-w1" in html and "injected fault" in html
 
     resp = web.post(f"/dead-letters/{second}/discard", data={"csrf_token": token, "reason": " "})
     assert resp.status_code == 422

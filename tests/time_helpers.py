@@ -95,6 +95,12 @@ class Drive:
         user.token = token
         return user
 
+    def ioc_client(self):
+        """A test client of the web app and API on this engine (its clock)."""
+        from engine.app import create_app
+
+        return create_app(services=self.ioc).test_client()
+
     def complete(self, user, task_id: int, answers: dict) -> None:
         """Complete a task as `user` and run what follows."""
         self.ioc.complete_task(user, task_id, answers)

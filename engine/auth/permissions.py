@@ -15,18 +15,18 @@ ROLE_NAMES = {
 _READ_CASES = {"violations.read", "instances.read", "sla.read"}
 PERMISSIONS: dict[str, set[str]] = {
     "inspector": _READ_CASES | {"scenarios.read", "scenarios.design", "events.read",
-                                "sla.any_department"},
+                                "sla.any_department", "incidents.read", "incidents.manage"},
     "civil_servant": {"tasks.read", "tasks.claim", "tasks.complete"},
     "department_head": {"tasks.read", "tasks.claim", "tasks.complete"} | _READ_CASES,
     "commander": _READ_CASES | {"tasks.read", "tasks.any_department", "scenarios.read",
                                 "sla.any_department"},
     "auditor": _READ_CASES | {"audit.read", "tasks.read", "tasks.any_department",
-                              "sla.any_department",
+                              "sla.any_department", "incidents.read",
                               "scenarios.read", "events.read"},
     "admin": _READ_CASES | {"tasks.read", "tasks.claim", "tasks.complete", "tasks.any_department",
                             "sla.any_department", "sources.read",
                             "audit.read", "scenarios.read", "scenarios.design", "events.read",
-                            "events.dead_letters"},
+                            "events.dead_letters", "incidents.read", "incidents.manage"},
 }
 
 

@@ -7,8 +7,10 @@ concurrent steps on one instance cannot both win (the loser gets StaleDataError 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.specs.defaults import ExclusiveGateway, InclusiveGateway, ScriptTask
@@ -26,24 +28,47 @@ from engine.audit import service as audit
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.db import utcnow
 from engine.expressions import ExpressionError, evaluate
+from engine.incidents import service as incidents
+from engine.incidents.models import MESSAGE, START, TASK, TIMER
 from engine.ops.logs import log_context
 from engine.org import service as org
 from engine.processes import spiff
-from engine.processes.models import COMPLETED, RUNNING, MessageWait, ProcessInstance
-from engine.scenarios.models import ScenarioVersion
+from engine.processes.models import COMPLETED, ERROR, RUNNING, MessageWait, ProcessInstance
+from engine.scenarios.models import PUBLISHED, ScenarioVersion
 from engine.tasks import forms
 from engine.tasks.models import ACTIVE, CANCELLED, Task
 from engine.tasks.models import COMPLETED as TASK_COMPLETED
 from engine.timers import service as timers
 from engine.timers.models import BPMN, PENDING, Timer
 from engine.timers.models import CANCELLED as TIMER_CANCELLED
+from engine.timers.models import FAILED as TIMER_FAILED
 from engine.violations.models import Violation
 from engine.worktime.calendar import WorkingCalendar
 from engine.worktime.functions import scenario_functions
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 
 class ProcessError(Exception):
-    """A process step failed because of the scenario (bad expression, unknown department…)."""
+    """A process step failed because of the scenario (bad expression, unknown department…);
+    `element`: the BPMN element it failed at, when known."""
+
+    def __init__(self, message: str, element: str | None = None):
+        super().__init__(message)
+        self.element = element
+
+
+class TaskWithdrawn(ProcessError):
+    """The task a person answers is no longer waiting (a deadline or a message came first):
+    not a fault of the scenario, and nothing to retry."""
+
+
+def _element_of(exc: Exception) -> str | None:
+    """The BPMN id SpiffWorkflow's error names (its task's spec), if any."""
+    task = getattr(exc, "task", None)
+    spec = getattr(task, "task_spec", None) or getattr(exc, "task_spec", None)
+    return getattr(spec, "bpmn_id", None) or getattr(spec, "name", None)
 
 
 def _plain(value: Any) -> Any:
@@ -117,11 +142,28 @@ class ProcessRuntime:
     # -- public steps ------------------------------------------------------------------------
 
     def start(self, session: Session, version: ScenarioVersion, data: dict, *, actor: str,
-              subject: str | None = None, details: dict | None = None) -> ProcessInstance:
-        """Start an instance of `version` with `data` on its start task and run to its first wait."""
+              subject: str | None = None, details: dict | None = None,
+              isolate: bool = False) -> ProcessInstance:
+        """Start an instance of `version` with `data` on its start task and run to its first wait.
+
+        `isolate`: a failure of the scenario (ProcessError) leaves the instance stored unstarted,
+        in status `error`, with an open incident to retry; nothing else is rolled back.
+        """
+        if not isolate:
+            return self._start(session, version, data, actor, subject, details)
+        return self._isolated(
+            session, lambda: self._start(session, version, data, actor, subject, details),
+            lambda exc: self._start_failed(session, version, data, actor, subject, details, exc))
+
+    def _fresh(self, version: ScenarioVersion, data: dict) -> BpmnWorkflow:
         workflow = spiff.new_workflow(self._spec(version), self.script_timeout_s, self.clock,
                                       self.functions)
         workflow.get_tasks(state=TaskState.READY)[0].data.update(_plain(data))
+        return workflow
+
+    def _start(self, session: Session, version: ScenarioVersion, data: dict, actor: str,
+               subject: str | None, details: dict | None) -> ProcessInstance:
+        workflow = self._fresh(version, data)
         # Run to the first wait before the row exists: it is written once, with that state
         # (not inserted empty, then updated).
         done = self._steps(workflow)
@@ -138,6 +180,49 @@ class ProcessRuntime:
             self._keep(session, instance, version, workflow, actor, done, fresh=True)
         return instance
 
+    def _start_failed(self, session: Session, version: ScenarioVersion, data: dict, actor: str,
+                      subject: str | None, details: dict | None,
+                      exc: ProcessError) -> ProcessInstance:
+        # Stored as it was before its first step, so that a retry runs that step again.
+        instance = ProcessInstance(scenario_version_id=version.id, scenario_key=version.key,
+                                   subject=subject, state=spiff.dump_state(
+                                       self._fresh(version, data)),
+                                   data=_plain(data), status=ERROR, error=str(exc)[:2000])
+        session.add(instance)
+        session.flush()
+        audit.record(session, "instance.started", actor=actor, subject_type="instance",
+                     subject_id=instance.id, instance_id=instance.id,
+                     details={"scenario": version.key, "version": version.version,
+                              "data": _plain(data), "failed": str(exc)[:2000], **(details or {})})
+        incidents.open_incident(session, kind=START, scenario_key=version.key,
+                                version_id=version.id, instance_id=instance.id,
+                                element=exc.element, error=str(exc), actor=actor)
+        return instance
+
+    def _isolated(self, session: Session, step: Callable[[], T],
+                  on_failure: Callable[[ProcessError], T]) -> T:
+        """`step` in a savepoint: a failure of the scenario rolls back only the step, and
+        `on_failure(error)` answers for it (a person's withdrawn task is no failure)."""
+        try:
+            with session.begin_nested():
+                return step()
+        except TaskWithdrawn:
+            raise
+        except ProcessError as exc:
+            log.warning("a step failed: %s", exc)
+            return on_failure(exc)
+
+    def _step_failed(self, session: Session, instance_id: int, kind: str, exc: ProcessError,
+                     actor: str, payload: dict):
+        """Keep the failure of a step of a running instance as an incident; the instance stays
+        as it was before the step, its error shown."""
+        instance = session.get(ProcessInstance, instance_id)
+        instance.error = str(exc)[:2000]
+        return incidents.open_incident(session, kind=kind, scenario_key=instance.scenario_key,
+                                       version_id=instance.scenario_version_id,
+                                       instance_id=instance_id, element=exc.element,
+                                       error=str(exc), actor=actor, payload=payload)
+
     def complete_task(self, session: Session, task: Task, answers: dict, *, actor: str,
                       user_id: int | None) -> ProcessInstance:
         """Complete a user task with already-checked form answers and run on to the next wait."""
@@ -150,14 +235,16 @@ class ProcessRuntime:
         spiff_task = workflow.get_task_from_id(UUID(task.spiff_task_id))
         if spiff_task is None or spiff_task.state != TaskState.READY:
             if fired:
-                raise ProcessError(f"task {task.bpmn_id}: its deadline ({', '.join(fired)}) "
-                                   "passed before this answer; the process moved on without it")
-            raise ProcessError(f"task {task.id} is no longer waiting in its process")
+                raise TaskWithdrawn(f"task {task.bpmn_id}: its deadline ({', '.join(fired)}) "
+                                    "passed before this answer; the process moved on without it",
+                                    task.bpmn_id)
+            raise TaskWithdrawn(f"task {task.id} is no longer waiting in its process", task.bpmn_id)
         spiff_task.data.update(_plain(answers))
         try:
             spiff_task.run()
         except (SpiffWorkflowException, ExpressionError) as exc:
-            raise ProcessError(f"task {task.bpmn_id}: {exc}") from exc
+            raise ProcessError(f"task {task.bpmn_id}: {exc}", _element_of(exc) or task.bpmn_id) \
+                from exc
         task.status, task.result = TASK_COMPLETED, _plain(answers)
         task.completed_at, task.completed_by_id = utcnow(), user_id
         audit.record(session, "task.completed", actor=actor, subject_type="task",
@@ -169,13 +256,28 @@ class ProcessRuntime:
 
     def deliver_message(self, session: Session, instance_id: int, name: str, payload: dict, *,
                         actor: str, event_id: int | None = None,
-                        received_at: datetime | None = None) -> bool:
+                        received_at: datetime | None = None, isolate: bool = False) -> bool:
         """Give a message to an instance waiting for it; False if it no longer waits.
 
         The message is handled at the moment it was received (default: now) on the engine's
         clock: a timer due before that moment fires first, even if the scheduler has not got to
         it, and wins an event-based gateway; one due later loses to the message.
+        `isolate`: a failure of the scenario becomes an incident of the instance (False).
         """
+        def deliver() -> bool:
+            return self._deliver(session, instance_id, name, payload, actor, event_id,
+                                 received_at)
+        def failed(exc: ProcessError) -> bool:
+            # The message itself is kept: a retry delivers it as it came, at its moment.
+            moment = received_at or self.clock.now()
+            self._step_failed(session, instance_id, MESSAGE, exc, actor, {
+                "event_id": event_id, "type": name, "data": _plain(payload),
+                "received_at": moment.isoformat()})
+            return False
+        return self._isolated(session, deliver, failed) if isolate else deliver()
+
+    def _deliver(self, session: Session, instance_id: int, name: str, payload: dict, actor: str,
+                 event_id: int | None, received_at: datetime | None) -> bool:
         instance, version, workflow = self._load(session, instance_id)
         if instance.status != RUNNING:
             return False
@@ -194,7 +296,7 @@ class ProcessRuntime:
                         workflow.script_engine, definition.correlation_properties, payload)
                     workflow.send_event(BpmnEvent(definition, _plain(payload), correlations))
                 except (SpiffWorkflowException, ExpressionError) as exc:
-                    raise ProcessError(f"message {name}: {exc}") from exc
+                    raise ProcessError(f"message {name}: {exc}", _element_of(exc)) from exc
                 audit.record(session, "message.correlated", actor=actor, subject_type="instance",
                              subject_id=instance.id, instance_id=instance.id,
                              details={"message": name, "event_id": event_id,
@@ -210,7 +312,15 @@ class ProcessRuntime:
         return bool(waiting)
 
     def fire_timer(self, session: Session, timer: Timer) -> None:
-        """A BPMN timer of an instance is due (scheduler handler): fire it and run on."""
+        """A BPMN timer of an instance is due (scheduler handler): fire it and run on. A failure
+        of the scenario becomes an incident of the instance; the timer is marked failed."""
+        def failed(exc: ProcessError) -> None:
+            timer.status, timer.error = TIMER_FAILED, str(exc)[:2000]
+            self._step_failed(session, timer.instance_id, TIMER, exc, "scheduler",
+                              {"timer_id": timer.id})
+        self._isolated(session, lambda: self._fire_timer(session, timer), failed)
+
+    def _fire_timer(self, session: Session, timer: Timer) -> None:
         instance, version, workflow = self._load(session, timer.instance_id)
         if instance.status != RUNNING:
             return
@@ -221,6 +331,59 @@ class ProcessRuntime:
                      subject_id=instance.id, instance_id=instance.id,
                      details={"timers": due, "due_at": timer.due_at})
         self._advance(session, instance, version, workflow, "scheduler")
+
+    # -- incidents ---------------------------------------------------------------------------
+
+    def retry(self, session: Session, incident, actor: str) -> str | None:
+        """Run the failed step of an incident again (in a savepoint); None when it went
+        through, else the error it failed with again."""
+        def step() -> None:
+            if incident.kind == START:
+                self._restart(session, incident.instance_id, actor)
+            elif incident.kind == MESSAGE:
+                message = incident.payload
+                if not self._deliver(session, incident.instance_id, message["type"],
+                                     message["data"], actor, message.get("event_id"),
+                                     datetime.fromisoformat(message["received_at"])):
+                    raise ProcessError("the instance no longer waits for this message")
+            elif incident.kind == TIMER:
+                self._fire_timer(session, session.get(Timer, incident.payload["timer_id"]))
+            elif incident.kind == TASK:
+                answer = incident.payload
+                task = session.get(Task, answer["task_id"])
+                if task is None or task.status not in ACTIVE:
+                    raise ProcessError(f"task {answer['task_id']} is no longer open")
+                self.complete_task(session, task, answer["answers"], actor=answer["actor"],
+                                   user_id=answer["user_id"])
+            else:
+                raise ProcessError(f"an incident of kind {incident.kind} cannot be retried")
+        try:
+            with session.begin_nested():
+                step()
+        except ProcessError as exc:
+            return str(exc)
+        return None
+
+    def _restart(self, session: Session, instance_id: int, actor: str) -> None:
+        """Run the first steps of an instance that failed to start, on the scenario's
+        published version (a fixed scenario is a new version)."""
+        instance = session.get(ProcessInstance, instance_id, with_for_update=True,
+                               populate_existing=True)
+        if instance.status != ERROR:
+            raise ProcessError(f"instance {instance_id} is {instance.status}, not waiting to start")
+        version = self.version(session, instance.scenario_version_id)
+        published = session.scalars(select(ScenarioVersion.id).where(
+            ScenarioVersion.key == instance.scenario_key,
+            ScenarioVersion.status == PUBLISHED)).first()
+        if published is not None and published != version.id:
+            version = self.version(session, published)
+            instance.scenario_version_id = version.id
+        workflow = self._fresh(version, instance.data)
+        instance.status, instance.error = RUNNING, None
+        audit.record(session, "instance.restarted", actor=actor, subject_type="instance",
+                     subject_id=instance.id, instance_id=instance.id,
+                     details={"scenario": version.key, "version": version.version})
+        self._advance(session, instance, version, workflow, actor)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -244,7 +407,8 @@ class ProcessRuntime:
             try:
                 spiff.fire_due_timers(workflow)
             except (SpiffWorkflowException, ExpressionError) as exc:
-                raise ProcessError(f"timer {', '.join(due)}: {exc}") from exc
+                raise ProcessError(f"timer {', '.join(due)}: {exc}",
+                                   _element_of(exc) or due[0]) from exc
         return due
 
     def _steps_audited(self, session: Session, instance: ProcessInstance,
@@ -272,7 +436,7 @@ class ProcessRuntime:
         try:
             workflow.do_engine_steps(did_complete_task=done.append)
         except (SpiffWorkflowException, ExpressionError) as exc:
-            raise ProcessError(str(exc)) from exc
+            raise ProcessError(str(exc), _element_of(exc)) from exc
         return done
 
     @staticmethod
@@ -328,13 +492,14 @@ class ProcessRuntime:
                 key = evaluate(lane[1:].strip(), {**self.functions, **spiff_task.data},
                                timeout_s=self.script_timeout_s)
             except ExpressionError as exc:
-                raise ProcessError(f"lane {lane!r}: {exc}") from exc
+                raise ProcessError(f"lane {lane!r}: {exc}", spiff_task.task_spec.bpmn_id) from exc
         else:
             key = lane
         unit = org.resolve(session, str(key)) if key else None
         if unit is None:
             raise ProcessError(f"task {spiff_task.task_spec.bpmn_id}: lane {lane!r} gives "
-                               f"{key!r}, which is not a department of the organisation")
+                               f"{key!r}, which is not a department of the organisation",
+                               spiff_task.task_spec.bpmn_id)
         return unit.key
 
     def _sync_tasks(self, session: Session, instance: ProcessInstance, version: ScenarioVersion,

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from engine.api import ApiProblem, bp, int_arg, require_user, services
 from engine.audit import service as audit
+from engine.incidents import service as incidents
 from engine.processes import service
 from engine.processes.models import CANCELLED, COMPLETED, ERROR, RUNNING, ProcessInstance
 from engine.tasks.models import ACTIVE, Task
@@ -44,7 +45,8 @@ def get_instance(instance_id: int):
         instance = _instance(s, instance_id)
         tasks = list(s.scalars(select(Task).where(Task.instance_id == instance_id,
                                                   Task.status.in_(ACTIVE))))
-        return jsonify(service.to_dict(instance, tasks))
+        return jsonify({**service.to_dict(instance, tasks), "incidents": [
+            incidents.to_dict(i) for i in incidents.open_for_instance(s, instance_id)]})
 
 
 @bp.get("/instances/<int:instance_id>/history")

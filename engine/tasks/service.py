@@ -1,6 +1,8 @@
 """Department tasks: list what a person may see, claim, complete (answers checked against the form)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -8,8 +10,10 @@ from engine.audit import service as audit
 from engine.auth.models import User
 from engine.auth.permissions import allowed
 from engine.db import utcnow
+from engine.incidents import service as incidents
+from engine.incidents.models import TASK, ProcessIncident
 from engine.processes.models import ProcessInstance
-from engine.processes.service import ProcessError, ProcessRuntime
+from engine.processes.service import ProcessError, ProcessRuntime, TaskWithdrawn
 from engine.tasks import forms
 from engine.tasks.models import CLAIMED, OPEN, STATUSES, Task
 
@@ -105,8 +109,9 @@ def claim(session: Session, user: User, task_id: int,
 
 
 def complete(session: Session, runtime: ProcessRuntime, user: User, task_id: int,
-             answers: object) -> Task:
-    """Complete a task with form answers; an unclaimed task is claimed on the way."""
+             answers: object) -> Completion:
+    """Complete a task with form answers; an unclaimed task is claimed on the way. When the
+    scenario fails on it, the answer is kept and an incident opened (Completion.incident)."""
     task = _get_to_change(session, user, task_id)
     _check_may_work(user, task, "tasks.complete")
     if task.status == CLAIMED and task.assignee_id != user.id:
@@ -118,12 +123,48 @@ def complete(session: Session, runtime: ProcessRuntime, user: User, task_id: int
         raise TaskError(422, "the answers do not fit the task's form", errors)
     if task.status == OPEN:
         claim(session, user, task.id, runtime)
+    actor = f"user:{user.username}"
     try:
-        runtime.complete_task(session, task, data, actor=f"user:{user.username}",
-                              user_id=user.id)
+        with session.begin_nested():
+            runtime.complete_task(session, task, data, actor=actor, user_id=user.id)
+    except TaskWithdrawn as exc:
+        raise TaskError(409, f"{exc} / Nhiệm vụ không còn chờ: quy trình đã đi tiếp") from exc
     except ProcessError as exc:
-        raise TaskError(409, f"the process could not go on: {exc}") from exc
-    return task
+        # The scenario failed, not the person: their answer is kept on the task (still theirs)
+        # and in an incident that runs the completion again once the scenario is fixed.
+        task.result = data
+        incident = incidents.open_incident(
+            session, kind=TASK, scenario_key=_scenario_of(session, task), actor=actor,
+            instance_id=task.instance_id, element=exc.element, error=str(exc),
+            payload={"task_id": task.id, "answers": data, "user_id": user.id, "actor": actor})
+        session.get(ProcessInstance, task.instance_id).error = str(exc)[:2000]
+        audit.record(session, "task.answer_kept", actor=actor, subject_type="task",
+                     subject_id=task.id, instance_id=task.instance_id,
+                     details={"task": task.bpmn_id, "incident": incident.id, "answers": data})
+        return Completion(task, incident)
+    return Completion(task)
+
+
+@dataclass
+class Completion:
+    """A completed task; or a kept answer whose process failed (`incident` to retry)."""
+
+    task: Task
+    incident: ProcessIncident | None = None
+
+    def message(self) -> str:
+        """What to tell the person, Vietnamese first."""
+        if self.incident is None:
+            return f"Đã hoàn thành nhiệm vụ / Task completed: {self.task.name}"
+        return (f"Đã lưu kết quả của bạn, nhưng quy trình gặp lỗi ở bước "
+                f"{self.incident.element or '?'}; thanh tra đã được báo và sẽ chạy lại khi sửa "
+                f"xong (sự cố #{self.incident.id}). / Your answer is saved, but the process "
+                f"failed at {self.incident.element or '?'}; the inspectors are told and will "
+                f"run it again once fixed (incident #{self.incident.id}).")
+
+
+def _scenario_of(session: Session, task: Task) -> str:
+    return session.get(ProcessInstance, task.instance_id).scenario_key
 
 
 def to_dict(task: Task, assignee: str | None = None) -> dict:

@@ -5,6 +5,7 @@ from flask import g, jsonify, request
 
 from engine.api import ApiProblem, bp, int_arg, json_body, require_user, services
 from engine.auth.models import User
+from engine.incidents import service as incidents
 from engine.tasks import service
 from engine.tasks.service import TaskError
 
@@ -68,7 +69,12 @@ def complete_task(task_id: int):
     answers = body.get("data", body) if isinstance(body, dict) else body
     ioc = services()
     try:
-        task = ioc.complete_task(g.user, task_id, answers)
+        done = ioc.complete_task(g.user, task_id, answers)
     except TaskError as exc:
         raise _as_problem(exc) from None
-    return jsonify(service.to_dict(task, g.user.username))
+    body = service.to_dict(done.task, g.user.username)
+    if done.incident is None:
+        return jsonify(body)
+    # Accepted, not done: the answer is kept and the process waits for its scenario's fix.
+    return jsonify({**body, "detail": done.message(),
+                    "incident": incidents.to_dict(done.incident)}), 202
