@@ -18,11 +18,10 @@ from sqlalchemy import select
 from engine.audit import service as audit
 from engine.events import service as events
 from engine.events.models import Event
-from engine.org import service as org
-from engine.org.models import OrgUnit
 from engine.rules.models import RuleState
 from engine.timers.models import Timer
 from tests.conftest import load_scenarios
+from tests.faults import FAULT, failing_on
 from tests.time_helpers import Drive, local
 
 START = local("2026-03-07 20:00")  # a Saturday evening
@@ -127,26 +126,16 @@ def test_a_count_window_fills_across_batches(drive):
     assert _window(drive, "keyword-spreading", "ngập Dĩ An") == {"events": []}  # used up
 
 
-def _close_environment(drive, closed: bool) -> None:
-    # A department ended without a successor: the incident's task has nowhere to go, so the
-    # reading that completes the streak fails (the poison of tests/test_dead_letters.py).
-    with drive.db.session() as s:
-        for unit in s.scalars(select(OrgUnit).where(OrgUnit.key == ENVIRONMENT)):
-            unit.valid_to = org.today() - timedelta(days=1) if closed else None
-
-
 def test_a_failing_event_in_a_batch_keeps_the_others_and_drops_its_own_window(drive):
     drive.ioc.pipeline.max_attempts = 1  # the first failure makes a dead letter
     raws = [_reading(i, "BD-AQ-01", m, v) for i, (m, v) in enumerate(STREAK[:6])]
-    # 21:00 completes 30 minutes over the limit: this reading opens the incident, and fails.
+    # 21:00 completes 30 minutes over the limit: this reading would open the incident; it fails.
     poison = _reading(6, "BD-AQ-01", 60, 70)
     after = _reading(0, "BD-AQ-03", 65, 30, aqi=40)
     _store(drive, raws + [poison, after])
-    _close_environment(drive, True)
-    try:
+    # The engine fails on it (an injected fault: a scenario's own failure would be an incident).
+    with failing_on(drive.ioc.pipeline, poison["id"]):
         drive.ioc.pipeline.drain()
-    finally:
-        _close_environment(drive, False)
     status = _status(drive)
     assert status.pop(poison["id"]) == "failed"
     assert set(status.values()) == {"processed"}  # before it and after it
@@ -159,7 +148,7 @@ def test_a_failing_event_in_a_batch_keeps_the_others_and_drops_its_own_window(dr
     with drive.db.read() as s:
         assert audit.verify(s).ok
         [failed] = s.scalars(select(Event).where(Event.status == "failed"))
-        assert "not a department" in failed.error
+        assert failed.error == FAULT
     # The matcher was rebuilt from the store: the next reading goes on with the same streak.
     _store(drive, [_reading(7, "BD-AQ-01", 70, 75)])
     drive.ioc.pipeline.drain()
@@ -247,19 +236,19 @@ def test_a_worker_reads_a_scenario_version_once_and_keeps_it_through_a_rollback(
         _store(drive, [_reading(i, "BD-AQ-01", m, v) for i, (m, v) in enumerate(STREAK)])
         drive.ioc.pipeline.drain()
         assert len(drive.violations()) == 1 and version_reads() == 1
-        # … then a batch with the same scenario fails and rolls back …
+        # … then a batch that uses the same scenario fails after it and rolls back (the engine
+        # fails on its last reading), and is handled again event by event …
         drive.ioc.pipeline.max_attempts = 1
-        _store(drive, [_reading(i, "BD-AQ-02", m, v) for i, (m, v) in enumerate(STREAK)])
-        _close_environment(drive, True)
-        try:
+        streak = [_reading(i, "BD-AQ-02", m, v) for i, (m, v) in enumerate(STREAK)]
+        poison = _reading(len(STREAK), "BD-AQ-02", 80, 75)
+        _store(drive, streak + [poison])
+        with failing_on(drive.ioc.pipeline, poison["id"]):
             drive.ioc.pipeline.drain()
-        finally:
-            _close_environment(drive, False)
-        assert len(drive.violations()) == 1
+        assert len(drive.violations()) == 2
         # … and a third station's streak is handled with the version read the first time.
         _store(drive, [_reading(i, "BD-AQ-04", m, v) for i, (m, v) in enumerate(STREAK)])
         drive.ioc.pipeline.drain()
-    assert sorted(v.subject for v in drive.violations()) == ["BD-AQ-01", "BD-AQ-04"]
+    assert sorted(v.subject for v in drive.violations()) == ["BD-AQ-01", "BD-AQ-02", "BD-AQ-04"]
     assert version_reads() == 1
 
 
