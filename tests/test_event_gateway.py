@@ -5,7 +5,6 @@ cancelled and a late message changes nothing, whether or not the scheduler got t
 """
 from __future__ import annotations
 
-import textwrap
 from datetime import datetime
 
 import pytest
@@ -16,17 +15,10 @@ from engine.events import service as events
 from engine.processes.models import ProcessInstance
 from engine.timers.models import Timer
 from tests.conftest import load_scenarios
+from tests.scenario_files import HEAD, correlated_message, write_scenario
 from tests.time_helpers import Drive, local
 
-GATEWAY = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-  id="defs" targetNamespace="https://ioc.test">
-  <bpmn:message id="msg" name="dossier.step_completed"/>
-  <bpmn:correlationProperty id="cp" name="dossier_id">
-    <bpmn:correlationPropertyRetrievalExpression messageRef="msg">
-      <bpmn:messagePath>dossier_id</bpmn:messagePath>
-    </bpmn:correlationPropertyRetrievalExpression>
-  </bpmn:correlationProperty>
+GATEWAY = HEAD + correlated_message("dossier.step_completed") + """
   <bpmn:process id="race" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>f0</bpmn:outgoing></bpmn:startEvent>
     <bpmn:eventBasedGateway id="gw"><bpmn:incoming>f0</bpmn:incoming>
@@ -70,25 +62,8 @@ GATEWAY = """<?xml version="1.0" encoding="UTF-8"?>
 def write_race_scenario(root, first: str = "PT1H", second: str = "PT2H") -> None:
     """The scenario the gateway tests (and the stress test) race: a message against two timers
     due `first` and `second` (ISO 8601 durations) after the gateway starts waiting."""
-    folder = root / "race"
-    folder.mkdir()
-    (folder / "scenario.yaml").write_text(textwrap.dedent("""\
-        key: race
-        version: 1
-        name: {vi: Chờ trả lời hoặc hết hạn, en: Answer or deadline}
-        owner: trung-tam-phvhcc
-        severity: low
-        """), encoding="utf-8")
-    (folder / "rules.yaml").write_text(textwrap.dedent("""\
-        rules:
-          - key: start
-            when: {event: dossier.returned}
-            then:
-              subject: "{event.dossier_id}"
-              data: {dossier_id: "{event.dossier_id}"}
-        """), encoding="utf-8")
     bpmn = GATEWAY.replace('"PT1H"', f'"{first}"').replace('"PT2H"', f'"{second}"')
-    (folder / "process.bpmn").write_text(bpmn, encoding="utf-8")
+    write_scenario(root, "race", "dossier.returned", bpmn)
 
 
 def branch_problems(session, instance_id: int) -> list[str]:

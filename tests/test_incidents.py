@@ -4,7 +4,6 @@ the person's answer is kept, and the incident is retried once the scenario (or w
 fixed, or resolved with a reason. Visible to inspectors and administrators over the API."""
 from __future__ import annotations
 
-import textwrap
 from datetime import date
 
 import pytest
@@ -17,13 +16,9 @@ from engine.processes.models import ProcessInstance
 from engine.tasks.models import Task
 from engine.timers.models import Timer
 from tests.conftest import SCENARIOS, load_scenarios
+from tests.scenario_files import HEAD, correlated_message, write_scenario
 from tests.spine_helpers import auth
 from tests.time_helpers import Drive, local
-
-HEAD = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="https://ioc.test">
-"""
 
 # Starts on a hotline ticket, as the shipped hotline scenario does; its script fails on the
 # ticket's data (a ward key is no number): an inspector's mistake the validator cannot see.
@@ -44,13 +39,7 @@ BROKEN_START = HEAD + """
 """
 
 # A person answers which unit takes the case over; the next task goes to that unit's inbox.
-HAND_OVER = HEAD + """
-  <bpmn:message id="msg" name="dossier.step_completed"/>
-  <bpmn:correlationProperty id="cp" name="dossier_id">
-    <bpmn:correlationPropertyRetrievalExpression messageRef="msg">
-      <bpmn:messagePath>dossier_id</bpmn:messagePath>
-    </bpmn:correlationPropertyRetrievalExpression>
-  </bpmn:correlationProperty>
+HAND_OVER = HEAD + correlated_message("dossier.step_completed") + """
   <bpmn:process id="hand_over" isExecutable="true">
     <bpmn:laneSet id="ls">
       <bpmn:lane id="lane_centre" name="trung-tam-phvhcc"><bpmn:flowNodeRef>choose</bpmn:flowNodeRef>
@@ -73,13 +62,7 @@ HAND_OVER = HEAD + """
 """
 
 # Waits for the citizen's step (a message), or a day; both paths run a script that fails.
-WAIT_THEN_FAIL = HEAD + """
-  <bpmn:message id="msg" name="dossier.step_completed"/>
-  <bpmn:correlationProperty id="cp" name="dossier_id">
-    <bpmn:correlationPropertyRetrievalExpression messageRef="msg">
-      <bpmn:messagePath>dossier_id</bpmn:messagePath>
-    </bpmn:correlationPropertyRetrievalExpression>
-  </bpmn:correlationProperty>
+WAIT_THEN_FAIL = HEAD + correlated_message("dossier.step_completed") + """
   <bpmn:process id="wait_then_fail" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
     <bpmn:eventBasedGateway id="gw"><bpmn:incoming>f1</bpmn:incoming>
@@ -109,27 +92,6 @@ WAIT_THEN_FAIL = HEAD + """
 """
 
 
-def _scenario(root, key: str, event: str, bpmn: str, data: str, version: int = 1,
-              subject: str = "") -> None:
-    folder = root / key
-    folder.mkdir(parents=True)
-    (folder / "scenario.yaml").write_text(textwrap.dedent(f"""\
-        key: {key}
-        version: {version}
-        name: {{vi: Thử {key}, en: Test {key}}}
-        owner: trung-tam-phvhcc
-        severity: low
-        """), encoding="utf-8")
-    (folder / "rules.yaml").write_text(textwrap.dedent(f"""\
-        rules:
-          - key: start
-            when: {{event: {event}}}
-            then:
-              data: {data}
-        """) + (f'      subject: "{subject}"\n' if subject else ""), encoding="utf-8")
-    (folder / "process.bpmn").write_text(bpmn, encoding="utf-8")
-
-
 TICKET = {"ticket_id": "1022-901", "category": "environment", "ward": "phuong-di-an",
           "description": "Nước thải đổ ra kênh"}
 DOSSIER = {"dossier_id": "HS-901", "procedure": "1.004227", "unit": "phuong-thu-dau-mot"}
@@ -138,12 +100,11 @@ DOSSIER = {"dossier_id": "HS-901", "procedure": "1.004227", "unit": "phuong-thu-
 @pytest.fixture
 def drive(ioc, source, tmp_path):
     load_scenarios(ioc)  # the shipped scenarios, the hotline one among them
-    _scenario(tmp_path / "v1", "count-ward", "hotline.ticket.created",
-              BROKEN_START.replace("{script}", "n = int(ward)"), '{ward: "{event.ward}"}')
-    _scenario(tmp_path / "v1", "hand-over", "dossier.received", HAND_OVER,
-              '{dossier_id: "{event.dossier_id}"}')
-    _scenario(tmp_path / "v1", "wait-then-fail", "dossier.returned", WAIT_THEN_FAIL,
-              '{dossier_id: "{event.dossier_id}"}', subject="{event.dossier_id}")
+    write_scenario(tmp_path / "v1", "count-ward", "hotline.ticket.created",
+                   BROKEN_START.replace("{script}", "n = int(ward)"),
+                   data='{ward: "{event.ward}"}', subject=None)
+    write_scenario(tmp_path / "v1", "hand-over", "dossier.received", HAND_OVER, subject=None)
+    write_scenario(tmp_path / "v1", "wait-then-fail", "dossier.returned", WAIT_THEN_FAIL)
     load_scenarios(ioc, str(tmp_path / "v1"))
     return Drive(ioc.db, ioc.vocabulary, local("2026-03-02 09:00"), source[0])
 
@@ -171,8 +132,9 @@ def test_a_failing_scenario_does_not_stop_the_others_on_the_same_event(drive, tm
         ("start", "open", "parse_ward", broken.id)
 
     # The inspector fixes the scenario (version 2) and retries: it starts on the fix.
-    _scenario(tmp_path / "v2", "count-ward", "hotline.ticket.created",
-              BROKEN_START.replace("{script}", "n = len(ward)"), '{ward: "{event.ward}"}', 2)
+    write_scenario(tmp_path / "v2", "count-ward", "hotline.ticket.created",
+                   BROKEN_START.replace("{script}", "n = len(ward)"), version=2,
+                   data='{ward: "{event.ward}"}', subject=None)
     load_scenarios(drive.ioc, str(tmp_path / "v2"))
     inspector = drive.user("thanhtra.lan", "inspector", "thanh-tra")
     client = drive.ioc_client()

@@ -23,10 +23,6 @@ import json
 import os
 import random
 import signal
-import socket
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import urllib.error
@@ -38,6 +34,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from bench.load import Stack, answers, free_port, wait_until
 from engine import migrate
 from engine.audit import service as audit
 from engine.audit.models import AuditRecord
@@ -51,6 +48,7 @@ from engine.services import Services
 from engine.tasks.models import Task
 from engine.timers.models import BPMN, Timer
 from tests.conftest import ORG_FILE, load_scenarios
+from tests.scenario_files import HEAD, write_scenario
 from tests.test_event_gateway import branch_problems, write_race_scenario
 from tests.test_workers import (  # noqa: F401 - the redis_url fixture
     REDIS_URL,
@@ -58,7 +56,6 @@ from tests.test_workers import (  # noqa: F401 - the redis_url fixture
     redis_url,  # noqa: F401
 )
 
-IOC = str(Path(sys.executable).with_name("ioc"))
 SEED = 16
 GATEWAYS, TASKS = 200, 100
 SPREAD_S = 0.1  # messages and completions land within ±100 ms of the first deadline
@@ -66,9 +63,7 @@ DEADLINE_S = 12  # after the start: time enough to start every instance and plan
 START_BATCH, START_PAUSE_S = 15, 0.4  # 300 starts over 8 s
 THREADS = 16
 
-TASK_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="https://ioc.test">
+TASK_BPMN = HEAD + """
   <bpmn:process id="race_task" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
     <bpmn:userTask id="review" name="Thẩm định"><bpmn:extensionElements><camunda:formData>
@@ -97,47 +92,23 @@ TASK_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
 
 def _write_scenarios(root: Path) -> None:
     write_race_scenario(root, f"PT{DEADLINE_S}S", f"PT{DEADLINE_S + 1}S")
-    folder = root / "race-task"
-    folder.mkdir()
-    (folder / "scenario.yaml").write_text(textwrap.dedent("""\
-        key: race-task
-        version: 1
-        name: {vi: Thẩm định trước hạn, en: Review before the deadline}
-        owner: trung-tam-phvhcc
-        severity: low
-        """), encoding="utf-8")
-    (folder / "rules.yaml").write_text(textwrap.dedent("""\
-        rules:
-          - key: start
-            when: {event: dossier.completed}
-            then:
-              subject: "{event.dossier_id}"
-              data: {dossier_id: "{event.dossier_id}"}
-        """), encoding="utf-8")
-    (folder / "process.bpmn").write_text(TASK_BPMN.replace("{seconds}", str(DEADLINE_S)),
-                                         encoding="utf-8")
+    write_scenario(root, "race-task", "dossier.completed",
+                   TASK_BPMN.replace("{seconds}", str(DEADLINE_S)))
 
 
 # -- the province and its processes ----------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Province:
-    """The engine's processes for one set-up, their logs, and the tokens to talk to them."""
+    """The engine's processes for one set-up (bench/load.py's Stack), and the tokens to talk to
+    them."""
 
     db: Database
-    env: dict
-    logs: Path
+    stack: Stack
     workers: int
     url: str = ""
     source_token: str = ""
     officer_token: str = ""
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def prepare(self, scenarios: Path) -> None:
         """A fresh province: the organisation, the race scenarios, a source and an officer."""
@@ -155,54 +126,30 @@ class Province:
                                                   "trung-tam-phvhcc", password="password-123",
                                                   with_token=True)[1]
 
-    def spawn(self, name: str, *args: str) -> None:
-        """Start `ioc ARGS…` as process `name`, its output in the logs folder."""
-        out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        self.procs[name] = subprocess.Popen([IOC, *args], env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT)
-        out.close()
-
     def start(self) -> None:
         """The web (and in Redis mode the workers and the scheduler); wait until it answers."""
-        port = _free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.spawn("web", "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "8")
-        if "IOC_REDIS_URL" in self.env:
+        self.stack.start("web", ["ioc", "serve", "--port", str(port), "--threads", "8"])
+        if "IOC_REDIS_URL" in self.stack.env:
             for n in range(self.workers):
-                self.spawn(f"worker-{n}", "worker", "--name", f"stress-{n}-{os.getpid()}")
-            self.spawn("scheduler", "scheduler", "--interval", "0.05")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1):
-                    return
-            except OSError:
-                assert time.monotonic() < deadline, self.log_text()
-                time.sleep(0.1)
+                self.stack.start(f"worker-{n}", ["ioc", "worker", "--name",
+                                                 f"stress-{n}-{os.getpid()}"])
+            self.stack.start("scheduler", ["ioc", "scheduler", "--interval", "0.05"])
+        wait_until(lambda: answers(self.url + "/healthz"), 30, "the web")
 
     def kill_and_replace(self, name: str) -> None:
         """SIGKILL a worker and start another in its place (its partitions free up later)."""
-        proc = self.procs[name]
+        proc = self.stack.procs[name]
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        self.spawn(f"{name}-after", "worker", "--name", f"stress-{name}-after-{os.getpid()}")
-
-    def stop(self) -> None:
-        """Stop every process (SIGTERM, then SIGKILL)."""
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        self.stack.start(f"{name}-after", ["ioc", "worker", "--name",
+                                           f"stress-{name}-after-{os.getpid()}"])
 
     def log_text(self) -> str:
         """Everything the processes logged."""
         return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')}"
-                         for p in sorted(self.logs.glob("*.log")))
+                         for p in sorted(self.stack.logs.glob("*.log")))
 
     def post(self, path: str, body, token: str, ctype: str = "application/json"):
         """POST JSON; (status, parsed body)."""
@@ -429,7 +376,7 @@ def _run(province: Province, scenarios: Path, kill: str | None) -> dict:
         _race(province, moves, kill)
         _settle(province)
     finally:
-        province.stop()
+        province.stack.stop()
     logs = province.log_text()
     problems = _problems(province, moves)
     if province.db.is_postgres:
@@ -466,7 +413,7 @@ def test_races_in_redis_mode_hold_one_branch_and_a_true_audit(db, redis_url, wor
     _write_scenarios(scenarios)
     env = {**os.environ, "IOC_DATABASE_URL": db.url, "IOC_REDIS_URL": redis_url,
            "IOC_PARTITION_LOCK_S": "3", "IOC_EVENT_RETRY_BASE_S": "0.2", "IOC_LOG_LEVEL": "INFO"}
-    _run(Province(db, env, logs, workers), scenarios, kill="worker-0")
+    _run(Province(db, Stack(env, logs), workers), scenarios, kill="worker-0")
 
 
 def test_races_in_embedded_mode_on_sqlite_hold_one_branch_and_a_true_audit(tmp_path):
@@ -480,6 +427,6 @@ def test_races_in_embedded_mode_on_sqlite_hold_one_branch_and_a_true_audit(tmp_p
     env = {k: v for k, v in os.environ.items() if k != "IOC_REDIS_URL"}
     env["IOC_DATABASE_URL"] = url
     try:
-        _run(Province(db, env, logs, 0), scenarios, kill=None)
+        _run(Province(db, Stack(env, logs), 0), scenarios, kill=None)
     finally:
         db.dispose()

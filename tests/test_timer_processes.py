@@ -1,20 +1,14 @@
 """BPMN timers and SLA pauses through the real runtime, scheduler and database, on a moved clock."""
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 from sqlalchemy import select
 
 from engine.audit.models import AuditRecord
 from engine.timers.models import Timer
 from tests.conftest import load_scenarios
+from tests.scenario_files import HEAD, correlated_message, write_scenario
 from tests.time_helpers import Drive, local
-
-HEAD = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="https://ioc.test">
-"""
 
 REMINDERS = HEAD + """
   <bpmn:process id="reminders" isExecutable="true">
@@ -47,13 +41,7 @@ REMINDERS = HEAD + """
 </bpmn:definitions>
 """
 
-SUPPLEMENT = HEAD + """
-  <bpmn:message id="msg" name="dossier.step_completed"/>
-  <bpmn:correlationProperty id="cp" name="dossier_id">
-    <bpmn:correlationPropertyRetrievalExpression messageRef="msg">
-      <bpmn:messagePath>dossier_id</bpmn:messagePath>
-    </bpmn:correlationPropertyRetrievalExpression>
-  </bpmn:correlationProperty>
+SUPPLEMENT = HEAD + correlated_message("dossier.step_completed") + """
   <bpmn:process id="supplement" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
     <bpmn:intermediateCatchEvent id="wait_citizen"><bpmn:incoming>f1</bpmn:incoming>
@@ -83,33 +71,10 @@ SIMPLE = HEAD + """
 """
 
 
-def _scenario(root, key: str, event: str, bpmn: str, sla: str = "") -> None:
-    folder = root / key
-    folder.mkdir()
-    (folder / "scenario.yaml").write_text(textwrap.dedent(f"""\
-        key: {key}
-        version: 1
-        name: {{vi: Thử {key}, en: Test {key}}}
-        owner: trung-tam-phvhcc
-        severity: low
-        """), encoding="utf-8")
-    (folder / "rules.yaml").write_text(textwrap.dedent(f"""\
-        rules:
-          - key: start
-            when: {{event: {event}}}
-            then:
-              subject: "{{event.dossier_id}}"
-              data: {{dossier_id: "{{event.dossier_id}}"}}
-        """), encoding="utf-8")
-    (folder / "process.bpmn").write_text(bpmn, encoding="utf-8")
-    if sla:
-        (folder / "sla.yaml").write_text(textwrap.dedent(sla), encoding="utf-8")
-
-
 @pytest.fixture
 def drive(ioc, source, tmp_path):
-    _scenario(tmp_path, "reminders", "dossier.returned", REMINDERS)
-    _scenario(tmp_path, "supplement", "dossier.supplement_requested", SUPPLEMENT, """\
+    write_scenario(tmp_path, "reminders", "dossier.returned", REMINDERS)
+    write_scenario(tmp_path, "supplement", "dossier.supplement_requested", SUPPLEMENT, sla="""\
         slas:
           - key: dossier
             name: {vi: Giải quyết hồ sơ, en: Settle the dossier}
@@ -118,7 +83,7 @@ def drive(ioc, source, tmp_path):
             pause_while: [wait_citizen]
             levels: [{at: 100%, notify: department}]
         """)
-    _scenario(tmp_path, "reassigning", "dossier.completed", SIMPLE, """\
+    write_scenario(tmp_path, "reassigning", "dossier.completed", SIMPLE, sla="""\
         slas:
           - key: handle
             name: {vi: Xử lý, en: Handle}

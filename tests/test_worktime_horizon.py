@@ -5,7 +5,6 @@ Every date is passed explicitly: nothing here depends on the day the tests run.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 
 from engine.worktime.calendar import CalendarError, default_calendar, load_calendar
 from engine.worktime.projection import compute_holidays, hung_kings_day, lunar_new_year
+from tests.test_worktime import _write
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 CAL = default_calendar()  # files 2025, 2026 (official) and 2027 (provisional)
@@ -215,13 +215,6 @@ def test_the_counting_laws_hold_across_computed_years(m, a, b):
 
 # ------------------------------------------------------------------------------- helpers
 
-SETTINGS = """\
-timezone: Asia/Ho_Chi_Minh
-office_hours:
-  - ["07:30", "11:30"]
-  - ["13:00", "17:00"]
-working_weekdays: [mon, tue, wed, thu, fri]
-"""
 YEAR_2025_NEW_YEAR_ONLY = """\
 year: 2025
 holidays:
@@ -229,9 +222,3 @@ holidays:
     name: {vi: Tết Dương lịch, en: New Year's Day}
     source: Labour Code 2019 art. 112
 """
-
-
-def _write(directory: Path, name: str, text: str) -> None:
-    if not (directory / "calendar.yaml").exists():
-        (directory / "calendar.yaml").write_text(SETTINGS, encoding="utf-8")
-    (directory / name).write_text(text, encoding="utf-8")
