@@ -301,3 +301,33 @@ def test_the_incidents_page_retries_and_resolves_for_inspectors(drive):
     [incident] = _incidents(drive)
     assert (incident.status, incident.resolution, incident.attempts) == \
         ("resolved", "Đã trả lời công dân qua điện thoại", 2)
+
+
+def test_an_incident_the_process_moved_past_is_closed_as_superseded(ioc, source, tmp_path):
+    """The citizen's step failed, then the day passed and the deadline branch ran: the failed
+    message no longer applies, so its incident closes by itself and the instance's error goes."""
+    load_scenarios(ioc)
+    write_scenario(tmp_path, "wait-then-fail", "dossier.returned",
+                   WAIT_THEN_FAIL.replace('<bpmn:scriptTask id="late"><bpmn:incoming>ft2'
+                                          '</bpmn:incoming><bpmn:outgoing>ft3</bpmn:outgoing>\n'
+                                          '      <bpmn:script>n = int(dossier_id)',
+                                          '<bpmn:scriptTask id="late"><bpmn:incoming>ft2'
+                                          '</bpmn:incoming><bpmn:outgoing>ft3</bpmn:outgoing>\n'
+                                          '      <bpmn:script>n = len(dossier_id)'))
+    load_scenarios(ioc, str(tmp_path))
+    drive = Drive(ioc.db, ioc.vocabulary, local("2026-03-02 09:00"), source[0])
+    drive.send("dossier.returned", DOSSIER, subject="HS-901")
+    drive.send("dossier.step_completed", {**DOSSIER, "officer": "le.an", "step": "bo-sung"},
+               subject="HS-901")
+    [incident] = _incidents(drive)
+    assert incident.kind == "message" and _instance(drive, "wait-then-fail").error
+    drive.at(local("2026-03-03 09:00:01"))
+    [incident] = _incidents(drive)
+    assert (incident.status, incident.resolution) == \
+        ("resolved", "the process moved on without this step")
+    done = _instance(drive, "wait-then-fail")
+    assert (done.status, done.error, done.data["n"]) == ("completed", None, 6)
+    with drive.db.read() as s:
+        actions = [r.action for r in audit.history(s, done.id)]
+    assert actions.index("incident.superseded") < actions.index("instance.ended") == \
+        len(actions) - 1

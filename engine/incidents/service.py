@@ -31,18 +31,23 @@ class IncidentError(Exception):
 
 def open_incident(session: Session, *, kind: str, scenario_key: str, error: str, actor: str,
                   version_id: int | None = None, instance_id: int | None = None,
-                  element: str | None = None, payload: dict | None = None) -> ProcessIncident:
-    """Record that a step failed. The same step failing again (same instance, kind and input)
-    counts another attempt on its open incident instead of opening a second one."""
+                  element: str | None = None, payload: dict | None = None,
+                  identity: tuple[str, ...] | None = None) -> ProcessIncident:
+    """Record that a step failed. The same step failing again (same instance and kind, the same
+    `identity` items of the payload: all of them by default) counts another attempt on its open
+    incident, with the newer payload, instead of opening a second one."""
     payload = payload or {}
+    keys = identity if identity is not None else tuple(payload)
     same = None
     if instance_id is not None:
         same = next((i for i in session.scalars(select(ProcessIncident).where(
             ProcessIncident.instance_id == instance_id, ProcessIncident.kind == kind,
-            ProcessIncident.status == OPEN)) if i.payload == payload), None)
+            ProcessIncident.status == OPEN))
+            if all(i.payload.get(k) == payload.get(k) for k in keys)), None)
     if same is not None:
         same.attempts += 1
         same.error, same.element, same.last_attempt_at = error[:ERROR_KEPT], element, utcnow()
+        same.payload = payload
         incident, action = same, "incident.failed_again"
     else:
         incident = ProcessIncident(kind=kind, scenario_key=scenario_key,
@@ -137,7 +142,8 @@ def retry(session: Session, runtime, incident_id: int, *, actor: str) -> RetryRe
                      subject_id=incident.id, instance_id=incident.instance_id,
                      details={"kind": incident.kind, "error": incident.error})
         return RetryResult(incident, False)
-    close(session, incident, actor=actor, resolution="retried", action="incident.retried")
+    if incident.status == OPEN:  # (the retried step did not make it moot on the way)
+        close(session, incident, actor=actor, resolution="retried", action="incident.retried")
     if incident.instance_id is not None and not open_for_instance(session, incident.instance_id):
         instance = session.get(ProcessInstance, incident.instance_id)
         instance.error = None

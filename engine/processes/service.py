@@ -114,6 +114,8 @@ class ProcessRuntime:
         self.functions = scenario_functions(calendar, clock) if calendar else {}
         # Parsed specs by (version id, content hash): a version's spec never changes.
         self._specs: dict[tuple[int, str], tuple] = {}
+        # The incident whose step `retry` is running again (it closes itself).
+        self._retrying: int | None = None
         # Versions as read once by this process (see `version`).
         self._versions: dict[int, ScenarioVersion] = {}
         # Told after every step and every claim, in the same transaction (the SLA engine).
@@ -213,7 +215,7 @@ class ProcessRuntime:
             return on_failure(exc)
 
     def _step_failed(self, session: Session, instance_id: int, kind: str, exc: ProcessError,
-                     actor: str, payload: dict):
+                     actor: str, payload: dict, identity: tuple[str, ...] | None = None):
         """Keep the failure of a step of a running instance as an incident; the instance stays
         as it was before the step, its error shown."""
         instance = session.get(ProcessInstance, instance_id)
@@ -221,7 +223,36 @@ class ProcessRuntime:
         return incidents.open_incident(session, kind=kind, scenario_key=instance.scenario_key,
                                        version_id=instance.scenario_version_id,
                                        instance_id=instance_id, element=exc.element,
-                                       error=str(exc), actor=actor, payload=payload)
+                                       error=str(exc), actor=actor, payload=payload,
+                                       identity=identity)
+
+    def _settle_incidents(self, session: Session, instance: ProcessInstance,
+                          workflow: BpmnWorkflow, actor: str) -> None:
+        """Close the open incidents whose step no longer applies: the process moved on without
+        it (a deadline after a failed message, a withdrawn task…). Clear the instance's error
+        once none is left (the incident being retried closes itself)."""
+        timers_waiting = {f"{instance.id}:{t.id}" for t, _ in spiff.waiting_timers(workflow)}
+        messages_waited = {d.name for t in workflow.get_tasks(state=TaskState.WAITING)
+                           for d in _message_definitions(t)}
+        ready = {str(t.id) for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+        still = False
+        for incident in incidents.open_for_instance(session, instance.id):
+            if incident.id == self._retrying:
+                continue
+            payload = incident.payload
+            applies = {
+                TIMER: lambda: payload.get("ref") in timers_waiting,
+                MESSAGE: lambda: payload.get("type") in messages_waited,
+                TASK: lambda: getattr(session.get(Task, payload.get("task_id")),
+                                      "spiff_task_id", None) in ready,
+            }.get(incident.kind, lambda: True)()
+            if applies:
+                still = True
+            else:
+                incidents.close(session, incident, actor=actor, action="incident.superseded",
+                                resolution="the process moved on without this step")
+        if not still:
+            instance.error = None
 
     def complete_task(self, session: Session, task: Task, answers: dict, *, actor: str,
                       user_id: int | None) -> ProcessInstance:
@@ -316,8 +347,9 @@ class ProcessRuntime:
         of the scenario becomes an incident of the instance; the timer is marked failed."""
         def failed(exc: ProcessError) -> None:
             timer.status, timer.error = TIMER_FAILED, str(exc)[:2000]
+            # One incident per timer event (its ref), whichever row fired it last.
             self._step_failed(session, timer.instance_id, TIMER, exc, "scheduler",
-                              {"timer_id": timer.id})
+                              {"timer_id": timer.id, "ref": timer.ref}, identity=("ref",))
         self._isolated(session, lambda: self._fire_timer(session, timer), failed)
 
     def _fire_timer(self, session: Session, timer: Timer) -> None:
@@ -357,11 +389,14 @@ class ProcessRuntime:
                                    user_id=answer["user_id"])
             else:
                 raise ProcessError(f"an incident of kind {incident.kind} cannot be retried")
+        self._retrying = incident.id
         try:
             with session.begin_nested():
                 step()
         except ProcessError as exc:
             return str(exc)
+        finally:
+            self._retrying = None
         return None
 
     def _restart(self, session: Session, instance_id: int, actor: str) -> None:
@@ -456,6 +491,8 @@ class ProcessRuntime:
         created = self._sync_tasks(session, instance, version, workflow, actor, fresh)
         self._sync_waits(session, instance, workflow, fresh)
         self._sync_timers(session, instance, workflow, fresh)
+        if instance.error and instance.status == RUNNING:
+            self._settle_incidents(session, instance, workflow, actor)
         for observer in self.observers:
             observer.after_step(session, instance, version, workflow,
                                 tasks=created if fresh else None)
