@@ -273,8 +273,9 @@ def test_migrate_then_gunicorn_stores_and_a_burst_worker_processes(
     assert re.search(r"published\s+hotline-ticket v\d", scenarios_load)
     base, port = web
     with urllib.request.urlopen(f"{base}/readyz", timeout=10) as resp:
-        assert json.loads(resp.read()) == {
-            "status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+        ready = json.loads(resp.read())
+    # (Its `warnings` depend on today's date: the calendar's end is told months ahead.)
+    assert (ready["status"], ready["checks"]) == ("ready", {"database": "ok", "redis": "ok"})
     assert _healthcheck(port).returncode == 0
     assert _healthcheck(free_port()).returncode != 0  # nothing listens there: unhealthy
 
