@@ -361,8 +361,15 @@ def test_then_needs_a_title_to_open_a_case():
     ("(?i)abc", "(?...) groups and flags are not supported"),
     ("(abc", "not a valid pattern: missing ), unterminated subpattern"),
     ("[]a]", "a character class cannot start with ']'"),
-    (".{0,200}", "the pattern is too complex for the rule engine"),
+    (".{0,200}", "a {n,m} repeat can be at most 50"),
     ("(b|a)*a(b|a)*", "the rule engine refuses this pattern (error 503)"),
+    # The shapes that crashed durable-rules' C core (and the server with it) while validating.
+    ("a?" * 127, "the pattern is 254 characters long; at most 200"),
+    ("(ab)?" * 127, "the pattern is 635 characters long; at most 200"),
+    ("ạ?" * 127, "the pattern is 254 characters long; at most 200"),
+    ("a?" * 25, "the pattern has 25 repeats (*, +, ?, {…}); at most 24 are allowed"),
+    ("(ab?)+", "a repeated group cannot contain a repeat itself"),
+    ("((a|b)*c)*", "a repeated group cannot contain a repeat itself"),
 ])
 def test_matches_patterns_are_checked_against_the_engine_dialect(pattern, expected):
     found = regex_problem(pattern)
@@ -370,6 +377,16 @@ def test_matches_patterns_are_checked_against_the_engine_dialect(pattern, expect
         assert found is None
     else:
         assert found is not None and found.startswith(expected), found
+
+
+def test_the_engine_tries_a_pattern_in_a_child_process_whose_crash_is_a_refusal():
+    """Past the checks, durable-rules compiles a pattern in a child process: one that crashes
+    the C core (here "a?" × 127, which the checks would refuse first) kills only that child."""
+    from engine.rules.dialect import CRASHED, _durable_error
+
+    assert _durable_error("a?" * 127) == CRASHED
+    assert _durable_error("HS-[0-9]+") is None
+    assert _durable_error("(b|a)*a(b|a)*") == 503
 
 
 # --- templates -------------------------------------------------------------------------------

@@ -148,3 +148,25 @@ def test_cli_validate_and_load(ioc, tmp_path, monkeypatch):
     assert "published" in loaded.output
     again = runner.invoke(main, ["scenarios", "load", SCENARIOS])
     assert again.output.count("unchanged") == 6
+
+
+def test_a_pattern_that_crashed_the_rule_engine_is_refused_in_this_process(ioc, tmp_path,
+                                                                            monkeypatch):
+    """`"a?" × 127` in `matches:` segfaulted durable-rules while `ioc scenarios validate` (and
+    the web's designer) checked it: exit 139, the server dead. Now it is refused by name, in the
+    very process that checks it (this test's own: a crash would end the test run)."""
+    from engine.cli import main
+
+    monkeypatch.setenv("IOC_DATABASE_URL", ioc.db.url)
+    bad = _copy(tmp_path, "hotline-ticket")
+    rules = (bad / "rules.yaml").read_text(encoding="utf-8")
+    pattern = "a?" * 127
+    (bad / "rules.yaml").write_text(rules.replace(
+        "      event: hotline.ticket.created\n",
+        f'      event: hotline.ticket.created\n      where: {{ward: {{matches: "{pattern}"}}}}\n',
+        1),
+        encoding="utf-8")
+    assert pattern in (bad / "rules.yaml").read_text(encoding="utf-8")
+    result = CliRunner().invoke(main, ["scenarios", "validate", str(bad)])
+    assert result.exit_code == 1, result.output
+    assert "the pattern is 254 characters long; at most 200" in result.output

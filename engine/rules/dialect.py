@@ -16,19 +16,27 @@ What durable-rules' own regex engine does (none of it is documented):
   508: empty), and it CRASHES the process (segfault, double free) on a character class with
   more than about 4,096 characters, e.g. `[à-ỹ]`. So ranges are limited to ASCII here, class
   sizes are capped, and every pattern is test-compiled by durable-rules before it is accepted.
+- Its regex compiler recurses per quantified atom: 127 optional atoms in a row (`"a?" * 127`,
+  `(ab)?` × 127, `ạ?` × 127; 254 characters) overflow the stack and SEGFAULT the process, where
+  126 pass. Patterns are an inspector's text, so no pattern reaches the C core unchecked: here
+  its length, its quantifiers and their nesting are bounded far below that, and the test compile
+  runs in a child process with limits, whose crash is a refusal, not the server's death.
 """
 from __future__ import annotations
 
-import json
+import functools
 import re
-import threading
-
-import durable_rules_engine
+import subprocess
+import sys
 
 MAX_CLASS_CHARS = 256  # far below the ~4,096 that crash the C core, far above any real use
-
-_probe_lock = threading.Lock()
-_probe_count = 0
+# Far below the 127 quantified atoms that crash the C core, far above any real pattern (the
+# shipped rules use at most 4); a pattern longer than a line is a mistake or an attack.
+MAX_PATTERN_CHARS = 200
+MAX_QUANTIFIERS = 24
+MAX_REPEAT = 50  # {n,m}: m at most this (larger ones make too many states: error 501)
+PROBE_TIMEOUT_S = 10
+PROBE_MEMORY_BYTES = 512 * 1024 * 1024
 
 
 def _class_problem(pattern: str) -> str | None:
@@ -64,24 +72,85 @@ def _class_problem(pattern: str) -> str | None:
     return None
 
 
-def _durable_error(pattern: str) -> int | None:
-    """Error code durable-rules gives when creating a ruleset with this pattern, or None."""
-    global _probe_count
-    definition = {"r": {"all": [{"m": {"$mt": {"v": pattern}}}]}}
-    with _probe_lock:
-        _probe_count += 1
-        name = f"regex-probe-{_probe_count}"
-    try:
-        handle = durable_rules_engine.create_ruleset(name, json.dumps(definition,
-                                                                      ensure_ascii=False))
-    except durable_rules_engine.error as exc:
-        found = re.search(r"error code: (\d+)", str(exc))
-        return int(found.group(1)) if found else -1
-    durable_rules_engine.delete_ruleset(handle)
+def _quantifier_problem(pattern: str) -> str | None:
+    """Bound what makes the C core's regex compiler recurse: quantifiers, their nesting, and
+    the size of {n,m} repeats (read outside character classes)."""
+    count, depth, quantified_inside = 0, 0, [False]
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "[":
+            i = pattern.find("]", i + 2) + 1 or len(pattern)
+            continue
+        if ch == "(":
+            depth += 1
+            quantified_inside.append(False)
+        elif ch == ")":
+            depth -= 1
+            inner = quantified_inside.pop() if len(quantified_inside) > 1 else False
+            following = pattern[i + 1:i + 2]
+            if inner and following and following in "*+?{":
+                return ("a repeated group cannot contain a repeat itself (e.g. (a*)+): the rule "
+                        "engine cannot handle it; write the repeat once")
+        elif ch in "*+?{":
+            count += 1
+            quantified_inside[-1] = True
+            for level in range(len(quantified_inside)):
+                quantified_inside[level] = True
+            if ch == "{":
+                close = pattern.find("}", i)
+                bounds = [b for b in pattern[i + 1:close].split(",") if b.strip()]
+                if any(b.strip().isdigit() and int(b) > MAX_REPEAT for b in bounds):
+                    return f"a {{n,m}} repeat can be at most {MAX_REPEAT}"
+                i = close
+        i += 1
+    if count > MAX_QUANTIFIERS:
+        return (f"the pattern has {count} repeats (*, +, ?, {{…}}); at most {MAX_QUANTIFIERS} "
+                "are allowed: simplify it, e.g. with .*")
     return None
 
 
+# Run in a child process: what durable-rules says when creating a ruleset with a pattern. The
+# pattern comes on standard input; the answer is the error code, "ok", or nothing (a crash).
+_PROBE = """
+import json, re, resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+import durable_rules_engine
+pattern = sys.stdin.read()
+definition = {"r": {"all": [{"m": {"$mt": {"v": pattern}}}]}}
+try:
+    handle = durable_rules_engine.create_ruleset("regex-probe", json.dumps(definition,
+                                                                          ensure_ascii=False))
+except durable_rules_engine.error as exc:
+    found = re.search(r"error code: (\\d+)", str(exc))
+    print(found.group(1) if found else "-1")
+else:
+    durable_rules_engine.delete_ruleset(handle)
+    print("ok")
+"""
+CRASHED = -2  # the probe's process died: the C core cannot take this pattern
+
+
+@functools.lru_cache(maxsize=4096)
+def _durable_error(pattern: str) -> int | None:
+    """Error code durable-rules gives when creating a ruleset with this pattern, None when it
+    takes it, CRASHED when trying killed the (child) process."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, str(PROBE_MEMORY_BYTES)],
+                              input=pattern, capture_output=True, text=True,
+                              timeout=PROBE_TIMEOUT_S, encoding="utf-8")
+    except subprocess.TimeoutExpired:
+        return CRASHED
+    answer = done.stdout.strip()
+    if done.returncode != 0 or not answer:
+        return CRASHED
+    return None if answer == "ok" else int(answer)
+
+
 _DURABLE_ERRORS = {
+    CRASHED: "the rule engine cannot take this pattern (trying it stopped its process); "
+             "simplify it",
     501: "the pattern is too complex for the rule engine (e.g. a long {n,m} repeat); simplify it",
     507: "the rule engine cannot combine [^x] with an explicit x at the same point "
          "(e.g. a*[^a]); rewrite it, e.g. with .*",
@@ -93,6 +162,8 @@ def regex_problem(pattern: str) -> str | None:
     """Why `pattern` cannot be used in `matches:` (an inspector-facing message), or None."""
     if pattern == "":
         return "the pattern is empty; to test for a missing or blank value use `empty: true`"
+    if len(pattern) > MAX_PATTERN_CHARS:
+        return f"the pattern is {len(pattern)} characters long; at most {MAX_PATTERN_CHARS}"
     if "\\" in pattern:
         return (
             "backslashes are not supported in `matches` (the rule engine has no escapes): "
@@ -120,8 +191,9 @@ def regex_problem(pattern: str) -> str | None:
         re.compile(pattern)
     except re.error as exc:
         return f"not a valid pattern: {exc.msg}"
-    # Only now may durable see it: the class checks keep patterns that crash it away.
-    why = _class_problem(pattern)
+    # Only now may durable see it, and only in a child process: the class and repeat checks
+    # keep the patterns known to crash it away.
+    why = _class_problem(pattern) or _quantifier_problem(pattern)
     if why:
         return why
     code = _durable_error(pattern)
