@@ -14,7 +14,7 @@ from engine.scenarios.bpmn_checks import NS
 from engine.scenarios.bpmn_edit import EditError, apply_properties, element_kind, read_properties
 from engine.timers.models import Timer
 from tests.conftest import SCENARIOS, load_scenarios
-from tests.test_timer_processes import _scenario
+from tests.scenario_files import write_scenario
 from tests.time_helpers import Drive, local
 
 
@@ -434,7 +434,7 @@ def test_a_working_hours_timer_fires_at_the_working_time_moment(ioc, source, tmp
     xml = apply_properties(RUNNABLE, "Wait", {"definition": "timer"})
     xml = apply_properties(xml, "Wait", {"mode": "working_hours", "amount": 4})
     xml = apply_properties(xml, "Handle", {"name": "Xử lý / Handle", "fields": FIELDS[1:2]})
-    _scenario(tmp_path, "wait-working-hours", "dossier.returned", xml.decode())
+    write_scenario(tmp_path, "wait-working-hours", "dossier.returned", xml.decode())
     load_scenarios(ioc, str(tmp_path))
     drive = Drive(ioc.db, ioc.vocabulary, local("2026-03-02 16:00"), source[0])  # a Monday
     drive.send("dossier.returned", {"dossier_id": "HS-1", "procedure": "1.004227",
