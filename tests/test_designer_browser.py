@@ -170,6 +170,8 @@ def test_an_inspector_builds_dry_runs_and_publishes_a_scenario(server, loaded, p
     page.click("#run")
     page.wait_for_selector("#dry-run-result")
     page.wait_for_selector("body[data-viewer-ready=true]")
+    # (On a loaded machine the result's rows could be read before they were there.)
+    page.wait_for_selector("#tasks td[data-department=so-nong-nghiep-moi-truong]")
     assert page.locator("#tasks td[data-department=so-nong-nghiep-moi-truong]").count() == 1
     assert "pollution-report" in page.inner_text("#matches")
     assert page.locator(f".djs-element.dry-run-waiting[data-element-id='{task_id}']").count()

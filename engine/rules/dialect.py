@@ -19,7 +19,7 @@ What durable-rules' own regex engine does (none of it is documented):
 - Its regex compiler recurses per quantified atom: 127 optional atoms in a row (`"a?" * 127`,
   `(ab)?` × 127, `ạ?` × 127; 254 characters) overflow the stack and SEGFAULT the process, where
   126 pass. Patterns are an inspector's text, so no pattern reaches the C core unchecked: here
-  its length, its quantifiers and their nesting are bounded far below that, and the test compile
+  its length, its repeats and how deep they nest are bounded far below that, and the test compile
   runs in a child process with limits, whose crash is a refusal, not the server's death.
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ MAX_CLASS_CHARS = 256  # far below the ~4,096 that crash the C core, far above a
 MAX_PATTERN_CHARS = 200
 MAX_QUANTIFIERS = 24
 MAX_REPEAT = 50  # {n,m}: m at most this (larger ones make too many states: error 501)
+MAX_NESTING = 3  # repeated groups inside repeated groups (an IP address needs 2)
 PROBE_TIMEOUT_S = 10
 PROBE_MEMORY_BYTES = 512 * 1024 * 1024
 
@@ -73,9 +74,11 @@ def _class_problem(pattern: str) -> str | None:
 
 
 def _quantifier_problem(pattern: str) -> str | None:
-    """Bound what makes the C core's regex compiler recurse: quantifiers, their nesting, and
-    the size of {n,m} repeats (read outside character classes)."""
-    count, depth, quantified_inside = 0, 0, [False]
+    """Bound what makes the C core's regex compiler recurse: the number of repeats, how deep
+    repeated groups nest, and the size of {n,m} repeats (read outside character classes)."""
+    count = 0
+    # For each open group: the deepest nesting of repeats inside it so far.
+    inside: list[int] = [0]
     i = 0
     while i < len(pattern):
         ch = pattern[i]
@@ -83,20 +86,18 @@ def _quantifier_problem(pattern: str) -> str | None:
             i = pattern.find("]", i + 2) + 1 or len(pattern)
             continue
         if ch == "(":
-            depth += 1
-            quantified_inside.append(False)
-        elif ch == ")":
-            depth -= 1
-            inner = quantified_inside.pop() if len(quantified_inside) > 1 else False
-            following = pattern[i + 1:i + 2]
-            if inner and following and following in "*+?{":
-                return ("a repeated group cannot contain a repeat itself (e.g. (a*)+): the rule "
-                        "engine cannot handle it; write the repeat once")
+            inside.append(0)
+        elif ch == ")" and len(inside) > 1:
+            depth = inside.pop()
+            if pattern[i + 1:i + 2] and pattern[i + 1] in "*+?{":
+                depth += 1  # the group itself is repeated
+                if depth > MAX_NESTING:
+                    return (f"repeats nest {depth} deep (a repeated group inside a repeated "
+                            f"group …); at most {MAX_NESTING}: simplify the pattern")
+            inside[-1] = max(inside[-1], depth)
         elif ch in "*+?{":
             count += 1
-            quantified_inside[-1] = True
-            for level in range(len(quantified_inside)):
-                quantified_inside[level] = True
+            inside[-1] = max(inside[-1], 1)
             if ch == "{":
                 close = pattern.find("}", i)
                 bounds = [b for b in pattern[i + 1:close].split(",") if b.strip()]
