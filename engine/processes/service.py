@@ -169,33 +169,36 @@ class ProcessRuntime:
         # Run to the first wait before the row exists: it is written once, with that state
         # (not inserted empty, then updated).
         done = self._steps(workflow)
-        instance = ProcessInstance(scenario_version_id=version.id, scenario_key=version.key,
-                                   subject=subject, state=spiff.dump_state(workflow),
-                                   data=self._data(workflow, _plain(data)))
+        instance = self._insert(session, version, workflow, data, actor, subject, details)
+        with log_context(instance_id=instance.id):
+            self._keep(session, instance, version, workflow, actor, done, fresh=True)
+        return instance
+
+    @staticmethod
+    def _insert(session: Session, version: ScenarioVersion, workflow: BpmnWorkflow, data: dict,
+                actor: str, subject: str | None, details: dict | None,
+                failed: ProcessError | None = None) -> ProcessInstance:
+        """Write a new instance's row (once, with its state) and its `instance.started`."""
+        error = str(failed)[:2000] if failed is not None else None
+        instance = ProcessInstance(
+            scenario_version_id=version.id, scenario_key=version.key, subject=subject,
+            state=spiff.dump_state(workflow), status=ERROR if failed else RUNNING, error=error,
+            data=ProcessRuntime._data(workflow, _plain(data)) if not failed else _plain(data))
         session.add(instance)
         session.flush()
         audit.record(session, "instance.started", actor=actor, subject_type="instance",
                      subject_id=instance.id, instance_id=instance.id,
                      details={"scenario": version.key, "version": version.version,
-                              "data": _plain(data), **(details or {})})
-        with log_context(instance_id=instance.id):
-            self._keep(session, instance, version, workflow, actor, done, fresh=True)
+                              "data": _plain(data), **({"failed": error} if failed else {}),
+                              **(details or {})})
         return instance
 
     def _start_failed(self, session: Session, version: ScenarioVersion, data: dict, actor: str,
                       subject: str | None, details: dict | None,
                       exc: ProcessError) -> ProcessInstance:
         # Stored as it was before its first step, so that a retry runs that step again.
-        instance = ProcessInstance(scenario_version_id=version.id, scenario_key=version.key,
-                                   subject=subject, state=spiff.dump_state(
-                                       self._fresh(version, data)),
-                                   data=_plain(data), status=ERROR, error=str(exc)[:2000])
-        session.add(instance)
-        session.flush()
-        audit.record(session, "instance.started", actor=actor, subject_type="instance",
-                     subject_id=instance.id, instance_id=instance.id,
-                     details={"scenario": version.key, "version": version.version,
-                              "data": _plain(data), "failed": str(exc)[:2000], **(details or {})})
+        instance = self._insert(session, version, self._fresh(version, data), data, actor,
+                                subject, details, failed=exc)
         incidents.open_incident(session, kind=START, scenario_key=version.key,
                                 version_id=version.id, instance_id=instance.id,
                                 element=exc.element, error=str(exc), actor=actor)
