@@ -103,7 +103,8 @@ def scratch_database(server_url: str, prefix: str) -> Iterator[str]:
 def engine_env(database_url: str, redis_url: str | None) -> dict[str, str]:
     """The environment of the engine's processes: this one's, with only our IOC_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
-    env.update(IOC_DATABASE_URL=database_url, IOC_SECRET_KEY="bench-load",
+    # A fresh random key: the web refuses a short or published one (engine/auth/secret_key.py).
+    env.update(IOC_DATABASE_URL=database_url, IOC_SECRET_KEY=secrets.token_urlsafe(48),
                PYTHONUNBUFFERED="1")
     if redis_url:
         env["IOC_REDIS_URL"] = redis_url

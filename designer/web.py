@@ -2,16 +2,28 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
 from designer.forms import ClaimForm, LoginForm, ReasonForm, answers, task_form
 from designer.scenarios.forms import ActionForm
 from engine.audit import service as audit
-from engine.auth import service as auth
+from engine.auth import logins
 from engine.auth.permissions import ROLE_NAMES, allowed
 from engine.events import dead_letters
 from engine.events import service as events
@@ -101,23 +113,43 @@ def _time_left(item: dict) -> str:
 def login():
     """Đăng nhập / log in with username and password."""
     form = LoginForm()
-    if form.validate_on_submit():
-        with _ioc().db.read() as s:
-            user = auth.check_password(s, form.username.data.strip(), form.password.data)
-        if user is not None:
-            login_user(user)
-            nxt = request.args.get("next", "")
-            return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//")
-                            else url_for("web.inbox"))
-        flash("Sai tên đăng nhập hoặc mật khẩu / Wrong username or password", "error")
-    return render_template("login.html", form=form), (401 if form.is_submitted() else 200)
+    if not form.validate_on_submit():
+        return render_template("login.html", form=form), (401 if form.is_submitted() else 200)
+    result = logins.attempt(_ioc().db, form.username.data, form.password.data,
+                            request.remote_addr, _ioc().clock.now())
+    if result.user is not None:
+        login_user(result.user)
+        return redirect(local_path(request.args.get("next")) or url_for("web.inbox"))
+    if result.reason == "throttled":
+        minutes = -(-result.retry_after_s // 60)
+        flash(f"Đăng nhập sai quá nhiều lần; vui lòng thử lại sau {minutes} phút / Too many "
+              f"failed logins; please try again in {minutes} min", "error")
+        page = render_template("login.html", form=form)
+        return page, 429, {"Retry-After": str(result.retry_after_s)}
+    flash("Sai tên đăng nhập hoặc mật khẩu / Wrong username or password", "error")
+    return render_template("login.html", form=form), 401
+
+
+def local_path(target: str | None) -> str | None:
+    """`target` when it is a path on this site (the `next` of a login), else None."""
+    if not target:
+        return None
+    # Browsers drop tabs and newlines from URLs and read "\" as "/": "/\t/evil.example" and
+    # "/\\evil.example" both lead to //evil.example, another site. Judge what the browser sees.
+    seen = re.sub(r"[\x00-\x1f\x7f]", "", target).replace("\\", "/")
+    if not seen.startswith("/") or seen.startswith("//"):
+        return None
+    parts = urlsplit(seen)
+    return seen if not parts.scheme and not parts.netloc else None
 
 
 @bp.post("/logout")
 @login_required
 def logout():
-    """Đăng xuất / log out."""
+    """Đăng xuất / log out: every session of the user ends, a copied cookie included."""
+    logins.logout(_ioc().db, current_user, request.remote_addr)
     logout_user()
+    session.clear()
     return redirect(url_for("web.login"))
 
 

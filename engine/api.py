@@ -6,6 +6,7 @@ from datetime import date, datetime, time, tzinfo
 from typing import Callable
 
 from flask import Blueprint, current_app, g, jsonify, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from engine.auth import service as auth
@@ -82,6 +83,7 @@ def require_user(permission: str) -> Callable:
                 if user is None:
                     raise ApiProblem(401, "Unauthorized", "unknown or disabled user API token")
             elif current_user.is_authenticated:
+                _check_csrf()
                 user = current_user._get_current_object()
             else:
                 raise ApiProblem(401, "Unauthorized", "send 'Authorization: Bearer <API token>'")
@@ -91,6 +93,23 @@ def require_user(permission: str) -> Callable:
             return view(*args, **kwargs)
         return wrapper
     return decorate
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def _check_csrf() -> None:
+    # A browser sends the session cookie with any request, even one a page on another site
+    # makes; only our own pages know the CSRF token (header X-CSRFToken). Bearer tokens are
+    # never sent by a browser on its own, so they need no such check.
+    if request.method in SAFE_METHODS:
+        return
+    try:
+        current_app.extensions["csrf"].protect()
+    except CSRFError as exc:
+        raise ApiProblem(403, "Forbidden", f"a request with the web session cookie needs the "
+                         f"page's CSRF token in the X-CSRFToken header ({exc.description})",
+                         [{"field": "X-CSRFToken", "message": exc.description}]) from None
 
 
 def require_source(view):
@@ -148,8 +167,21 @@ def moment_arg(name: str, default: datetime, tz: tzinfo) -> datetime:
     return value
 
 
+def is_json(mimetype: str | None) -> bool:
+    """True for application/json and its +json kinds (application/cloudevents+json…)."""
+    kind = (mimetype or "").lower()
+    return kind == "application/json" or (kind.startswith("application/")
+                                          and kind.endswith("+json"))
+
+
 def json_body() -> object:
-    """The request's JSON body; 400 problem when it is missing or malformed."""
+    """The request's JSON body; 415 problem when it is not sent as JSON, 400 when malformed."""
+    # A text/plain or form body is what a page on another site can send without asking first
+    # (no CORS preflight): never read one as JSON.
+    if not is_json(request.mimetype):
+        raise ApiProblem(415, "Unsupported Media Type",
+                         f"send the body as application/json, not {request.mimetype or 'nothing'}",
+                         [{"field": "Content-Type", "message": "must be application/json"}])
     data = request.get_json(silent=True, force=True)
     if data is None:
         raise ApiProblem(400, "Bad Request", "the body must be JSON")

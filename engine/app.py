@@ -10,7 +10,8 @@ from werkzeug.exceptions import HTTPException
 
 import integrations
 from engine import api, ops
-from engine.auth.models import User
+from engine.auth import secret_key
+from engine.auth import service as auth
 from engine.config import Settings
 from engine.events.guard import RateLimiter
 from engine.services import Services
@@ -33,14 +34,38 @@ def _register_api(app: Flask) -> None:
     app.register_blueprint(api.bp)
 
 
+# A leaked CSRF token is good for one working day at most; a page left open longer is reloaded.
+CSRF_TIME_LIMIT_S = 8 * 3600
+# Scripts only from this site (the designer's bpmn-js is served from it; its JSON config blocks
+# are data, not scripts). bpmn-js sets inline styles on the diagram, hence 'unsafe-inline' for
+# styles only; its icons and fonts may come as data: URLs.
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:", "font-src 'self' data:", "connect-src 'self'", "object-src 'none'",
+    "base-uri 'self'", "form-action 'self'", "frame-ancestors 'none'"))
+SECURITY_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
+                    "X-Frame-Options": "DENY"}
+
+
+def _security_headers(response):
+    """Every response, pages, API and errors alike, carries the security headers."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def create_app(settings: Settings | None = None, *, services: Services | None = None,
                start_runner: bool = False) -> Flask:
     """Build the app; `start_runner` starts the embedded pipeline thread (for `ioc serve`)."""
     settings = settings or (services.settings if services else Settings.from_env())
+    key, _ = secret_key.resolve(settings)  # refuses a weak key before anything starts
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=5 * 1024 * 1024,
-                      WTF_CSRF_TIME_LIMIT=None, SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Lax")
+    app.config.update(SECRET_KEY=key, MAX_CONTENT_LENGTH=5 * 1024 * 1024,
+                      WTF_CSRF_TIME_LIMIT=CSRF_TIME_LIMIT_S, SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=settings.cookie_secure,
+                      REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax",
+                      REMEMBER_COOKIE_SECURE=settings.cookie_secure)
     ioc = services or Services(settings)
     app.extensions["ioc"] = ioc
     # Request windows per source, for this process's rate limits.
@@ -48,7 +73,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     _register_api(app)
     csrf = CSRFProtect(app)
-    csrf.exempt(api.bp)  # the API authenticates with bearer tokens, not cookies
+    # Exempt from the blanket check because bearer tokens need none; api.require_user checks
+    # the token itself when a request comes with the web session cookie instead.
+    csrf.exempt(api.bp)
     app.register_error_handler(api.ApiProblem, api.answer_problem)
     integrations.register(app, csrf)
 
@@ -57,9 +84,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     login.login_message = "Vui lòng đăng nhập / Please log in."
 
     @login.user_loader
-    def _load_user(user_id: str):
+    def _load_user(session_user_id: str):
         with ioc.db.lookup() as s:
-            return s.get(User, int(user_id)) if user_id.isdigit() else None
+            return auth.user_for_session(s, session_user_id)
 
     from designer import scenarios as designer
     from designer.web import bp as web_bp
@@ -82,6 +109,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         return "Lỗi hệ thống / Internal error", 500
 
     ops.register(app)  # /healthz, /readyz, /metrics (docs/operations.md)
+    app.after_request(_security_headers)
 
     if start_runner:
         ioc.start_runner()

@@ -5,10 +5,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
+
+def _var_dir() -> Path:
+    return Path(os.environ.get("IOC_VAR_DIR", "var")).resolve()
+
 
 def _default_database_url() -> str:
-    var = Path(os.environ.get("IOC_VAR_DIR", "var")).resolve()
-    return f"sqlite:///{var / 'ioc.sqlite3'}"
+    return f"sqlite:///{_var_dir() / 'ioc.sqlite3'}"
 
 
 @dataclass(frozen=True)
@@ -17,7 +22,14 @@ class Settings:
 
     database_url: str = field(default_factory=_default_database_url)
     redis_url: str | None = None
-    secret_key: str = "dev-only-insecure-key"
+    # Signs web sessions and CSRF tokens. None: a random key generated once and kept in
+    # `secret_key_path` (engine/auth/secret_key.py); weak values refuse to start.
+    secret_key: str | None = field(default=None, repr=False)
+    secret_key_file: str | None = None
+    # Development only: start even with a weak IOC_SECRET_KEY (change-me, short…).
+    allow_weak_secret_key: bool = False
+    # Send the session cookie over HTTPS only; off for the local demo on plain http.
+    cookie_secure: bool = False
     # Upper bound on one expression or script run in the restricted evaluator.
     script_timeout_s: float = 1.0
     # How far back the rule engine replays the event store on start to rebuild open correlations.
@@ -51,9 +63,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
-        """Read IOC_DATABASE_URL, IOC_REDIS_URL, IOC_SECRET_KEY, IOC_RULE_REPLAY_DAYS,
-        IOC_CALENDAR_DIR, IOC_SMTP_*, IOC_NOTIFY_*, IOC_EVENT_* and IOC_PARTITION_LOCK_S (all
-        optional)."""
+        """Read IOC_DATABASE_URL, IOC_REDIS_URL, IOC_SECRET_KEY(_FILE), IOC_ALLOW_WEAK_SECRET_KEY,
+        IOC_COOKIE_SECURE, IOC_RULE_REPLAY_DAYS, IOC_CALENDAR_DIR, IOC_SMTP_*, IOC_NOTIFY_*,
+        IOC_EVENT_* and IOC_PARTITION_LOCK_S (all optional)."""
         env = os.environ if environ is None else environ
         kwargs: dict = {}
         if env.get("IOC_DATABASE_URL"):
@@ -62,6 +74,12 @@ class Settings:
             kwargs["redis_url"] = env["IOC_REDIS_URL"]
         if env.get("IOC_SECRET_KEY"):
             kwargs["secret_key"] = env["IOC_SECRET_KEY"]
+        if env.get("IOC_SECRET_KEY_FILE"):
+            kwargs["secret_key_file"] = env["IOC_SECRET_KEY_FILE"]
+        for name, key in (("IOC_ALLOW_WEAK_SECRET_KEY", "allow_weak_secret_key"),
+                          ("IOC_COOKIE_SECURE", "cookie_secure")):
+            if env.get(name, "").strip():
+                kwargs[key] = _flag(env, name)
         if env.get("IOC_RULE_REPLAY_DAYS"):
             kwargs["rule_replay_days"] = int(env["IOC_RULE_REPLAY_DAYS"])
         if env.get("IOC_CALENDAR_DIR"):
@@ -88,12 +106,30 @@ class Settings:
         return bool(self.smtp_host)
 
     @property
+    def secret_key_path(self) -> Path:
+        """Where the generated secret key lives: IOC_SECRET_KEY_FILE, else next to the SQLite
+        database file, else var/secret-key."""
+        if self.secret_key_file:
+            return Path(self.secret_key_file).resolve()
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            return Path(url.database).resolve().parent / "secret-key"
+        return _var_dir() / "secret-key"
+
+    @property
     def embedded(self) -> bool:
         """True when no Redis is configured: everything runs in this process."""
         return not self.redis_url
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _flag(env, name: str) -> bool:
+    flag = env[name].strip().lower()
+    if flag not in _TRUE + _FALSE:
+        raise ValueError(f"{name} is true or false, not {env[name]!r}")
+    return flag in _TRUE
 
 
 def _number(env, name: str, kind: type, low: float):

@@ -1,16 +1,17 @@
 """Create users and sources, issue API tokens (shown once, stored hashed) and check them."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.audit import service as audit
-from engine.auth.models import User
+from engine.auth.models import User, parse_session_id
 from engine.auth.permissions import ROLES
 from engine.events.models import Source
 
@@ -106,7 +107,72 @@ def source_by_token(session: Session, token: str) -> Source | None:
 
 def check_password(session: Session, username: str, password: str) -> User | None:
     """The active user with this username and password, or None."""
+    return authenticate(session, username, password)[0]
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def authenticate(session: Session, username: str, password: str) -> tuple[User | None, str]:
+    """(the active user with this username and password, "ok"), or (None, why not): one of
+    unknown_user, inactive, no_password, wrong_password. Always verifies one hash, so an unknown
+    name takes as long as a known one."""
     user = session.scalars(select(User).where(User.username == username)).first()
     if user is None or not user.active or not user.password_hash:
+        check_password_hash(_dummy_hash(), password)
+        reason = "unknown_user" if user is None else (
+            "inactive" if not user.active else "no_password")
+        return None, reason
+    if not check_password_hash(user.password_hash, password):
+        return None, "wrong_password"
+    return user, "ok"
+
+
+def user_for_session(session: Session, session_user_id: str) -> User | None:
+    """The user a web session names, if active and the session is not revoked since."""
+    parsed = parse_session_id(session_user_id)
+    if parsed is None:
         return None
-    return user if check_password_hash(user.password_hash, password) else None
+    user = session.get(User, parsed[0])
+    if user is None or not user.active or user.session_version != parsed[1]:
+        return None
+    return user
+
+
+def revoke_sessions(session: Session, user_id: int) -> None:
+    """End every web session of the user: cookies issued before no longer name a user."""
+    # One UPDATE (not read, add, write): two revocations at once both count. Users loaded in
+    # this session get the new version too (synchronize_session).
+    session.execute(update(User).where(User.id == user_id)
+                    .values(session_version=User.session_version + 1),
+                    execution_options={"synchronize_session": "fetch"})
+
+
+def set_password(session: Session, user_id: int, password: str, *, actor: str = "cli") -> None:
+    """Give the user a new password; their sessions end (audited, without the password)."""
+    if password is None or len(password) < 8:
+        raise AuthError("password", "must be at least 8 characters")
+    user = _user(session, user_id)
+    user.password_hash = generate_password_hash(password)
+    revoke_sessions(session, user_id)
+    audit.record(session, "user.password_changed", actor=actor, subject_type="user",
+                 subject_id=user_id, details={"username": user.username})
+
+
+def set_active(session: Session, user_id: int, active: bool, *, actor: str = "cli") -> None:
+    """Activate or deactivate a user; deactivation ends their sessions at once (audited)."""
+    user = _user(session, user_id)
+    user.active = active
+    if not active:
+        revoke_sessions(session, user_id)
+    audit.record(session, "user.activated" if active else "user.deactivated", actor=actor,
+                 subject_type="user", subject_id=user_id, details={"username": user.username})
+
+
+def _user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise AuthError("user", f"no user with id {user_id}")
+    return user
