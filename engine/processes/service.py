@@ -251,9 +251,13 @@ class ProcessRuntime:
             }.get(incident.kind, lambda: True)()
             if applies:
                 still = True
-            else:
-                incidents.close(session, incident, actor=actor, action="incident.superseded",
-                                resolution="the process moved on without this step")
+                continue
+            incidents.close(session, incident, actor=actor, action="incident.superseded",
+                            resolution="the process moved on without this step")
+            if incident.kind == TIMER:  # its failed timer no longer matters either
+                timer = session.get(Timer, payload.get("timer_id"))
+                if timer is not None and timer.status == TIMER_FAILED:
+                    timer.status = TIMER_CANCELLED
         if not still:
             instance.error = None
 
