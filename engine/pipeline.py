@@ -445,8 +445,8 @@ class Pipeline:
         """A BPMN timer is due (scheduler handler): fire it, unless a message its instance waits
         for was received before it fell due and is not handled yet: that message came first,
         so the timer waits for it (and loses an event-based gateway to it)."""
-        due = datetime.fromisoformat(timer.payload.get("deferred_from") or
-                                     timer.due_at.isoformat())
+        deferred = timer.payload.get("deferred_from")
+        due = datetime.fromisoformat(deferred) if deferred else timer.due_at
         waits = session.execute(select(MessageWait.message_name, MessageWait.correlation_property,
                                        MessageWait.correlation_value)
                                 .where(MessageWait.instance_id == timer.instance_id)).all()

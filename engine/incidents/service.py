@@ -45,21 +45,31 @@ def open_incident(session: Session, *, kind: str, scenario_key: str, error: str,
             ProcessIncident.status == OPEN))
             if all(i.payload.get(k) == payload.get(k) for k in keys)), None)
     if same is not None:
-        same.attempts += 1
-        same.error, same.element, same.last_attempt_at = error[:ERROR_KEPT], element, utcnow()
         same.payload = payload
-        incident, action = same, "incident.failed_again"
-    else:
-        incident = ProcessIncident(kind=kind, scenario_key=scenario_key,
-                                   scenario_version_id=version_id, instance_id=instance_id,
-                                   element=element, error=error[:ERROR_KEPT], payload=payload)
-        session.add(incident)
-        session.flush()
-        action = "incident.opened"
-    audit.record(session, action, actor=actor, subject_type="incident", subject_id=incident.id,
-                 instance_id=instance_id, details={"kind": kind, "scenario": scenario_key,
-                                                   "element": element, "error": incident.error})
+        _failed_again(session, same, error, actor, element)
+        return same
+    incident = ProcessIncident(kind=kind, scenario_key=scenario_key,
+                               scenario_version_id=version_id, instance_id=instance_id,
+                               element=element, error=error[:ERROR_KEPT], payload=payload)
+    session.add(incident)
+    session.flush()
+    audit.record(session, "incident.opened", actor=actor, subject_type="incident",
+                 subject_id=incident.id, instance_id=instance_id,
+                 details={"kind": kind, "scenario": scenario_key, "element": element,
+                          "error": incident.error})
     return incident
+
+
+def _failed_again(session: Session, incident: ProcessIncident, error: str, actor: str,
+                  element: str | None) -> None:
+    """One more attempt at an open incident's step failed, with `error`."""
+    incident.attempts += 1
+    incident.error, incident.last_attempt_at = error[:ERROR_KEPT], utcnow()
+    incident.element = element or incident.element
+    audit.record(session, "incident.failed_again", actor=actor, subject_type="incident",
+                 subject_id=incident.id, instance_id=incident.instance_id,
+                 details={"kind": incident.kind, "scenario": incident.scenario_key,
+                          "element": incident.element, "error": incident.error})
 
 
 def open_for_instance(session: Session, instance_id: int) -> list[ProcessIncident]:
@@ -136,11 +146,7 @@ def retry(session: Session, runtime, incident_id: int, *, actor: str) -> RetryRe
                                  "the rules, publish, and resolve this incident with a note")
     error = runtime.retry(session, incident, actor)
     if error is not None:
-        incident.attempts += 1
-        incident.error, incident.last_attempt_at = error[:ERROR_KEPT], utcnow()
-        audit.record(session, "incident.failed_again", actor=actor, subject_type="incident",
-                     subject_id=incident.id, instance_id=incident.instance_id,
-                     details={"kind": incident.kind, "error": incident.error})
+        _failed_again(session, incident, error, actor, None)
         return RetryResult(incident, False)
     if incident.status == OPEN:  # (the retried step did not make it moot on the way)
         close(session, incident, actor=actor, resolution="retried", action="incident.retried")

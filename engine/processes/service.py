@@ -217,10 +217,10 @@ class ProcessRuntime:
             log.warning("a step failed: %s", exc)
             return on_failure(exc)
 
-    def _step_failed(self, session: Session, instance_id: int, kind: str, exc: ProcessError,
+    def keep_failure(self, session: Session, instance_id: int, kind: str, exc: ProcessError,
                      actor: str, payload: dict, identity: tuple[str, ...] | None = None):
-        """Keep the failure of a step of a running instance as an incident; the instance stays
-        as it was before the step, its error shown."""
+        """Keep the failure of a step of a running instance as an incident (returned); the
+        instance stays as it was before the step (rolled back), its error shown."""
         instance = session.get(ProcessInstance, instance_id)
         instance.error = str(exc)[:2000]
         return incidents.open_incident(session, kind=kind, scenario_key=instance.scenario_key,
@@ -234,32 +234,39 @@ class ProcessRuntime:
         """Close the open incidents whose step no longer applies: the process moved on without
         it (a deadline after a failed message, a withdrawn task…). Clear the instance's error
         once none is left (the incident being retried closes itself)."""
-        timers_waiting = {f"{instance.id}:{t.id}" for t, _ in spiff.waiting_timers(workflow)}
-        messages_waited = {d.name for t in workflow.get_tasks(state=TaskState.WAITING)
-                           for d in _message_definitions(t)}
-        ready = {str(t.id) for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
         still = False
         for incident in incidents.open_for_instance(session, instance.id):
             if incident.id == self._retrying:
                 continue
-            payload = incident.payload
-            applies = {
-                TIMER: lambda: payload.get("ref") in timers_waiting,
-                MESSAGE: lambda: payload.get("type") in messages_waited,
-                TASK: lambda: getattr(session.get(Task, payload.get("task_id")),
-                                      "spiff_task_id", None) in ready,
-            }.get(incident.kind, lambda: True)()
-            if applies:
+            if self._still_applies(session, instance, workflow, incident):
                 still = True
                 continue
             incidents.close(session, incident, actor=actor, action="incident.superseded",
                             resolution="the process moved on without this step")
             if incident.kind == TIMER:  # its failed timer no longer matters either
-                timer = session.get(Timer, payload.get("timer_id"))
+                timer = session.get(Timer, incident.payload.get("timer_id"))
                 if timer is not None and timer.status == TIMER_FAILED:
                     timer.status = TIMER_CANCELLED
         if not still:
             instance.error = None
+
+    @staticmethod
+    def _still_applies(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
+                       incident) -> bool:
+        """True while the failed step of `incident` is still ahead of the instance."""
+        payload = incident.payload
+        if incident.kind == TIMER:
+            return payload.get("ref") in {f"{instance.id}:{task.id}"
+                                          for task, _ in spiff.waiting_timers(workflow)}
+        if incident.kind == MESSAGE:
+            return any(d.name == payload.get("type")
+                       for t in workflow.get_tasks(state=TaskState.WAITING)
+                       for d in _message_definitions(t))
+        if incident.kind == TASK:
+            task = session.get(Task, payload.get("task_id"))
+            spiff_task = workflow.get_task_from_id(UUID(task.spiff_task_id)) if task else None
+            return spiff_task is not None and spiff_task.state == TaskState.READY
+        return True
 
     def complete_task(self, session: Session, task: Task, answers: dict, *, actor: str,
                       user_id: int | None) -> ProcessInstance:
@@ -308,7 +315,7 @@ class ProcessRuntime:
         def failed(exc: ProcessError) -> bool:
             # The message itself is kept: a retry delivers it as it came, at its moment.
             moment = received_at or self.clock.now()
-            self._step_failed(session, instance_id, MESSAGE, exc, actor, {
+            self.keep_failure(session, instance_id, MESSAGE, exc, actor, {
                 "event_id": event_id, "type": name, "data": _plain(payload),
                 "received_at": moment.isoformat()})
             return False
@@ -355,7 +362,7 @@ class ProcessRuntime:
         def failed(exc: ProcessError) -> None:
             timer.status, timer.error = TIMER_FAILED, str(exc)[:2000]
             # One incident per timer event (its ref), whichever row fired it last.
-            self._step_failed(session, timer.instance_id, TIMER, exc, "scheduler",
+            self.keep_failure(session, timer.instance_id, TIMER, exc, "scheduler",
                               {"timer_id": timer.id, "ref": timer.ref}, identity=("ref",))
         self._isolated(session, lambda: self._fire_timer(session, timer), failed)
 
@@ -443,15 +450,13 @@ class ProcessRuntime:
 
     def _fire_due(self, workflow: BpmnWorkflow) -> list[str]:
         """Fire the timers due by the workflow's clock; the ids of their events."""
-        now = spiff.workflow_clock(workflow).now()
-        due = [task.task_spec.bpmn_id for task, at in spiff.waiting_timers(workflow) if at <= now]
-        if due:
-            try:
-                spiff.fire_due_timers(workflow)
-            except (SpiffWorkflowException, ExpressionError) as exc:
-                raise ProcessError(f"timer {', '.join(due)}: {exc}",
-                                   _element_of(exc) or due[0]) from exc
-        return due
+        try:
+            return [task.task_spec.bpmn_id for task in spiff.fire_due(workflow)]
+        except (SpiffWorkflowException, ExpressionError) as exc:
+            due = [task.task_spec.bpmn_id for task, at in spiff.waiting_timers(workflow)
+                   if at <= spiff.workflow_clock(workflow).now()]
+            raise ProcessError(f"timer {', '.join(due)}: {exc}",
+                               _element_of(exc) or (due[0] if due else None)) from exc
 
     def _steps_audited(self, session: Session, instance: ProcessInstance,
                        workflow: BpmnWorkflow, actor: str, fired: list[str] | None = None) -> None:

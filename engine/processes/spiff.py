@@ -455,18 +455,21 @@ def clock_at(workflow: BpmnWorkflow, moment: datetime) -> Iterator[None]:
         engine.clock = kept
 
 
-def fire_due_timers(workflow: BpmnWorkflow) -> bool:
-    """Fire the timers due by the workflow's clock; True if any is due. Run do_engine_steps next.
-
-    A timer counts as due until it has run (see waiting_timers), so True means: step the workflow.
-    """
+def fire_due(workflow: BpmnWorkflow) -> list:
+    """Fire the timers due by the workflow's clock; the tasks that were due (run
+    do_engine_steps next). A timer counts as due until it has run (see waiting_timers)."""
     now = workflow_clock(workflow).now()
     due = [task for task, moment in waiting_timers(workflow) if moment <= now]
     for task in due:
         if task.state == TaskState.WAITING:
             # What Spiff's refresh_timers does, for the due tasks only.
             task.task_spec._update(task)
-    return bool(due)
+    return due
+
+
+def fire_due_timers(workflow: BpmnWorkflow) -> bool:
+    """Fire the timers due by the workflow's clock; True if any is due: step the workflow."""
+    return bool(fire_due(workflow))
 
 
 def bpmn_message_names(bpmn: str) -> set[str]:

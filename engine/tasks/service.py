@@ -10,7 +10,6 @@ from engine.audit import service as audit
 from engine.auth.models import User
 from engine.auth.permissions import allowed
 from engine.db import utcnow
-from engine.incidents import service as incidents
 from engine.incidents.models import TASK, ProcessIncident
 from engine.processes.models import ProcessInstance
 from engine.processes.service import ProcessError, ProcessRuntime, TaskWithdrawn
@@ -133,11 +132,9 @@ def complete(session: Session, runtime: ProcessRuntime, user: User, task_id: int
         # The scenario failed, not the person: their answer is kept on the task (still theirs)
         # and in an incident that runs the completion again once the scenario is fixed.
         task.result = data
-        incident = incidents.open_incident(
-            session, kind=TASK, scenario_key=_scenario_of(session, task), actor=actor,
-            instance_id=task.instance_id, element=exc.element, error=str(exc),
-            payload={"task_id": task.id, "answers": data, "user_id": user.id, "actor": actor})
-        session.get(ProcessInstance, task.instance_id).error = str(exc)[:2000]
+        incident = runtime.keep_failure(
+            session, task.instance_id, TASK, exc, actor,
+            {"task_id": task.id, "answers": data, "user_id": user.id, "actor": actor})
         audit.record(session, "task.answer_kept", actor=actor, subject_type="task",
                      subject_id=task.id, instance_id=task.instance_id,
                      details={"task": task.bpmn_id, "incident": incident.id, "answers": data})
@@ -161,10 +158,6 @@ class Completion:
                 f"xong (sự cố #{self.incident.id}). / Your answer is saved, but the process "
                 f"failed at {self.incident.element or '?'}; the inspectors are told and will "
                 f"run it again once fixed (incident #{self.incident.id}).")
-
-
-def _scenario_of(session: Session, task: Task) -> str:
-    return session.get(ProcessInstance, task.instance_id).scenario_key
 
 
 def to_dict(task: Task, assignee: str | None = None) -> dict:
