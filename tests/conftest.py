@@ -79,6 +79,14 @@ def ioc(db):
     return services
 
 
+def on_clock(ioc, clock):
+    """Another engine process on the database (and scenarios) of `ioc`, reading `clock`."""
+    from engine.services import Services
+
+    return Services(ioc.settings, db=ioc.db, vocabulary=ioc.vocabulary, clock=clock,
+                    calendar=ioc.calendar)
+
+
 def load_scenarios(ioc, path: str = SCENARIOS, actor: str = "test"):
     """Check and publish every scenario folder under `path`; return the versions."""
     from engine.org import service as org
@@ -156,10 +164,8 @@ def server(loaded, server_clock):
     from waitress import create_server
 
     from engine.app import create_app
-    from engine.services import Services
 
-    services = Services(loaded.settings, db=loaded.db, vocabulary=loaded.vocabulary,
-                        clock=server_clock, calendar=loaded.calendar)
+    services = on_clock(loaded, server_clock)
     app = create_app(services=services, start_runner=True)
     srv = create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=srv.run, daemon=True)

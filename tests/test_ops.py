@@ -57,11 +57,10 @@ def _on(ioc, day: str):
     from datetime import datetime, timedelta, timezone
 
     from engine.clock import ManualClock
-    from engine.services import Services
+    from tests.conftest import on_clock
 
     noon = datetime.fromisoformat(f"{day}T12:00:00").replace(tzinfo=timezone(timedelta(hours=7)))
-    return Services(ioc.settings, db=ioc.db, vocabulary=ioc.vocabulary, clock=ManualClock(noon),
-                    calendar=ioc.calendar)
+    return on_clock(ioc, ManualClock(noon))
 
 
 def test_readyz_without_redis_checks_the_database(ioc):

@@ -24,8 +24,8 @@ from engine.auth import logins, secret_key
 from engine.auth import service as auth
 from engine.clock import ManualClock
 from engine.config import Settings
-from engine.services import Services
 from engine.tasks.models import Task
+from tests.conftest import on_clock
 from tests.spine_helpers import auth as bearer
 from tests.spine_helpers import dossier, send
 
@@ -43,9 +43,7 @@ def clock():
 @pytest.fixture
 def app(loaded, clock):
     """The app as `ioc serve` builds it with no IOC_SECRET_KEY, on a hand-driven clock."""
-    services = Services(loaded.settings, db=loaded.db, vocabulary=loaded.vocabulary, clock=clock,
-                        calendar=loaded.calendar)
-    return create_app(services=services)
+    return create_app(services=on_clock(loaded, clock))
 
 
 def _csrf(html: str) -> str:
@@ -264,8 +262,7 @@ def test_the_lock_holds_in_every_process(app, people, loaded, clock):
     for _ in range(5):
         _login(app.test_client(), "phvhcc", "wrong-password")
     # Another web process (its own app and services) on the same database.
-    other = create_app(services=Services(loaded.settings, db=loaded.db, clock=clock,
-                                         vocabulary=loaded.vocabulary, calendar=loaded.calendar))
+    other = create_app(services=on_clock(loaded, clock))
     assert _login(other.test_client(), "phvhcc").status_code == 429
     # Other people are not locked out by one name's failures.
     assert _login(other.test_client(), "phvhcc2").status_code == 302
