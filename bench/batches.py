@@ -4,7 +4,7 @@
 
 The simulated province's stream (as bench/load.py sends it) is stored `--per-batch` events at a
 time, each slice then processed as a worker does: one `run_once` over all partitions, one
-transaction, the partitions kept from one batch to the next as a job keeps them. At 250 events/s a worker's batches held about 20 events. Reported: statements per
+transaction. At 250 events/s a worker's batches held about 20 events. Reported: statements per
 event, wall and CPU (this process: Python, SQLAlchemy, psycopg) ms per event of the batches, and
 the most frequent statements per event. Garbage is collected as in a worker (engine/ops/garbage).
 No web, Redis or other process takes part, so the CPU
@@ -71,8 +71,8 @@ def measure(url: str, events_n: int, per_batch: int) -> dict:
         for name, raws in by_source.items():
             events.ingest(ioc.db, sources[name], raws, ioc.vocabulary)
         counting, w, c = True, time.perf_counter(), time.process_time()
-        # The only runner: every partition is kept from one batch to the next, as in a job.
-        done = ioc.pipeline.run_once(200, range(PARTITIONS), range(PARTITIONS))
+        # The only runner: it holds every partition, as one job would.
+        done = ioc.pipeline.run_once(200, range(PARTITIONS))
         if done:
             garbage.after_batch()  # as the worker's job does
         handled += done

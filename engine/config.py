@@ -32,8 +32,6 @@ class Settings:
     cookie_secure: bool = False
     # Upper bound on one expression or script run in the restricted evaluator.
     script_timeout_s: float = 1.0
-    # How far back the rule engine replays the event store on start to rebuild open correlations.
-    rule_replay_days: int = 30
     # Working-time calendar folder (office hours, holidays per year); None: data/calendar.
     calendar_dir: str | None = None
     # E-mail notifications (SMTP). No host means the e-mail channel is off: nothing is queued
@@ -64,7 +62,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         """Read IOC_DATABASE_URL, IOC_REDIS_URL, IOC_SECRET_KEY(_FILE), IOC_ALLOW_WEAK_SECRET_KEY,
-        IOC_COOKIE_SECURE, IOC_RULE_REPLAY_DAYS, IOC_CALENDAR_DIR, IOC_SMTP_*, IOC_NOTIFY_*,
+        IOC_COOKIE_SECURE, IOC_CALENDAR_DIR, IOC_SMTP_*, IOC_NOTIFY_*,
         IOC_EVENT_* and IOC_PARTITION_LOCK_S (all optional)."""
         env = os.environ if environ is None else environ
         kwargs: dict = {}
@@ -80,8 +78,6 @@ class Settings:
                           ("IOC_COOKIE_SECURE", "cookie_secure")):
             if env.get(name, "").strip():
                 kwargs[key] = _flag(env, name)
-        if env.get("IOC_RULE_REPLAY_DAYS"):
-            kwargs["rule_replay_days"] = int(env["IOC_RULE_REPLAY_DAYS"])
         if env.get("IOC_CALENDAR_DIR"):
             kwargs["calendar_dir"] = env["IOC_CALENDAR_DIR"]
         if env.get("IOC_QUEUE"):

@@ -8,9 +8,10 @@ last attempt becomes a dead letter with its error; the events behind it go on; n
 acknowledged twice. On PostgreSQL the batch holds its events' rows, so two runners never handle
 one event, and one that waited re-reads them (already processed ones drop out).
 
-Several workers each hold their own rule matcher: before a partition's batch, a worker posts
-into its matcher the events of that partition others processed since it last looked
-(`catch_up`), so correlations see every event of their key in order, whoever handled it.
+Each runner holds its own rule matcher, which only tests each event against each pattern:
+everything rules remember between events (correlations, windows, deadlines) is rows of the
+database written in the batch's transaction (engine/rules/state.py), so which worker handled an
+event, or whether it restarted since, changes no detection, and nothing is replayed on start.
 """
 from __future__ import annotations
 
@@ -21,14 +22,13 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.audit import service as audit
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.db import Database, insert_unless_present, is_transient, utcnow
 from engine.events.models import FAILED, PENDING, PROCESSED, Event
-from engine.events.partitions import PARTITIONS
 from engine.events.vocabulary import Vocabulary
 from engine.incidents import service as incidents
 from engine.incidents.models import RULE
@@ -38,9 +38,18 @@ from engine.ops.metrics import PIPELINE_PASS, timed
 from engine.processes.models import MessageWait
 from engine.processes.service import ProcessRuntime
 from engine.processes.spiff import bpmn_message_names
-from engine.rules import DuplicateMessage, RuleMatcher, RuleSet, parse_rules, to_message
+from engine.rules import (
+    DuplicateMessage,
+    RuleMatcher,
+    RuleSet,
+    compile_ruleset,
+    parse_rules,
+    to_message,
+)
 from engine.rules.compiler import split_part
+from engine.rules.correlation import CorrelationRules
 from engine.rules.format import Rule
+from engine.rules.state import StateKey
 from engine.rules.temporal import Detection, TemporalRules
 from engine.scenarios.models import PUBLISHED, ScenarioVersion
 from engine.timers.models import PENDING as TIMER_PENDING
@@ -58,15 +67,14 @@ class LiveRuleset:
     name: str
     rules: RuleSet
     event_types: frozenset[str]
-    held_types: frozenset[str]  # what replays and catch-ups post (RuleSet.held_event_types)
     windowed: dict[str, tuple[Rule, ...]]  # RuleSet.windowed_by_type
+    correlated: dict[str, tuple[Rule, ...]]  # RuleSet.correlated_by_type
 
 
 _EVENTS = Event.__table__
 # A Core executemany, not the ORM's bulk UPDATE by primary key: 2 % of a batch's Python calls.
 _MARK_PROCESSED = update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id")).values(
-    status=PROCESSED, error=None, processed_at=bindparam("processed_at"),
-    processed_seq=bindparam("processed_seq"))
+    status=PROCESSED, error=None, processed_at=bindparam("processed_at"))
 
 
 # How long a due BPMN timer waits for a message received before it and not yet handled.
@@ -88,35 +96,31 @@ class Pipeline:
     """Processes pending events in id order; owns the rule matcher of this process."""
 
     def __init__(self, db: Database, vocabulary: Vocabulary, runtime: ProcessRuntime,
-                 temporal: TemporalRules, replay_days: int = 30, clock: Clock = SYSTEM_CLOCK,
+                 temporal: TemporalRules, clock: Clock = SYSTEM_CLOCK,
                  max_attempts: int = 3, retry_base_s: float = 2.0, retry_factor: float = 5.0,
                  email: bool = False):
         self.db, self.vocabulary, self.runtime = db, vocabulary, runtime
         self.email = email  # the e-mail channel is on: rule notices reach mailboxes too
         self.temporal = temporal
-        self.replay_days = replay_days
+        self.states = temporal.states  # every row rules keep, read and written once a batch
+        self.correlations = CorrelationRules(self.states, temporal.calendar)
         self.clock = clock
         self.max_attempts, self.retry_base_s = max_attempts, retry_base_s
         self.retry_factor = retry_factor
-        # The last processed_seq of each partition this matcher has seen (catch_up starts there).
-        self._seen = [0] * PARTITIONS
-        # The last processed_seq this pipeline committed, by partition.
-        self._committed: dict[int, int] = {}
         self._message_types_of: tuple[int | None, frozenset[str]] = (None, frozenset())
         self.matcher = RuleMatcher()
         self.live: dict[str, LiveRuleset] = {}
         self._generation: frozenset[int] | None = None
         self._rulesets: dict[int, RuleSet] = {}  # parsed rules by version id (retired ones too)
         # Event by event after a failed batch: each scenario's part in its own savepoint, its
-        # failures kept as incidents (see _handle); a failed part disturbs the matcher.
+        # failures kept as incidents (see _handle).
         self._isolating = False
-        self._rules_disturbed = False
 
     # -- rules ------------------------------------------------------------------------------
 
     def refresh_rules(self, session: Session) -> None:
-        """Load newly published versions (rebuilding their state), unload retired ones; read
-        again the message types processes may wait for when versions were added."""
+        """Load newly published versions, unload retired ones; read again the message types
+        processes may wait for when versions were added."""
         # One query a batch: (id, status) of every version. The set of published ids, not
         # (count, max id): two publishes committing in the other order than their ids, one
         # retiring an old version, would leave both unchanged.
@@ -135,11 +139,11 @@ class Pipeline:
             if name in self.live:
                 continue
             rules = self._rules_of(version)
-            self.matcher.load(name, version.ruleset)
-            live = LiveRuleset(version.id, name, rules, rules.event_types,
-                               rules.held_event_types, rules.windowed_by_type)
-            self.live[name] = live
-            self._replay(session, live)
+            # Compiled again from the rules, not read from the version: a version stored by an
+            # older engine may hold durable joins, and this one keeps joins in the database.
+            self.matcher.load(name, compile_ruleset(rules, name))
+            self.live[name] = LiveRuleset(version.id, name, rules, rules.event_types,
+                                          rules.windowed_by_type, rules.correlated_by_type)
         self._generation = generation
 
     def _rules_of(self, version: ScenarioVersion) -> RuleSet:
@@ -149,55 +153,6 @@ class Pipeline:
                 f"{version.key}/rules.yaml", self.vocabulary.field_types())
         return self._rulesets[version.id]
 
-    def _replay(self, session: Session, live: LiveRuleset) -> None:
-        # Rebuild open correlations from already processed events; their matches were acted on
-        # before (or belong to an earlier version), so they are discarded here. Only the events
-        # the matcher holds (RuleSet.held_event_types) are posted.
-        if not live.held_types:
-            return
-        since = self.clock.now() - timedelta(days=self.replay_days)
-        events = session.scalars(select(Event).where(
-            Event.status == PROCESSED, Event.type.in_(live.held_types),
-            Event.received_at >= since).order_by(Event.id).execution_options(yield_per=1000))
-        count = 0
-        for event in events:
-            self.matcher.post(live.name, self._message(event))
-            self._saw(event)
-            count += 1
-        if count:
-            log.info("replayed %d events into %s", count, live.name)
-
-    def _saw(self, event: Event) -> None:
-        if event.processed_seq is not None:
-            self._seen[event.partition] = max(self._seen[event.partition], event.processed_seq)
-
-    def catch_up(self, session: Session, partitions: Collection[int]) -> int:
-        """Post into this matcher the partitions' events other runners processed since it last
-        looked (their matches were acted on there: discarded here); return how many."""
-        # Only what the matchers hold between events: with two workers, posting every event of
-        # the other's partitions doubled the rule engine's work (measured at 500 events/s).
-        types = set().union(*(live.held_types for live in self.live.values())) \
-            if self.live else set()
-        if not types or not partitions:
-            return 0
-        events = session.scalars(select(Event).where(
-            or_(*(and_(Event.partition == p, Event.processed_seq > self._seen[p])
-                  for p in partitions)),
-            Event.status == PROCESSED, Event.type.in_(types))
-            .order_by(Event.partition, Event.processed_seq))
-        count = 0
-        for event in events:
-            message = self._message(event)
-            for live in self.live.values():
-                if event.type in live.held_types:
-                    try:
-                        self.matcher.post(live.name, message)
-                    except DuplicateMessage:
-                        pass  # already held: this matcher saw it (a replay at load)
-            self._saw(event)
-            count += 1
-        return count
-
     @staticmethod
     def _message(event: Event) -> dict:
         return to_message(event.id, event.type, event.ce_source, event.subject, event.data)
@@ -205,46 +160,19 @@ class Pipeline:
     # -- events -----------------------------------------------------------------------------
 
     @timed(PIPELINE_PASS)
-    def run_once(self, limit: int = 200, partitions: Collection[int] | None = None,
-                 kept: Collection[int] = ()) -> int:
+    def run_once(self, limit: int = 200, partitions: Collection[int] | None = None) -> int:
         """Process up to `limit` pending events (of these partitions, if given: the caller holds
-        them) whose time has come, in id order; return how many were handled. `kept`: those of
-        the partitions the caller has held without a break since this pipeline's last batch of
-        them, so that no other runner can have processed their events meanwhile."""
+        them) whose time has come, in id order; return how many were handled."""
         try:
             # Fast: the whole batch in one transaction, no savepoint per event (two statements
             # an event, a sixth of a worker's time when measured).
-            return self._run(limit, partitions, kept, careful=False)
+            return self._run(limit, partitions, careful=False)
         except Exception as exc:  # noqa: BLE001 - one event failed: the batch rolled back
             log.info("a batch of events failed (%s: %s); handling it event by event",
                      type(exc).__name__, exc)
-            # The matcher holds what the rolled-back batch posted: rebuild it from the store.
-            self._forget_rules()
-            return self._run(limit, partitions, kept, careful=True)
+            return self._run(limit, partitions, careful=True)
 
-    def _numbering(self, session: Session, partitions: Collection[int],
-                   kept: Collection[int]) -> dict[int, int]:
-        """The last processed_seq of each partition; caught up on what others processed."""
-        # One runner holds a partition: numbering its events here keeps commit order. A kept
-        # partition's number is the one this pipeline committed last (a query per batch
-        # spared: a worker's batches hold a dozen events at 250 events/s).
-        seqs = {p: self._committed[p] for p in partitions if p in kept and p in self._committed}
-        asked = [p for p in partitions if p not in seqs]
-        if asked:
-            seqs.update(dict.fromkeys(asked, 0))
-            for p, last in session.execute(
-                    select(Event.partition, func.max(Event.processed_seq))
-                    .where(Event.partition.in_(asked)).group_by(Event.partition)):
-                seqs[p] = last or 0
-        # Catch up where another runner processed events since this one looked; then this
-        # matcher has seen (or needs nothing of) all of them.
-        self.catch_up(session, [p for p in partitions if seqs[p] > self._seen[p]])
-        for p in partitions:
-            self._seen[p] = max(self._seen[p], seqs[p])
-        return seqs
-
-    def _run(self, limit: int, partitions: Collection[int] | None, kept: Collection[int],
-             careful: bool) -> int:
+    def _run(self, limit: int, partitions: Collection[int] | None, careful: bool) -> int:
         try:
             with self.db.session() as session:
                 self.refresh_rules(session)
@@ -253,101 +181,89 @@ class Pipeline:
                     Event.status == PENDING,
                     or_(Event.next_attempt_at.is_(None), Event.next_attempt_at <= now))
                     .order_by(Event.id).limit(limit))
-                seqs = None
                 if partitions is not None:
                     query = query.where(Event.partition.in_(partitions))
-                    seqs = self._numbering(session, partitions, kept)
                 if self.db.is_postgres:
                     query = query.with_for_update()
                 events = [e for e in session.scalars(query) if e.status == PENDING]
                 done: list[dict] = []
+                # Every row the batch's rules may change, locked at once in one order.
+                self.states.prefetch(session, self._states_wanted(events))
                 if careful:
-                    handled = self._handle_carefully(session, events, seqs, now, done)
+                    handled = self._handle_carefully(session, events, now, done)
                 else:
-                    self.temporal.prefetch(session, self._windows_wanted(events))
-                    handled = self._handle_all(session, events, seqs, done)
-                self.temporal.write(session)
+                    handled = self._handle_all(session, events, done)
+                self._write_rules(session)
                 if done:  # one executemany for the batch's processed events, not an UPDATE each
                     session.execute(_MARK_PROCESSED, done)
-            if seqs is not None:
-                self._committed.update(seqs)  # committed: what a kept partition goes on from
             return handled
         finally:
-            self.temporal.discard()  # nothing is left over from a batch, committed or not
+            self._discard_rules()  # nothing is left over from a batch, committed or not
 
-    def _handle_all(self, session: Session, events: list[Event], seqs: dict[int, int] | None,
-                    done: list[dict]) -> int:
+    def _write_rules(self, session: Session) -> None:
+        self.temporal.write(session)
+        self.states.write(session)
+
+    def _discard_rules(self) -> None:
+        self.temporal.discard()
+        self.states.discard()
+
+    def _handle_all(self, session: Session, events: list[Event], done: list[dict]) -> int:
         for event in events:
             with log_context(event_id=event.id):
                 self._handle(session, event)
-            self._processed(event, seqs, done)
+            self._processed(event, done)
         return len(events)
 
-    def _windows_wanted(self, events: list[Event]) -> Iterator[tuple[int, Rule, dict]]:
+    def _states_wanted(self, events: list[Event]) -> Iterator[StateKey]:
         for event in events:
             message = None
             for live in self.live.values():
-                for rule in live.windowed.get(event.type, ()):
+                windowed = live.windowed.get(event.type, ())
+                correlated = live.correlated.get(event.type, ())
+                if windowed or correlated:
                     message = message or self._message(event)
-                    yield live.version_id, rule, message
+                    yield from self.temporal.windows_wanted(live.version_id, windowed, message)
+                    yield from self.correlations.keys_wanted(live.version_id, correlated,
+                                                             message)
 
-    def _handle_carefully(self, session: Session, events: list[Event],
-                          seqs: dict[int, int] | None, now, done: list[dict]) -> int:
+    def _handle_carefully(self, session: Session, events: list[Event], now,
+                          done: list[dict]) -> int:
         # Each event in a savepoint, its rule windows written with it: a failing event is marked
         # (backoff, then dead letter) and the batch stops after it. Within an event, each
         # scenario's part is isolated (_isolating): a scenario's failure is its incident.
         self._isolating = True
         try:
-            return self._handle_each(session, events, seqs, now, done)
+            return self._handle_each(session, events, now, done)
         finally:
-            self._isolating = self._rules_disturbed = False
+            self._isolating = False
 
-    def _handle_each(self, session: Session, events: list[Event], seqs: dict[int, int] | None,
-                     now, done: list[dict]) -> int:
+    def _handle_each(self, session: Session, events: list[Event], now,
+                     done: list[dict]) -> int:
         for index, event in enumerate(events):
             with log_context(event_id=event.id):
                 try:
                     with session.begin_nested():
                         self._handle(session, event)
-                        self.temporal.write(session)
+                        self._write_rules(session)
                 except Exception as exc:  # noqa: BLE001 - a bad event must not stop the others
+                    # What its rules changed was rolled back with it: read again from here on.
+                    self._discard_rules()
                     if is_transient(exc):
                         # Another step changed one of its instances meanwhile (or PostgreSQL
                         # chose this side of a deadlock): leave it pending, no attempt counted,
                         # and stop here, so that later events of that instance keep their order.
                         log.info("event %s met a concurrent step (%s); retrying later",
                                  event.id, str(exc).splitlines()[0])
-                        self.temporal.discard()
-                        self._forget_rules()  # what it posted to the matcher was rolled back
                         return index
-                    self.temporal.discard()
                     self._failed(session, event, exc, now)
-                    # The matcher may hold what the failed attempt posted, which the database
-                    # rolled back: rebuild it from the event store before the next event.
-                    self._forget_rules()
                     return index + 1
-            self._processed(event, seqs, done)
-            if self._rules_disturbed:
-                # A scenario's rules failed on it: what that scenario posted to the matcher was
-                # rolled back; rebuild the matcher from the store before the next event.
-                self._forget_rules()
-                return index + 1
+            self._processed(event, done)
         return len(events)
 
-    def _processed(self, event: Event, seqs: dict[int, int] | None, done: list[dict]) -> None:
-        seq = None
-        if seqs is not None:
-            seq = seqs[event.partition] = seqs[event.partition] + 1
-            self._seen[event.partition] = max(self._seen[event.partition], seq)
-        done.append({"event_id": event.id, "processed_at": utcnow(), "processed_seq": seq})
-
-    def _forget_rules(self) -> None:
-        for name in list(self.live):
-            self.matcher.unload(name)
-        self.live.clear()
-        self._generation = None
-        self._seen = [0] * PARTITIONS
-        self._committed.clear()
+    @staticmethod
+    def _processed(event: Event, done: list[dict]) -> None:
+        done.append({"event_id": event.id, "processed_at": utcnow()})
 
     def _failed(self, session: Session, event: Event, exc: Exception, now) -> None:
         """One failed attempt: wait with backoff, or after the last one become a dead letter."""
@@ -382,16 +298,17 @@ class Pipeline:
                 self._apply_rules(session, event, live, message)
                 continue
             # Handled again event by event after a failure: one scenario's failure must not
-            # stop the others from handling this event. Its rules' part is rolled back and
-            # kept as an incident; the matcher is rebuilt after this event.
+            # stop the others from handling this event. Its rules' part is rolled back, with
+            # what they changed in the batch's rule state, and kept as an incident.
             try:
                 with session.begin_nested():
                     self._apply_rules(session, event, live, message)
+                    self._write_rules(session)
             except Exception as exc:  # noqa: BLE001 - any fault of that scenario's rules
+                self._discard_rules()
                 if is_transient(exc):
                     raise
                 log.warning("scenario %s failed on event %s: %s", live.name, event.id, exc)
-                self._rules_disturbed = True
                 incidents.open_incident(
                     session, kind=RULE, scenario_key=live.name.rsplit("@", 1)[0],
                     version_id=live.version_id, element=None, actor="engine",
@@ -416,9 +333,13 @@ class Pipeline:
                 parts.setdefault(rule_key, set()).add(part)
         moment = event.time or event.received_at
         for rule_key, matched in parts.items():
-            detection = self.temporal.observe(session, live.version_id,
-                                              live.rules.rule(rule_key), matched, message,
-                                              moment)
+            rule = live.rules.rule(rule_key)
+            if rule.join is not None:
+                detection = self.correlations.observe(session, live.version_id, rule, matched,
+                                                      message, moment)
+            else:
+                detection = self.temporal.observe(session, live.version_id, rule, matched,
+                                                  message, moment)
             if detection is not None:
                 self._on_match(session, live.version_id, detection)
 

@@ -34,8 +34,8 @@ class Services:
         self.sla = SlaEngine(self.calendar, clock, settings.smtp_enabled)
         self.runtime.observers.append(self.sla)
         self.pipeline = Pipeline(self.db, self.vocabulary, self.runtime,
-                                 TemporalRules(self.calendar, clock), settings.rule_replay_days,
-                                 clock, settings.event_max_attempts, settings.event_retry_base_s,
+                                 TemporalRules(self.calendar, clock), clock,
+                                 settings.event_max_attempts, settings.event_retry_base_s,
                                  settings.event_retry_factor, settings.smtp_enabled)
         self.scheduler = Scheduler(self.db, clock, {
             BPMN: self.pipeline.fire_process_timer,

@@ -194,9 +194,9 @@ def test_a_temporal_rule_keeps_its_alias_and_a_plain_rule_has_no_temporal():
     assert parse(rule_with("event: dossier.completed\n")).rules[0].temporal is None
 
 
-def test_only_correlation_rules_hold_events_between_events():
-    # What a replay or another worker's catch-up must post into a matcher: the events of rules
-    # with several patterns. Single patterns match at once; temporal windows are stored.
+def test_what_each_rule_keeps_in_the_database_by_event_type():
+    # Nothing is held in a matcher between events: `all:` rules keep their waiting events and
+    # count/sustained rules their windows as rows, read for the events of these types.
     rules = parse("""\
 rules:
   - key: pair
@@ -214,11 +214,18 @@ rules:
   - key: silent
     when: {event: environment.reading, key: station_id, silence: 1h}
     then: {}
+  - key: busy
+    when: {event: environment.reading, key: station_id, count: 3, within: 1h}
+    then: {}
 """)
     assert rules.event_types == {"dossier.received", "dossier.completed", "social.post",
                                  "environment.reading"}
-    assert rules.held_event_types == {"dossier.received", "dossier.completed"}
-    assert parse(rule_with("event: dossier.completed\n")).held_event_types == frozenset()
+    pair, busy = rules.rule("pair"), rules.rule("busy")
+    assert rules.correlated_by_type == {"dossier.received": (pair,),
+                                        "dossier.completed": (pair,)}
+    assert rules.windowed_by_type == {"environment.reading": (busy,)}
+    assert pair.join.key == {"first": (("dossier_id",),), "second": (("dossier_id",),)}
+    assert pair.join.repeat == "consume"
 
 
 # --- problems: key, forms, count, within ------------------------------------------------------

@@ -414,15 +414,13 @@ def test_a_partition_is_in_one_job_waiting_or_running(pg, redis_url, source):
     # While the first batch is processed: a second ticket of the same partition arrives, and
     # one of a third partition, which queues a job.
     batches: list[list[int]] = []
-    kept_by_batch: list[list[int]] = []
     kicks_during: list[int] = []
     waiting: list[str] = []
     run_once = ioc.pipeline.run_once
 
-    def arriving(limit, part, kept):
+    def arriving(limit, part):
         batches.append(list(part))
-        kept_by_batch.append(sorted(set(kept) & set(part)))
-        handled = run_once(limit, part, kept)
+        handled = run_once(limit, part)
         if len(batches) == 1:
             store(in_partition(partition))
             kicks_during.append(ioc.relay.kick({partition}))
@@ -440,8 +438,6 @@ def test_a_partition_is_in_one_job_waiting_or_running(pg, redis_url, source):
     # Its next batch: what was ready in its partitions and the waiting job's, taken over (off
     # the queue, its record gone); `other` had nothing ready and was let go.
     assert batches == [sorted({partition, other}), sorted({partition, third})]
-    # Only `partition` was held without a break since the previous batch: `third` is new.
-    assert kept_by_batch == [[], [partition]]
     [taken] = waiting
     assert queued() == [] and queue.fetch_job(taken) is None
     assert _pending(ioc) == 0
@@ -475,9 +471,9 @@ def test_a_job_holds_at_most_its_share_of_the_partitions(pg, redis_url, source):
     batches: list[list[int]] = []
     run_once = ioc.pipeline.run_once
 
-    def arriving(limit, part, kept):
+    def arriving(limit, part):
         batches.append(list(part))
-        handled = run_once(limit, part, kept)
+        handled = run_once(limit, part)
         if len(batches) == 1:
             store(1)  # a second ticket in each partition while the first batch runs
         return handled

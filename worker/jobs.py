@@ -61,13 +61,11 @@ def drain_partitions(partitions: list[int]) -> int:
     started, handled, more = time.monotonic(), 0, False
     held = _Held(connection, name, ioc.settings.partition_lock_s)
     share = _share(ioc.relay.queue)
-    kept: set[int] = set()  # held without a break since this job's previous batch
     try:
         held.take(partitions)
         while held:
             with log_context(partitions=sorted(held)):
-                n = ioc.pipeline.run_once(BATCH, sorted(held), kept)
-            kept = set(held)  # what is taken from here on was not
+                n = ioc.pipeline.run_once(BATCH, sorted(held))
             if n:
                 garbage.after_batch()
             handled += n

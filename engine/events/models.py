@@ -49,7 +49,6 @@ class Event(Base):
         Index("ix_events_status_id", "status", "id"),
         # A worker drains one partition's pending events in id order (engine/events/partitions).
         Index("ix_events_status_partition_id", "status", "partition", "id"),
-        Index("ix_events_partition_processed_seq", "partition", "processed_seq"),
         # Looking an event up by what it is about (a ticket's status over Open311).
         Index("ix_events_source_type_subject", "source_id", "type", "subject"),
     )
@@ -68,9 +67,6 @@ class Event(Base):
     processed_at: Mapped[datetime | None]
     error: Mapped[str | None]
     partition: Mapped[int] = mapped_column(default=0, server_default="0")
-    # Redis mode: the order in which the partition's events were processed (a worker catching
-    # up on what others processed follows it; ids can commit out of order, retries come late).
-    processed_seq: Mapped[int | None]
     # Failed attempts so far; a failed attempt waits until next_attempt_at (backoff).
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None]

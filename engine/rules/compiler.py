@@ -23,6 +23,9 @@ What durable-rules really does, measured with version 2.0.28, and how the compil
   vocabulary keep rules from relying on it.
 - An event is consumed by the first rule that fires on it within one durable ruleset, so two of
   our rules must never share a durable ruleset: the RuleMatcher gives each rule its own.
+- Every compiled rule has one pattern (or `any:` of single patterns): durable-rules holds no
+  event between posts. What rules remember between events is in the database: temporal
+  windows (temporal.py) and the waiting events of `all:` rules (correlation.py).
 """
 from __future__ import annotations
 
@@ -30,11 +33,11 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from engine.rules.format import Condition, Correlation, FieldTest, Pattern, Rule, RuleSet
+from engine.rules.format import Condition, FieldTest, Pattern, Rule, RuleSet
 from engine.rules.message import to_message  # noqa: F401 - re-exported: build messages here
 
-__all__ = ["compile_ruleset", "compile_rule", "compile_temporal", "event_types", "alias_of",
-           "to_message", "copy_definition", "part_key", "split_part", "START", "STOP", "HOLD"]
+__all__ = ["compile_ruleset", "compile_rule", "compile_temporal", "compile_correlation",
+           "event_types", "alias_of", "to_message", "copy_definition", "part_key", "split_part", "START", "STOP", "HOLD"]
 
 # Parts of a temporal rule: its pattern (START), the event that must come (STOP, absent) and
 # the pattern with the sustained test (HOLD). Rule keys cannot contain "#".
@@ -102,32 +105,26 @@ def _condition(condition: Condition) -> dict:
     return _and(parts) if condition.mode == "all" else _or(parts)
 
 
-def _correlation(corr: Correlation, durable_aliases: Mapping[str, str]) -> dict:
-    # durable's reference syntax: {"data.k": {"first": "data.k"}} means m.data.k == first.data.k
-    return {
-        _path(corr.field, corr.envelope): {
-            durable_aliases[corr.other_alias]: _path(corr.other_field, corr.other_envelope)
-        }
-    }
-
-
-def _pattern(pattern: Pattern, durable_aliases: Mapping[str, str]) -> dict:
-    # The type test comes first: event_types() reads it back to route messages.
+def _pattern(pattern: Pattern) -> dict:
+    # The type test comes first: event_types() reads it back to route messages. `same:` is not
+    # durable's business: correlation.py joins the patterns by key.
     tests: list[dict] = [{"t": pattern.event}]
     if pattern.where is not None:
         tests.append(_condition(pattern.where))
-    tests.extend(_correlation(c, durable_aliases) for c in pattern.same)
     return _and(tests)
 
 
 def compile_rule(rule: Rule) -> dict:
-    """The durable-rules definition of one rule ("run" names the action by the rule key)."""
+    """The durable-rules definition of a rule of one pattern or `any:` ("run" names the action
+    by the rule key); `all:` rules are compiled in parts (compile_correlation)."""
     if rule.mode == "any":
         names = [f"{p.alias}{_ANY_SEPARATOR}{i}" for i, p in enumerate(rule.patterns)]
-        return {"any": [{n: _pattern(p, {})} for n, p in zip(names, rule.patterns)],
+        return {"any": [{n: _pattern(p)} for n, p in zip(names, rule.patterns)],
                 "run": rule.key}
-    aliases = {p.alias: p.alias for p in rule.patterns}
-    return {"all": [{p.alias: _pattern(p, aliases)} for p in rule.patterns], "run": rule.key}
+    if rule.mode == "all":
+        raise ValueError(f"rule {rule.key!r}: `all:` rules are compiled in parts")
+    pattern = rule.patterns[0]
+    return {"all": [{pattern.alias: _pattern(pattern)}], "run": rule.key}
 
 
 def part_key(rule_key: str, part: str) -> str:
@@ -158,7 +155,21 @@ def compile_temporal(rule: Rule) -> dict[str, dict]:
     out = {}
     for part, p in parts.items():
         name = part_key(rule.key, part)
-        out[name] = {"all": [{p.alias: _pattern(p, {})}], "run": name}
+        out[name] = {"all": [{p.alias: _pattern(p)}], "run": name}
+    return out
+
+
+def compile_correlation(rule: Rule) -> dict[str, dict]:
+    """One single-pattern durable rule per pattern of an `all:` rule, named by its alias.
+
+    durable-rules would join the patterns itself, holding every waiting event in its memory (in
+    each worker, 7.7 KB an open dossier, measured) and seeing only what that worker processed.
+    It only filters here; the join is rows in the database (engine/rules/correlation.py)."""
+    out = {}
+    for p in rule.patterns:
+        name = part_key(rule.key, p.alias)
+        out[name] = {"all": [{p.alias: _pattern(p)}],
+                     "run": name}
     return out
 
 
@@ -171,6 +182,8 @@ def compile_ruleset(ruleset: RuleSet, name: str) -> dict:
     for rule in ruleset.rules:
         if rule.temporal is not None:
             out.update(compile_temporal(rule))
+        elif rule.mode == "all":
+            out.update(compile_correlation(rule))
         else:
             out[rule.key] = compile_rule(rule)
     return out

@@ -43,6 +43,8 @@ OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "matches", "e
 TEMPORAL_FORMS = ("absent", "count", "sustained", "silence")
 WINDOWED_FORMS = ("count", "sustained")  # a window per key, in rule_states
 TEMPORAL_KEYS = ("key", "within") + TEMPORAL_FORMS
+# What a further event means once the patterns of `all:` came together (docs/rules.md, 2).
+REPEATS = ("consume", "every", "once")
 OPEN_KINDS = ("violation", "incident")
 SEVERITIES = ("low", "medium", "high", "critical")
 LANGUAGES = ("vi", "en")
@@ -128,6 +130,24 @@ class Temporal:
 
 
 @dataclass(frozen=True)
+class Join:
+    """How the patterns of `all:` come together: the key each gives and what repeats mean.
+
+    `same:` ties fields of the patterns into groups of equal values; every pattern has a field in
+    every group, so each matching event names one key (the groups' values, in order) and the
+    events of one key wait for each other in one row of `rule_states` (engine/rules/correlation).
+    - consume: the events of a match are used up; a 3rd request pairs with a 4th;
+    - every: once the patterns came together, each further event matches again with the
+      earliest of the others (the 3rd request is a violation again, with the 1st);
+    - once: one match per key; with `once_per`, again only after that long since the match.
+    """
+
+    key: Mapping[str, tuple[tuple[str, ...], ...]]  # alias → its fields in each group
+    repeat: str = "consume"
+    once_per: Span | None = None
+
+
+@dataclass(frozen=True)
 class SeverityBands:
     """Severity from a number field: the band whose lowest value the number reaches."""
 
@@ -197,6 +217,7 @@ class Rule:
     description: Mapping[str, str] = field(default_factory=dict)
     line: int | None = None
     temporal: Temporal | None = None
+    join: Join | None = None  # for `all:`: the key its patterns share and what repeats mean
 
     @property
     def aliases(self) -> tuple[str, ...]:
@@ -230,12 +251,14 @@ class RuleSet:
         return frozenset().union(*(r.event_types for r in self.rules))
 
     @property
-    def held_event_types(self) -> frozenset[str]:
-        """Event types the rule engine holds between events: those of correlation rules (several
-        patterns). A single pattern matches or not at once, and temporal rules keep their
-        windows in the database, so their events need no replay into a matcher."""
-        return frozenset().union(*(r.event_types for r in self.rules
-                                   if r.temporal is None and len(r.patterns) > 1))
+    def correlated_by_type(self) -> dict[str, tuple[Rule, ...]]:
+        """The `all:` rules (their waiting events kept per key), by each pattern's type."""
+        out: dict[str, tuple[Rule, ...]] = {}
+        for rule in self.rules:
+            if rule.join is not None:
+                for event in dict.fromkeys(p.event for p in rule.patterns):
+                    out[event] = out.get(event, ()) + (rule,)
+        return out
 
     @property
     def windowed_by_type(self) -> dict[str, tuple[Rule, ...]]:
@@ -579,26 +602,26 @@ class _Parser:
             self.text(checked["description"], path + ("description",), "description", False)
             if "description" in checked else {}
         )
-        mode, patterns, temporal = ("one", (), None)
+        mode, patterns, temporal, join = ("one", (), None, None)
         if "when" in checked:
             parsed = self.when(checked["when"], path + ("when",))
             if parsed is None:
                 ok = False
             else:
-                mode, patterns, temporal = parsed
+                mode, patterns, temporal, join = parsed
         aliases = _raw_aliases(checked.get("when"))
         then = self.then(checked["then"], path + ("then",), aliases) if "then" in checked else None
         if then is None or not ok or not patterns or "key" not in checked:
             return None
         return Rule(
             key=key, name=name, mode=mode, patterns=patterns, then=then,
-            description=description, line=self.loc.line(path), temporal=temporal,
+            description=description, line=self.loc.line(path), temporal=temporal, join=join,
         )
 
     # -- when ---------------------------------------------------------------------------------
 
     def when(self, value: Any, path: tuple) \
-            -> tuple[str, tuple[Pattern, ...], Temporal | None] | None:
+            -> tuple[str, tuple[Pattern, ...], Temporal | None, Join | None] | None:
         if not isinstance(value, Mapping):
             self.error(path, f"`when` must be a mapping (event: ... or all: / any:), not "
                        f"{_describe(value)}")
@@ -611,14 +634,21 @@ class _Parser:
                 return None
             if not any(k in TEMPORAL_KEYS for k in value):
                 pattern = self.pattern(value, path, "one", 0, {})
-                return ("one", (pattern,), None) if pattern else None
+                return ("one", (pattern,), None, None) if pattern else None
             plain = {k: v for k, v in value.items() if k not in TEMPORAL_KEYS}
             pattern = self.pattern(plain, path, "one", 0, {})
             temporal = self.temporal(value, path, pattern)
-            return ("one", (pattern,), temporal) if pattern and temporal else None
+            return ("one", (pattern,), temporal, None) if pattern and temporal else None
         ok = True
         for key in value:
             if key in ("all", "any"):
+                continue
+            if key == "repeat":
+                if "all" not in value:
+                    self.error(path + (key,), "`repeat` says what a further event means once the "
+                               "patterns of `all:` came together; `any:` matches each event "
+                               "on its own")
+                    ok = False
                 continue
             if key in TEMPORAL_KEYS:
                 self.error(path + (key,), f"'{key}' is temporal; temporal rules watch one "
@@ -655,7 +685,65 @@ class _Parser:
                 continue
             patterns.append(pattern)
             defined.setdefault(pattern.alias, pattern.event)
-        return (mode, tuple(patterns), None) if ok else None
+        if not ok:
+            return None
+        if mode == "any":
+            return mode, tuple(patterns), None, None
+        join = self.join(value.get("repeat", REPEATS[0]), path, items, tuple(patterns))
+        return (mode, tuple(patterns), None, join) if join else None
+
+    def join(self, repeat: Any, path: tuple, items: list, patterns: tuple[Pattern, ...]) \
+            -> Join | None:
+        """The key the patterns of `all:` share (from their `same:`) and what repeats mean."""
+        ok = True
+        once_per = None
+        if isinstance(repeat, Mapping) and set(repeat) == {"once_per"}:
+            once_per = self.span(repeat["once_per"], path + ("repeat", "once_per"))
+            ok = once_per is not None and once_per.field is None
+            if once_per is not None and once_per.field is not None:
+                self.error(path + ("repeat", "once_per"), "`once_per` is a fixed length of time, "
+                           "not a field of an event")
+            repeat = "once"
+        elif repeat not in REPEATS:
+            self.error(path + ("repeat",), f"`repeat` is one of {', '.join(REPEATS)} or "
+                       f"{{once_per: <length of time>}} ({_SPAN_EXAMPLES}), not "
+                       f"{_describe(repeat)}{_suggest(str(repeat), REPEATS)}")
+            ok = False
+        # Groups of fields that `same:` says are equal, in the order they are first named.
+        group_of: dict[tuple[str, str], int] = {}
+        groups: list[set[tuple[str, str]]] = []
+        for pattern in patterns:
+            for c in pattern.same:
+                a, b = (c.other_alias, c.other_field), (pattern.alias, c.field)
+                found = sorted({group_of[n] for n in (a, b) if n in group_of})
+                if not found:
+                    groups.append({a, b})
+                    target = len(groups) - 1
+                else:
+                    target = found[0]
+                    for other in found[1:]:  # two groups tied together become one
+                        groups[target] |= groups[other]
+                        groups[other] = set()
+                    groups[target] |= {a, b}
+                for node in groups[target]:
+                    group_of[node] = target
+        order = [i for i, g in enumerate(groups) if g]
+        key: dict[str, tuple[tuple[str, ...], ...]] = {}
+        for index, pattern in enumerate(patterns):
+            fields = []
+            for g in order:
+                mine = tuple(dict.fromkeys(f for a, f in _in_order(groups[g], patterns)
+                                           if a == pattern.alias))
+                if not mine:
+                    named = ", ".join(f"{a}.{f}" for a, f in _in_order(groups[g], patterns))
+                    self.error(path + ("all", index, "same"),
+                               f"the patterns of `all:` wait for each other by one key, and "
+                               f"'{pattern.alias}' does not say which of its fields equals "
+                               f"{named}; add it to its `same:`")
+                    ok = False
+                fields.append(mine)
+            key[pattern.alias] = tuple(fields)
+        return Join(key, repeat, once_per) if ok else None
 
     def pattern(
         self,
@@ -1217,6 +1305,13 @@ class _Parser:
         if len(self.problems) != before or not text:
             return None
         return Notice(to=to, role=role, text=text, line=self.loc.line(path))
+
+
+def _in_order(group: set[tuple[str, str]], patterns: tuple[Pattern, ...]) \
+        -> list[tuple[str, str]]:
+    """A group's (alias, field) pairs in pattern order, then by field name."""
+    rank = {p.alias: i for i, p in enumerate(patterns)}
+    return sorted(group, key=lambda n: (rank.get(n[0], len(rank)), n[1]))
 
 
 def _raw_aliases(when: Any) -> dict[str, tuple] | None:

@@ -10,21 +10,18 @@ So a restart loses no pending window or deadline and counts nothing twice, and w
 working days hold no memory in the rule engine.
 
 Within a batch of events the windows its events may need are read (and locked) in one query
-before the first event (`prefetch`), kept here, and stored once per key by `write`, just before
-the batch commits, with the silence deadlines moved in one executemany and the absence
-deadlines ended in one (those the batch set are written then): a station sending a reading a
-second costs a share of three statements per batch instead of three statements per reading. A
-batch that rolls back calls `discard`.
+before the first event (`windows_wanted`, given to RuleStates.prefetch) and stored once per key
+when the batch ends (engine/rules/state.py); `write` moves the silence deadlines in one
+executemany and ends the absence deadlines in one (those the batch set are written then): a
+station sending a reading a second costs a share of three statements per batch instead of three
+statements per reading. A batch that rolls back calls `discard`.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from engine.clock import Clock
@@ -32,7 +29,7 @@ from engine.events.vocabulary import parse_datetime
 from engine.rules.compiler import HOLD, START, STOP
 from engine.rules.format import Rule, Temporal
 from engine.rules.message import field_value
-from engine.rules.models import RuleState
+from engine.rules.state import RuleStates, StateKey, key_text
 from engine.timers import service as timers
 from engine.timers.models import CANCELLED, RULE, Timer
 from engine.worktime.calendar import WorkingCalendar
@@ -52,24 +49,12 @@ class Detection:
 
 def key_of(temporal: Temporal, message: dict) -> str:
     """The key value of an event, as text: '["HS-1"]' or '["HS-1", "tham-dinh"]'."""
-    text = json.dumps([field_value(message, name) for name in temporal.key],
-                      ensure_ascii=False, default=str)
-    # Long keys are hashed so that the key column and timer refs stay bounded.
-    return text if len(text) <= 200 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return key_text([field_value(message, name) for name in temporal.key])
 
 
 def timer_ref(version_id: int, rule_key: str, key: str) -> str:
     """The timer ref of one rule's deadline for one key."""
     return f"{version_id}:{rule_key}:{key}"
-
-
-@dataclass
-class _Window:
-    """A key's window as the batch sees it: its stored row (locked; None when the key is new)."""
-
-    row: RuleState | None
-    state: dict
-    changed: bool = False
 
 
 @dataclass
@@ -85,26 +70,18 @@ class _Absence:
 class TemporalRules:
     """Applies the parts of temporal rules that durable-rules matched to their stored windows."""
 
-    def __init__(self, calendar: WorkingCalendar, clock: Clock):
+    def __init__(self, calendar: WorkingCalendar, clock: Clock, states: RuleStates | None = None):
         self.calendar, self.clock = calendar, clock
-        # What the current batch changed, not yet written: windows by (version, rule, key) and
-        # the latest silence deadline (with its payload) by timer ref.
-        self._windows: dict[tuple[int, str, str], _Window] = {}
+        self.states = states or RuleStates()  # the windows, shared with the correlation rules
+        # What the current batch changed, not yet written: the latest silence deadline (with
+        # its payload) by timer ref.
         self._silences: dict[str, tuple[datetime, dict]] = {}
         # And the absence deadlines it set or cancelled, by timer ref.
         self._absences: dict[str, _Absence] = {}
 
     def write(self, session: Session) -> None:
-        """Store what the events since the last write changed, each window and silence deadline
-        once, in the caller's transaction (which commits them with the events)."""
-        for (version_id, rule_key, key), window in self._windows.items():
-            if not window.changed:
-                continue
-            if window.row is None:
-                session.add(RuleState(scenario_version_id=version_id, rule_key=rule_key,
-                                      key=key, state=window.state))
-            else:
-                window.row.state = window.state
+        """Store the deadlines the events since the last write set or moved, each once, in the
+        caller's transaction (which commits them with the events; RuleStates writes windows)."""
         if self._silences:
             timers.postpone(session, RULE, self._silences)
         # Cancelled before the batch's own deadlines are added, which the cuts must not reach.
@@ -118,25 +95,15 @@ class TemporalRules:
                     timer.status = CANCELLED
         self.discard()
 
-    def prefetch(self, session: Session, wanted: Iterable[tuple[int, Rule, dict]]) -> None:
-        """Read (and lock) at once the windows a batch's events may need: (version id, count or
-        sustained rule, message) each; one query for the batch instead of one per key."""
-        keys = {(version_id, rule.key, key_of(rule.temporal, message))
-                for version_id, rule, message in wanted} - self._windows.keys()
-        if not keys:
-            return
-        rows = session.scalars(select(RuleState).where(tuple_(
-            RuleState.scenario_version_id, RuleState.rule_key, RuleState.key).in_(keys))
-            .order_by(RuleState.id).with_for_update())  # one lock order for every worker
-        for row in rows:
-            self._windows[(row.scenario_version_id, row.rule_key, row.key)] = _Window(
-                row, dict(row.state))
-        for missing in keys - self._windows.keys():
-            self._windows[missing] = _Window(None, {})
+    @staticmethod
+    def windows_wanted(version_id: int, rules: tuple[Rule, ...], message: dict) \
+            -> Iterator[StateKey]:
+        """The windows an event may change: those of its count or sustained rules."""
+        for rule in rules:
+            yield version_id, rule.key, key_of(rule.temporal, message)
 
     def discard(self) -> None:
         """Forget what was not written (its transaction rolled back)."""
-        self._windows.clear()
         self._silences.clear()
         self._absences.clear()
 
@@ -206,52 +173,37 @@ class TemporalRules:
                 "version_id": version_id, "rule": rule.key, "event_id": message["id"],
                 "window": {"last_seen": moment.isoformat(), "silent_for": str(span)}})
 
-    def _window(self, session: Session, version_id: int, rule: Rule, key: str) -> _Window:
-        window = self._windows.get((version_id, rule.key, key))
-        if window is None:
-            # Locked until the batch commits: with several workers, two partitions may share a
-            # rule key (a key that is not the events' subject); their batches take turns
-            # (SQLite ignores it: one writer).
-            row = session.scalars(select(RuleState).where(
-                RuleState.scenario_version_id == version_id, RuleState.rule_key == rule.key,
-                RuleState.key == key).with_for_update()).first()
-            window = _Window(row, dict(row.state) if row is not None else {})
-            self._windows[(version_id, rule.key, key)] = window
-        return window
-
-    @staticmethod
-    def _keep(window: _Window, state: dict) -> None:
-        window.state, window.changed = state, True
-
     def _count(self, session: Session, version_id: int, rule: Rule, message: dict,
                moment: datetime, key: str) -> Detection | None:
         temporal = rule.temporal
         span = temporal.within.resolve(message.get("data") or {})
-        window = self._window(session, version_id, rule, key)
-        seen = [(datetime.fromisoformat(at), i) for at, i in window.state.get("events", [])]
+        ref = (version_id, rule.key, key)
+        seen = [(datetime.fromisoformat(at), i)
+                for at, i in self.states.get(session, ref).get("events", [])]
         seen.append((moment, int(message["id"])))
         # Keep what is still inside the window that ends with this event.
         seen = sorted(s for s in seen if span.after(s[0], self.calendar) > moment)
         if len(seen) >= temporal.count:
             # Counted events are used up: the next alarm needs new ones.
-            self._keep(window, {"events": []})
+            self.states.put(ref, {})
             return Detection(rule.key, {rule.patterns[0].alias: message},
                              sorted(i for _, i in seen),
                              {"form": "count", "key": key, "count": len(seen),
                               "first_at": seen[0][0].isoformat(),
                               "last_at": seen[-1][0].isoformat(), "within": str(span)})
-        self._keep(window, {"events": [[at.isoformat(), i] for at, i in seen]})
+        self.states.put(ref, {"events": [[at.isoformat(), i] for at, i in seen]})
         return None
 
     def _sustained(self, session: Session, version_id: int, rule: Rule, parts: set[str],
                    message: dict, moment: datetime, key: str) -> Detection | None:
         temporal = rule.temporal
-        window = self._window(session, version_id, rule, key)
+        ref = (version_id, rule.key, key)
+        kept = self.states.get(session, ref)
         if HOLD not in parts:
-            if window.state:
-                self._keep(window, {})  # the streak is broken by a reading that does not hold
+            if kept:
+                self.states.put(ref, {})  # the streak is broken by a reading that does not hold
             return None
-        state = dict(window.state) or {"since": moment.isoformat(), "ids": [], "n": 0}
+        state = kept or {"since": moment.isoformat(), "ids": [], "n": 0}
         state["n"] += 1
         state["ids"] = (state["ids"] + [int(message["id"])])[-MAX_KEPT_IDS:]
         state["last"] = moment.isoformat()
@@ -266,5 +218,5 @@ class TemporalRules:
                                   sorted(state["ids"]),
                                   {"form": "sustained", "key": key, "readings": state["n"],
                                    "since": state["since"], "until": state["last"]})
-        self._keep(window, state)
+        self.states.put(ref, state)
         return detection
