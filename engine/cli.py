@@ -283,6 +283,31 @@ def events_process() -> None:
     click.echo(f"processed {done} events, fired {fired} timers")
 
 
+# -- rules ---------------------------------------------------------------------------------------
+
+@main.group()
+def rules() -> None:
+    """Detection rules."""
+
+
+@rules.command("rebuild")
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True,
+              help="How far back to read processed events.")
+def rules_rebuild(days: int) -> None:
+    """Once, after upgrading past migration 0010: put the open correlations of `all:` rules,
+    which the engine used to keep in memory, into the database."""
+    from datetime import timedelta
+
+    from engine.rules.rebuild import rebuild
+
+    ioc = _services()
+    counts = rebuild(ioc.pipeline, ioc.clock.now() - timedelta(days=days))
+    if not counts:
+        click.echo("no published `all:` rule is without its rows: nothing to rebuild")
+    for name, read in sorted(counts.items()):
+        click.echo(f"{name}: {read} events read into its open correlations")
+
+
 # -- audit ---------------------------------------------------------------------------------------
 
 @main.group()

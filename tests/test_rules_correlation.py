@@ -300,3 +300,46 @@ def test_a_row_holds_little_per_open_correlation(drive):
         sizes = [len(r.key) + len(str(r.state)) for r in s.scalars(select(RuleState))]
     assert count == 300
     assert max(sizes) < 200  # a key and one waiting entry: the size of a dossier id and a time
+
+
+# -- upgrading from correlations kept in memory ------------------------------------------------
+
+
+def test_rebuild_puts_open_correlations_of_the_store_into_rows_once(drive):
+    from engine.rules.rebuild import rebuild
+
+    send(drive, request("HS-U1"), request("HS-U2"))
+    drive.clock.advance(hours=1)
+    send(drive, request("HS-U2"))  # a pair: matched, nothing left open
+    with drive.db.session() as s:  # what an engine before migration 0010 left: no rows
+        s.execute(RuleState.__table__.delete())
+    since = START - timedelta(days=30)
+    counts = rebuild(drive.ioc.pipeline, since)
+    assert counts["dossier-violations@1/repeated-supplement-request"] == 3
+    [row] = rows(drive)  # HS-U2's pair was used up again; HS-U1 waits
+    assert row.key == '["HS-U1"]' and len(row.state["waiting"]) == 1
+    assert rebuild(drive.ioc.pipeline, since) == {}  # it has rows now: left alone
+    assert len(repeated(drive)) == 1  # the replay acted on nothing
+    send(drive, request("HS-U1"))
+    assert sorted(v.subject for v in repeated(drive)) == ["HS-U1", "HS-U2"]
+
+
+def test_ioc_rules_rebuild_says_what_it_read(ioc, source, monkeypatch):
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    load_scenarios(ioc)
+    result = events.ingest(ioc.db, source[0], [request("HS-C1")], ioc.vocabulary)
+    assert not result.refused
+    ioc.run_pending()
+    with ioc.db.session() as s:
+        s.execute(RuleState.__table__.delete())
+    monkeypatch.setenv("IOC_DATABASE_URL", ioc.db.url)
+    out = CliRunner().invoke(main, ["rules", "rebuild", "--days", "1"])
+    assert out.exit_code == 0, out.output
+    assert "dossier-violations@1/repeated-supplement-request: 1 events read" in out.output
+    again = CliRunner().invoke(main, ["rules", "rebuild"])
+    assert again.exit_code == 0 and "nothing to rebuild" in again.output
+    bad = CliRunner().invoke(main, ["rules", "rebuild", "--days", "0"])
+    assert bad.exit_code == 2 and "--days" in bad.output
