@@ -285,7 +285,7 @@ def test_a_message_event_reuses_or_creates_its_message_and_drops_the_unused_one(
     xml = shipped("dossier-overdue")
     assert read_properties(xml, "result_returned") == {
         "name": "Đã trả kết quả / Result returned", "event_type": "dossier.completed",
-        "correlate_on": "dossier_id"}
+        "correlate_on": "dossier_id", "takes": []}
     out = apply_properties(xml, "result_returned", {"event_type": "dossier.returned",
                                                     "correlate_on": "dossier_id"})
     assert read_properties(out, "result_returned")["event_type"] == "dossier.returned"
@@ -312,7 +312,8 @@ def test_a_message_shared_by_two_events_stays_for_the_other():
 
 def test_a_catch_event_becomes_a_message_event():
     caught = edit(DRAWN, "Wait", {"definition": "message"})
-    assert read_properties(caught, "Wait") == {"name": "", "event_type": "", "correlate_on": ""}
+    assert read_properties(caught, "Wait") == {"name": "", "event_type": "", "correlate_on": "",
+                                            "takes": []}
     out = apply_properties(caught, "Wait", {"event_type": "hotline.ticket.resolved",
                                             "correlate_on": "ticket_id"})
     assert read_properties(out, "Wait")["correlate_on"] == "ticket_id"

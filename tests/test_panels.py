@@ -146,6 +146,27 @@ def test_a_message_field_must_belong_to_the_chosen_event_type(inspector):
         "hotline.ticket.resolved"
 
 
+def test_a_message_event_says_which_fields_the_instance_takes(inspector):
+    xml = shipped("hotline-ticket")
+    html = panel(inspector, xml, "resolved_at_call_centre").get_json()["html"]
+    taken = re.search(r'<select[^>]*name="takes".*?</select>', html, re.S).group(0)
+    assert '<option selected value="answer">' in taken
+    body = panel(inspector, xml, "resolved_at_call_centre", "apply", name="x",
+                 event_type="hotline.ticket.resolved", correlate_on="ticket_id",
+                 takes=["answer", "ticket_id"]).get_json()
+    assert read_properties(body["xml"].encode(), "resolved_at_call_centre")["takes"] == [
+        "answer", "ticket_id"]
+    assert '<camunda:outputParameter name="ticket_id">${ticket_id}</camunda:outputParameter>' \
+        in body["xml"]
+    body = panel(inspector, xml, "resolved_at_call_centre", "apply", name="x",
+                 event_type="hotline.ticket.resolved", correlate_on="ticket_id",
+                 takes=["answer", "category"]).get_json()
+    assert "xml" not in body and "không có trường category" in body["html"]
+    body = panel(inspector, xml, "resolved_at_call_centre", "apply", name="x",
+                 event_type="hotline.ticket.resolved", correlate_on="ticket_id").get_json()
+    assert "camunda:inputOutput" not in body["xml"]  # nothing chosen: nothing taken
+
+
 def test_a_catch_event_asks_what_it_waits_for_then_shows_the_timer(inspector):
     xml = shipped("dossier-overdue").replace(
         """<bpmn:timerEventDefinition id="new_date_timer">

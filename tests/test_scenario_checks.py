@@ -61,7 +61,7 @@ def test_the_shipped_diagrams_pass_the_graph_checks(folder):
     departments = {"so-khoa-hoc-cong-nghe", "so-nong-nghiep-moi-truong", "trung-tam-phvhcc",
                    "van-phong-ubnd", "ioc"}
     events = {"dossier.completed": {"dossier_id": "string"},
-              "hotline.ticket.resolved": {"ticket_id": "string"}}
+              "hotline.ticket.resolved": {"ticket_id": "string", "answer": "string"}}
     assert check_bpmn("process.bpmn", text, departments, events)[0] == []
 
 
@@ -260,3 +260,54 @@ def test_ids_the_workflow_engine_reserves_are_refused(ident):
     body = SOUND.replace('id="end"', f'id="{ident}"').replace('targetRef="end"',
                                                                f'targetRef="{ident}"')
     _only(body, ident, "reserved")
+
+
+# -- what a catch event takes from its message ------------------------------------------------
+
+MESSAGE_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="https://ioc.test">
+  <bpmn:message id="msg" name="hotline.ticket.resolved"/>
+  <bpmn:correlationProperty id="cp" name="ticket_id">
+    <bpmn:correlationPropertyRetrievalExpression messageRef="msg">
+      <bpmn:messagePath>ticket_id</bpmn:messagePath>
+    </bpmn:correlationPropertyRetrievalExpression>
+  </bpmn:correlationProperty>
+  <bpmn:process id="p" isExecutable="true">
+"""
+
+
+def _taking(parameters: str) -> list:
+    body = f"""
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="wait"/>
+    <bpmn:intermediateCatchEvent id="wait">
+      <bpmn:extensionElements><camunda:inputOutput>{parameters}</camunda:inputOutput>
+      </bpmn:extensionElements>
+      <bpmn:messageEventDefinition messageRef="msg"/>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+"""
+    fields = {"hotline.ticket.resolved": {"ticket_id": "string", "answer": "string"}}
+    problems, _ = check_bpmn("process.bpmn", (MESSAGE_HEAD + body + TAIL).encode(),
+                             {"ioc"}, fields)
+    return [(p.line, p.message) for p in problems]
+
+
+def test_a_catch_event_takes_fields_of_its_message_by_name():
+    assert _taking('<camunda:outputParameter name="reply">${answer}</camunda:outputParameter>') \
+        == []
+
+
+def test_a_field_the_message_lacks_is_named_with_the_fields_it_has():
+    [(line, message)] = _taking(
+        '<camunda:outputParameter name="reply">${anwser}</camunda:outputParameter>')
+    assert line == 14 and "has no field 'anwser' for 'reply' (fields: answer, ticket_id)" \
+        in message
+
+
+def test_an_output_parameter_is_a_field_not_an_expression():
+    [(line, message)] = _taking(
+        '<camunda:outputParameter name="reply">${answer.upper()}</camunda:outputParameter>')
+    assert line == 15 and "must be a field of the event, written ${field}" in message

@@ -193,11 +193,14 @@ MESSAGE_AND_DMN = """<?xml version="1.0" encoding="UTF-8"?>
     <bpmn:businessRuleTask id="route" camunda:decisionRef="routing"/>
     <bpmn:sequenceFlow id="f2" sourceRef="route" targetRef="wait"/>
     <bpmn:intermediateCatchEvent id="wait">
+      <bpmn:extensionElements><camunda:inputOutput>
+        <camunda:outputParameter name="officer">${{officer}}</camunda:outputParameter>
+      </camunda:inputOutput></bpmn:extensionElements>
       <bpmn:messageEventDefinition messageRef="m"/>
     </bpmn:intermediateCatchEvent>
     <bpmn:sequenceFlow id="f3" sourceRef="wait" targetRef="close"/>
     <bpmn:scriptTask id="close">
-      <bpmn:script>outcome = officer or department</bpmn:script>
+      <bpmn:script>outcome = officer or department{extra}</bpmn:script>
     </bpmn:scriptTask>
     <bpmn:sequenceFlow id="f4" sourceRef="close" targetRef="end"/>
     <bpmn:endEvent id="end"/>
@@ -208,11 +211,21 @@ MESSAGE_AND_DMN = """<?xml version="1.0" encoding="UTF-8"?>
 
 def test_message_fields_and_dmn_outputs_are_known_after_their_step():
     events = VOCABULARY.field_types()
-    assert check_names("p.bpmn", MESSAGE_AND_DMN.encode(), frozenset(), events,
+    sound = MESSAGE_AND_DMN.format(extra="").encode()
+    assert check_names("p.bpmn", sound, frozenset(), events,
                        {"routing": frozenset({"department"})}) == []
-    [problem] = check_names("p.bpmn", MESSAGE_AND_DMN.encode(), frozenset(), events,
+    [problem] = check_names("p.bpmn", sound, frozenset(), events,
                             {"routing": frozenset({"unit_key"})})
     assert "`department`" in problem.message
+
+
+def test_a_message_field_the_event_does_not_declare_is_not_known():
+    # dossier.completed has `unit`, but the catch event takes only `officer`.
+    assert "unit" in VOCABULARY.field_types()["dossier.completed"]
+    text = MESSAGE_AND_DMN.format(extra=" or unit").encode()
+    [problem] = check_names("p.bpmn", text, frozenset(), VOCABULARY.field_types(),
+                            {"routing": frozenset({"department"})})
+    assert "`unit`" in problem.message
 
 
 def test_unknown_start_data_still_refuse_a_name_set_only_later(tmp_path):

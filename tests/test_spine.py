@@ -160,7 +160,10 @@ def test_hotline_ticket_resolved_at_call_centre_ends_by_message(client, loaded, 
     assert len(tasks_of(client, tok, status="open")) == 2
     send(client, src, {"specversion": "1.0", "id": "resolved-1", "source": "/test/1022",
                        "type": "hotline.ticket.resolved",
-                       "data": {"ticket_id": "1022-0003", "answer": "Đã giải quyết tại chỗ"}})
+                       "data": {"ticket_id": "1022-0003", "answer": "Đã giải quyết tại chỗ",
+                                # Fields the process does not declare (its catch event takes
+                                # only `answer`) never overwrite the instance's own.
+                                "category": "noise", "ward": "phuong-tan-dong-hiep"}})
     loaded.pipeline.drain()
     # Only the instance of ticket 0003 caught the message; 0004 still waits for its answer.
     [open_task] = tasks_of(client, tok, status="open")
@@ -172,6 +175,8 @@ def test_hotline_ticket_resolved_at_call_centre_ends_by_message(client, loaded, 
     assert by_ticket["1022-0003"]["status"] == "completed"
     assert by_ticket["1022-0003"]["data"]["outcome"] == "resolved_at_call_centre"
     assert by_ticket["1022-0003"]["data"]["answer"] == "Đã giải quyết tại chỗ"
+    assert by_ticket["1022-0003"]["data"]["category"] == "environment"
+    assert by_ticket["1022-0003"]["data"]["ward"] == "phuong-di-an"
     assert by_ticket["1022-0004"]["status"] == "running"
     history = client.get(f"/api/v1/instances/{by_ticket['1022-0003']['id']}/history",
                          headers=auth(people["auditor"][1])).get_json()

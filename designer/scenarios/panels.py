@@ -12,6 +12,7 @@ from wtforms import (
     Form,
     FormField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
@@ -283,6 +284,9 @@ class MessageForm(PanelForm):
                          validators=[InputRequired("Chọn loại sự kiện / Choose an event type")])
     correlate_on = _select("Đối chiếu theo trường / Correlate on the field",
                            validators=[InputRequired("Chọn trường / Choose a field")])
+    # Nothing else of the event reaches the instance's data (engine/processes/message_fields).
+    takes = SelectMultipleField("Trường đưa vào dữ liệu hồ sơ / Fields taken into the "
+                                "instance's data", validate_choice=False)
 
     def prepare(self, current: dict) -> None:
         """Every event type of the vocabulary; the fields of all of them."""
@@ -290,6 +294,16 @@ class MessageForm(PanelForm):
         self.event_type.choices = _choices([CHOOSE] + [(t, t) for t in sorted(self.event_fields)])
         names = sorted({f for fields in self.event_fields.values() for f in fields})
         self.correlate_on.choices = _choices([CHOOSE] + [(f, f) for f in names])
+        self.takes.choices = [(f, f) for f in names]
+
+    def validate_takes(self, field) -> None:
+        """Each field taken must be one of the chosen event type's."""
+        fields = self.event_fields.get(self.event_type.data)
+        wrong = [f for f in field.data or [] if fields is not None and f not in fields]
+        if wrong:
+            raise ValidationError(f"Sự kiện {self.event_type.data} không có trường "
+                                  f"{', '.join(wrong)} / {self.event_type.data} has no field "
+                                  f"{', '.join(wrong)}")
 
     def validate_correlate_on(self, field) -> None:
         """The field must be one of the chosen event type's."""

@@ -32,7 +32,7 @@ from engine.incidents import service as incidents
 from engine.incidents.models import MESSAGE, START, TASK, TIMER
 from engine.ops.logs import log_context
 from engine.org import service as org
-from engine.processes import spiff
+from engine.processes import message_fields, spiff
 from engine.processes.models import COMPLETED, ERROR, RUNNING, MessageWait, ProcessInstance
 from engine.scenarios.models import PUBLISHED, ScenarioVersion
 from engine.tasks import forms
@@ -339,7 +339,9 @@ class ProcessRuntime:
                 try:
                     correlations = definition.calculate_correlations(
                         workflow.script_engine, definition.correlation_properties, payload)
-                    workflow.send_event(BpmnEvent(definition, _plain(payload), correlations))
+                    # Only what the catch events declare reaches the instance's data.
+                    taken = self._declared(version, [t for t, _ in waiting], definition, payload)
+                    workflow.send_event(BpmnEvent(definition, _plain(taken), correlations))
                 except (SpiffWorkflowException, ExpressionError) as exc:
                     raise ProcessError(f"message {name}: {exc}", _element_of(exc)) from exc
                 audit.record(session, "message.correlated", actor=actor, subject_type="instance",
@@ -355,6 +357,17 @@ class ProcessRuntime:
                          details={"message": name, "event_id": event_id, "timers": fired})
         self._advance(session, instance, version, workflow, actor)
         return bool(waiting)
+
+    @staticmethod
+    def _declared(version: ScenarioVersion, tasks: list, definition, payload: dict) -> dict:
+        """The message fields the waiting catch events declare (message_fields), with the one
+        it correlates on."""
+        bpmn = version.files.get(version.manifest.get("process", "process.bpmn"), "")
+        mappings = message_fields.declared(bpmn)
+        mapping = {name: field for task in tasks
+                   for name, field in mappings.get(task.task_spec.bpmn_id, {}).items()}
+        paths = [p.retrieval_expression for p in definition.correlation_properties]
+        return message_fields.take(mapping, paths[0] if paths else None, payload)
 
     def fire_timer(self, session: Session, timer: Timer) -> None:
         """A BPMN timer of an instance is due (scheduler handler): fire it and run on. A failure

@@ -7,6 +7,7 @@ import re
 from lxml import etree
 
 from engine.expressions import ExpressionError, check_expression, check_script
+from engine.processes import message_fields
 from engine.processes.spiff import TIMER_KINDS, timer_value_problem
 from engine.scenarios.problems import Problem
 from engine.tasks.forms import FIELD_TYPES
@@ -332,6 +333,20 @@ class BpmnChecker:
                 if path not in fields:
                     self._add(message, f"correlation messagePath {path!r} is not a field of "
                                        f"{name} (fields: {', '.join(sorted(fields))})")
+            self._taken(event, name, fields)
+
+    def _taken(self, event, name: str, fields: dict[str, str]) -> None:
+        """The fields a catch event takes from its message (message_fields) must be its."""
+        try:
+            mapping = message_fields.outputs_of(event)
+        except message_fields.MappingProblem as exc:
+            self._add(exc.element, str(exc))
+            return
+        for target, source in mapping.items():
+            if source.split(".")[0] not in fields:
+                self._add(event, f"{name} không có trường {source!r} / {name} has no field "
+                                 f"{source!r} for {target!r} (fields: "
+                                 f"{', '.join(sorted(fields))})")
 
     def _timer(self, definition) -> None:
         event = definition.getparent()

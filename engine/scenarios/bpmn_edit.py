@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from engine.expressions import ExpressionError, check_expression, check_script
+from engine.processes import message_fields
 from engine.processes.spiff import TIMER_KINDS, timer_value_problem
 from engine.scenarios.bpmn_checks import FORM_TYPES, IDENT, NS, TIMER_EVENTS
 
@@ -573,8 +574,38 @@ def _read_message(root, event) -> dict:
     ref = _child(event, "messageEventDefinition").get("messageRef")
     message = _by_id(root, ref)
     paths = [path for _, _, path in _retrievals(root, ref)]
+    try:
+        takes = sorted(message_fields.outputs_of(event).values())
+    except message_fields.MappingProblem:
+        takes = []  # a hand-written mapping the panel cannot show; the checks report it
     return {"event_type": message.get("name", "") if message is not None else "",
-            "correlate_on": paths[0] if paths else ""}
+            "correlate_on": paths[0] if paths else "", "takes": takes}
+
+
+def _write_takes(event, takes) -> None:
+    """The fields the instance takes from the message: one output parameter each, by its name
+    (engine/processes/message_fields.py); none removes the mapping."""
+    if not isinstance(takes, (list, tuple)) or not all(
+            isinstance(t, str) and IDENT.match(t) for t in takes):
+        raise EditError("Danh sách trường không hợp lệ / The fields to take must be field "
+                        "names", "takes")
+    ext = _child(event, "extensionElements")
+    io = ext.find("camunda:inputOutput", NS) if ext is not None else None
+    if io is not None:
+        _remove(io)
+    if not takes:
+        if ext is not None and len(ext) == 0:
+            _remove(ext)
+        return
+    if ext is None:
+        ext = _make(event, "extensionElements")
+        _insert(event, sum(1 for c in event if _local(c) == "documentation"), ext)
+    io = _make(ext, "inputOutput", CAMUNDA)
+    _append(ext, io)
+    for name in dict.fromkeys(takes):
+        param = _make(io, "outputParameter", CAMUNDA, name=name)
+        param.text = "${" + name + "}"
+        _append(io, param)
 
 
 def _top_insert(root, el) -> None:
@@ -641,6 +672,8 @@ def _write_message(root, event, props: dict) -> None:
         _append(prop, expr)
     if old_ref != mid:
         _drop_if_unused(root, old_ref)
+    if "takes" in props:
+        _write_takes(event, props["takes"])
 
 
 def _add_definition(root, event, which) -> None:

@@ -5,8 +5,9 @@ name the instance data cannot have at that point fails at run time, when a civil
 completes a task. So this check follows the sequence flows from the start event: a name is known
 at a node when some path reaching it sets it (permissive: one path suffices, loops are fine).
 Names come from the start data (the rules' `then.data`, plus `violation_id` and `rule_window`
-from the pipeline), user task form fields, script assignments, message payloads (the event
-type's fields), DMN outputs, multi-instance variables; functions and builtins are always known.
+from the pipeline), user task form fields, script assignments, what a message event takes (its
+declared fields and its correlation field), DMN outputs, multi-instance variables; functions and
+builtins are always known.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from lxml import etree
 
 from engine.expressions import ExpressionError, check_expression, check_script
 from engine.expressions.guards import SAFE_BUILTINS
+from engine.processes import message_fields
 from engine.processes.spiff import TIMER_KINDS, timer_value_problem
 from engine.rules.format import RuleSet
 from engine.scenarios.bpmn_checks import (
@@ -168,6 +170,11 @@ class NameChecker:
         self.decisions = decisions
         self.messages = {m.get("id"): m.get("name") or ""
                          for m in root.iterfind("bpmn:message", NS)}
+        self.correlations: dict[str, list[str]] = {}  # message id → the fields it correlates on
+        for expr in root.iterfind("bpmn:correlationProperty/"
+                                  "bpmn:correlationPropertyRetrievalExpression", NS):
+            self.correlations.setdefault(expr.get("messageRef"), []).append(
+                (expr.findtext("bpmn:messagePath", "", NS) or "").strip())
         self.processes = {p.get("id"): p for p in root.iterfind("bpmn:process", NS)}
         self.start = {UNKNOWN_START} if start is None else set(start)
         self.known_in: dict[str, set[str]] = {}  # node id → names it may read when it starts
@@ -213,15 +220,19 @@ class NameChecker:
                                                                     "collection")} - {None}
 
     def _payload(self, node) -> set[str]:
-        """The fields of the events a catching node waits for: the event's data is merged."""
+        """What a catching node takes from its message: the names its output mapping declares
+        and the field it correlates on (engine/processes/message_fields.py)."""
         refs = [d.get("messageRef") for d in node.iterfind("bpmn:messageEventDefinition", NS)]
         if node.get("messageRef"):
             refs.append(node.get("messageRef"))
-        names: set[str] = set()
+        if not refs:
+            return set()
+        try:
+            names = set(message_fields.outputs_of(node))
+        except message_fields.MappingProblem:
+            names = set()  # reported by the BPMN checks
         for ref in refs:
-            fields = self.event_fields.get(self.messages.get(ref, ""))
-            # An unknown message is reported by the BPMN checks.
-            names |= {ANYTHING} if fields is None else set(fields)
+            names |= set(self.correlations.get(ref, ()))
         return names
 
     def _called_sets(self, process_id: str | None) -> set[str]:
