@@ -12,11 +12,11 @@ from pathlib import Path
 
 import click
 
+from engine import paths
 from engine.config import Settings
 from engine.ops import garbage
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ORG = ROOT / "data" / "organisation" / "binh-duong.yaml"
+DEFAULT_ORG = paths.ORGANISATION_FILE
 
 
 def _services():
@@ -649,7 +649,7 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool, simulate: boo
 
     ctx.invoke(db_upgrade)
     ctx.invoke(org_load, file=str(DEFAULT_ORG))
-    ctx.invoke(scenarios_load, path=str(ROOT / "scenarios"), actor="demo")
+    ctx.invoke(scenarios_load, path=str(paths.SAMPLE_SCENARIOS), actor="demo")
     tokens = demo_setup.ensure_people(_services())
     demo_setup.print_access(tokens, host, port)
     if no_serve:

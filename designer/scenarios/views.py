@@ -37,13 +37,14 @@ from designer.scenarios.forms import (
     ImportForm,
     NewScenarioForm,
 )
+from engine import paths
 from engine.org import service as org
 from engine.scenarios import archive, bpmn_js, drafts, dryrun
 from engine.scenarios import diff as scenario_diff
 from engine.scenarios.models import PUBLISHED, ScenarioVersion
 from engine.scenarios.problems import ScenarioInvalid
 
-ASSETS = Path(__file__).resolve().parent.parent / "node_modules"
+ASSETS = paths.designer_assets()
 # What the pages load from npm packages; nothing else under node_modules is served.
 VENDOR = {"bpmn-js": ASSETS / "bpmn-js" / "dist"}
 CAMUNDA_MODDLE = ASSETS / "camunda-bpmn-moddle" / "resources" / "camunda.json"

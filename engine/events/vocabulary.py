@@ -12,7 +12,9 @@ from typing import Any, Iterator
 import yaml
 from jsonschema import Draft202012Validator
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "integrations" / "vocabulary"
+from engine import paths
+
+DEFAULT_DIR = paths.VOCABULARY_DIR
 _JSON_TYPES = {"string": "string", "integer": "integer", "number": "number",
                "boolean": "boolean", "object": "object", "array": "array", "datetime": "string"}
 

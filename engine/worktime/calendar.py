@@ -41,12 +41,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from engine import paths
 from engine.scenarios.problems import Problem, ScenarioInvalid
 from engine.scenarios.yamlsource import Locator, as_date, load_yaml
 from engine.worktime.projection import ComputedHoliday, ProjectionError, compute_holidays
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DIR = ROOT / "data" / "calendar"
+DEFAULT_DIR = paths.CALENDAR_DIR
 SETTINGS_FILE = "calendar.yaml"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _YEAR_FILE = re.compile(r"^(\d{4})\.ya?ml$")
@@ -451,14 +451,14 @@ def load_calendar(directory: str | Path | None = None,
 
 @lru_cache(maxsize=1)
 def default_calendar() -> WorkingCalendar:
-    """The calendar of the repository's data/calendar, loaded once."""
+    """The shipped calendar (data/calendar), loaded once."""
     return load_calendar(DEFAULT_DIR)
 
 
 def _display(path: Path) -> str:
-    """A path as messages show it: relative to the repository when it lies inside it."""
+    """A path as messages show it: relative to data/'s parent (the repository) when inside it."""
     try:
-        return str(path.resolve().relative_to(ROOT))
+        return str(path.resolve().relative_to(paths.DATA_ROOT))
     except ValueError:
         return str(path)
 
