@@ -8,12 +8,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
+from engine.app import create_app
 from engine.db import Base
 from engine.events import service as events
 from engine.events.vocabulary import Vocabulary
-from engine.scenarios import dryrun, service
+from engine.scenarios import drafts, dryrun, service
 from engine.scenarios.problems import ScenarioInvalid
 from tests.conftest import SCENARIOS
+from tests.test_web import _csrf, _login
 from tests.time_helpers import local
 
 DOSSIER = {"procedure": "1.004227", "unit": "phuong-thu-dau-mot", "officer": "tran.thi.lan"}
@@ -33,9 +35,11 @@ def _posts(count: int, start: datetime, keyword: str = "ngập lụt", every_s: 
     return [_post(i, start + timedelta(seconds=every_s * i), keyword) for i in range(count)]
 
 
-def _run(ioc, name: str, sample: list, **kwargs) -> dict:
+def _run(ioc, name: str | dict, sample: list, **kwargs) -> dict:
+    """Dry-run a shipped scenario (by name) or these files."""
+    files = _files(name) if isinstance(name, str) else name
     with ioc.db.read() as s:
-        report = dryrun.dry_run(_files(name), sample, vocabulary=ioc.vocabulary,
+        report = dryrun.dry_run(files, sample, vocabulary=ioc.vocabulary,
                                 calendar=ioc.calendar, organisation=s, **kwargs)
     json.dumps(report)  # what the page receives
     return report
@@ -121,6 +125,77 @@ def test_dossier_overdue_with_settle_shows_the_absence_and_the_sla_levels(ioc):
     assert report["clock"]["end"] == local("2026-03-09 08:00").isoformat()
     [sla] = report["slas"]
     assert sla["breached"] and sla["level"] == 2
+
+
+# The second supplement request on one dossier (dossier-violations), with a `repeat:` of choice.
+SAME_DOSSIER = "          same: {dossier_id: first.dossier_id}\n"
+
+
+def _supplement_rule(repeat: str | None) -> dict[str, str]:
+    files = _files("dossier-violations")
+    assert SAME_DOSSIER in files["rules.yaml"]
+    if repeat is not None:
+        files["rules.yaml"] = files["rules.yaml"].replace(
+            SAME_DOSSIER, SAME_DOSSIER + f"      repeat: {repeat}\n")
+    return files
+
+
+def _supplement(dossier_id: str, at: str) -> dict:
+    return {"type": "dossier.supplement_requested", "time": local(at).isoformat(),
+            "subject": dossier_id,
+            "data": {"dossier_id": dossier_id, **DOSSIER, "reason": "Thiếu bản sao CCCD"}}
+
+
+# Three requests on HS-1 (the 3rd one first in the list: pairs follow the events' own times)
+# and one on HS-2, which has nothing to pair with.
+THREE_REQUESTS = [_supplement("HS-1", "2026-03-04 09:00"), _supplement("HS-1", "2026-03-02 09:00"),
+                  _supplement("HS-2", "2026-03-02 10:00"), _supplement("HS-1", "2026-03-03 09:00")]
+
+
+@pytest.mark.parametrize("repeat,mode,pairs,label", [
+    (None, "consume", [[1, 3]],
+     {"vi": "Mỗi sự kiện chỉ dùng một lần", "en": "events are used once"}),
+    ("every", "every", [[1, 3], [0, 1]],
+     {"vi": "Mỗi sự kiện sau lại là vi phạm", "en": "each further event matches again"}),
+    ("once", "once", [[1, 3]], {"vi": "Chỉ một lần cho mỗi khóa", "en": "once per key"}),
+    ("{once_per: {working_days: 5}}", "once", [[1, 3]],
+     {"vi": "Một lần trong mỗi 5 ngày làm việc", "en": "once per 5 working days"}),
+])
+def test_each_match_of_an_all_rule_shows_its_repeat_and_key(ioc, repeat, mode, pairs, label):
+    report = _run(ioc, _supplement_rule(repeat), THREE_REQUESTS)
+    matches = [m for m in report["matches"] if m["rule"] == "repeated-supplement-request"]
+    # consume: the 3rd request waits for a 4th; every: it pairs again, with the 1st.
+    assert [sorted(m["event_indexes"]) for m in matches] == [sorted(p) for p in pairs]
+    assert len(report["violations"]) == len(pairs)
+    for match in matches:
+        correlation = match["correlation"]
+        assert (correlation["repeat"], correlation["label"]) == (mode, label)
+        assert correlation["key"] == '["HS-1"]'
+        assert correlation["key_fields"] == {"dossier_id": "HS-1"}
+
+
+def test_matches_of_other_rules_have_no_correlation(ioc):
+    report = _run(ioc, "hot-topic", _posts(20, local("2026-03-02 09:00")))
+    assert [m["correlation"] for m in report["matches"]] == [None]
+
+
+def test_the_dry_run_page_shows_the_repeat_and_the_key(ioc, people):
+    with ioc.db.session() as s:
+        draft_id = drafts.import_files(s, _supplement_rule("every"), actor="test").id
+    client = create_app(services=ioc).test_client()
+    assert _login(client, "inspector").status_code == 302
+    form = client.get(f"/designer/drafts/{draft_id}/dry-run").get_data(as_text=True)
+    resp = client.post(f"/designer/drafts/{draft_id}/dry-run", data={
+        "csrf_token": _csrf(form), "stream": "manual", "events": json.dumps(THREE_REQUESTS),
+        "settle_days": "0"})
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 200, body
+    table = body[body.index('<table id="matches">'):]
+    table = table[:table.index("</table>")]
+    assert "Lặp lại <small>Repeat</small>" in table and "Khóa liên kết" in table
+    assert table.count('data-repeat="every">Mỗi sự kiện sau lại là vi phạm <small>each further '
+                       'event matches again</small>') == 2
+    assert table.count("<code>dossier_id</code> = HS-1") == 2
 
 
 def test_the_path_holds_nodes_and_flows_in_order(ioc):

@@ -14,8 +14,8 @@ from engine.rules.format import parse_rules
 from engine.scenarios.problems import ScenarioInvalid
 from tests.conftest import SCENARIOS
 
-# Rules of the shipped scenarios the form cannot express (they use `all:` with `same:`).
-NOT_EXPRESSIBLE = {"repeated-supplement-request"}
+# Rules of the shipped scenarios the form cannot express: none (`all:` with `same:` included).
+NOT_EXPRESSIBLE: set[str] = set()
 DEPARTMENTS = [("so-khoa-hoc-cong-nghe", "Sở Khoa học và Công nghệ"), ("thanh-tra", "Thanh tra")]
 
 
@@ -57,7 +57,7 @@ def test_every_shipped_rule_round_trips_or_is_reported(rule, vocab):
     data = rf.rule_to_formdata(rule)
     if rule["key"] in NOT_EXPRESSIBLE:
         assert data is None
-        assert "all:/any:" in rf.unsupported(rule)
+        assert "cannot express" in rf.unsupported(rule)
         return
     assert rf.unsupported(rule) is None
     form = rf.RuleForm(vocab, formdata=None, data=data)
@@ -71,14 +71,20 @@ def test_every_shipped_rule_round_trips_or_is_reported(rule, vocab):
 def _as_formdata(form: rf.RuleForm) -> dict:
     """What a browser submits for a rendered form (no button pressed)."""
     out = {}
-    for field in form:
+
+    def add(field) -> None:
         if field.type == "FieldList":
             for entry in field:
-                for sub in entry.form:
-                    out[sub.name.replace("-", "__")] = sub._value() if hasattr(sub, "_value") \
-                        else sub.data or ""
+                add(entry)
+        elif field.type == "FormField":  # a row, or a further event with rows of its own
+            for sub in field.form:
+                add(sub)
         elif field.type not in ("SubmitField", "CSRFTokenField"):
-            out[field.name] = field.data or ""
+            value = field.data if field.type == "SelectField" else field._value()
+            out[field.name.replace("-", "__")] = value or ""
+
+    for field in form:
+        add(field)
     return out
 
 
@@ -173,6 +179,154 @@ def test_one_fields_tests_merge_and_a_single_equality_is_plain(vocab):
     assert form.validate(), form.errors
     assert rf.form_to_rule(form)["when"]["where"] == {"aqi": {"gte": 101, "lt": 201},
                                                       "parameter": "pm10"}
+
+
+# -- correlated events (all:) and what a repeat means ------------------------------------------
+
+SUPPLEMENT = "dossier.supplement_requested"
+# Two supplement requests on one dossier, as the form is filled in.
+PAIR = dict(key="second-request", event=SUPPLEMENT, alias="first", patterns__0__alias="second",
+            patterns__0__event=SUPPLEMENT, patterns__0__same="dossier_id = first.dossier_id",
+            open="violation", title_vi="Hồ sơ {second.dossier_id} bị yêu cầu bổ sung lần hai",
+            data_rows__0__name="first_reason", data_rows__0__value="{first.reason}")
+
+
+def _shipped(key: str) -> dict:
+    return next(p.values[0] for p in _shipped_rules() if p.values[0]["key"] == key)
+
+
+@pytest.mark.parametrize("repeat,fields,mode,once_per", [
+    (None, {}, "consume", None),
+    ("every", {"repeat": "every"}, "every", None),
+    ("once", {"repeat": "once"}, "once", None),
+    ({"once_per": "30d"}, {"repeat": "once_per", "once_per": "30", "once_per_unit": "d"},
+     "once", 30 * 86400),
+    ({"once_per": {"working_days": 5}},
+     {"repeat": "once_per", "once_per": "5", "once_per_unit": "working_days"}, "once", 5),
+])
+def test_a_correlated_rule_round_trips_with_its_repeat(repeat, fields, mode, once_per, vocab):
+    rule = _shipped("repeated-supplement-request")
+    if repeat is not None:
+        rule = {**rule, "when": {**rule["when"], "repeat": repeat}}
+    data = rf.rule_to_formdata(rule)
+    assert {k: data[k] for k in fields} == fields
+    assert data["alias"] == "first" and data["patterns"][0]["same"] == \
+        "dossier_id = first.dossier_id"
+    assert rf.form_to_rule(rf.RuleForm(vocab, formdata=None, data=data)) == rule
+    posted = _form(vocab, **_as_formdata(rf.RuleForm(vocab, formdata=None, data=data)))
+    assert posted.validate(), (posted.errors, posted.rule_errors)
+    assert rf.form_to_rule(posted) == rule
+    join = _parse(rule, vocab).join
+    assert join.repeat == mode
+    assert (join.once_per.amount if join.once_per else None) == once_per
+
+
+def test_the_default_repeat_writes_nothing(vocab):
+    form = _form(vocab, **PAIR, repeat="consume")
+    assert form.validate(), (form.errors, form.rule_errors)
+    rule = rf.form_to_rule(form)
+    assert set(rule["when"]) == {"all"} and "repeat" not in rf.rule_yaml(rule)
+    # The shipped rule, opened and saved unchanged, is written back as it was (no `repeat:`).
+    shipped = _shipped("repeated-supplement-request")
+    again = rf.form_to_rule(_form(vocab, **_as_formdata(
+        rf.RuleForm(vocab, formdata=None, data=rf.rule_to_formdata(shipped)))))
+    assert again == shipped
+
+
+def test_correlated_events_make_an_all_rule_the_parser_reads(vocab):
+    form = _form(vocab, **PAIR, repeat="once_per", once_per="2", once_per_unit="working_days",
+                 patterns__0__conditions__0__field="reason", patterns__0__conditions__0__op="filled")
+    assert form.validate(), (form.errors, form.rule_errors)
+    rule = rf.form_to_rule(form)
+    assert rule["when"] == {
+        "all": [{"event": SUPPLEMENT, "as": "first"},
+                {"event": SUPPLEMENT, "as": "second", "where": {"reason": {"empty": False}},
+                 "same": {"dossier_id": "first.dossier_id"}}],
+        "repeat": {"once_per": {"working_days": 2}}}
+    parsed = _parse(rule, vocab)
+    assert (parsed.join.repeat, parsed.join.once_per.unit) == ("once", "working_days")
+    assert parsed.join.key == {"first": (("dossier_id",),), "second": (("dossier_id",),)}
+    assert "(một lần mỗi 2 ngày làm việc) / " in rf.describe_when(rule["when"])
+
+
+def test_a_key_of_two_fields_and_bands_of_the_first_event(vocab):
+    form = _form(vocab, key="step-done-twice", event="dossier.step_started", alias="started",
+                 patterns__0__alias="done", patterns__0__event="dossier.step_completed",
+                 patterns__0__same="dossier_id = started.dossier_id, step = started.step",
+                 repeat="every", severity="bands", severity_by="allotted_hours",
+                 bands__0__low="0", bands__0__level="low", bands__1__low="8",
+                 bands__1__level="high", title_vi="Bước {done.step} của {started.dossier_id}")
+    assert form.validate(), (form.errors, form.rule_errors)
+    rule = rf.form_to_rule(form)
+    assert rule["when"]["repeat"] == "every"
+    assert rule["then"]["severity"]["by"] == "started.allotted_hours"
+    parsed = _parse(rule, vocab)
+    assert parsed.join.key["done"] == (("dossier_id",), ("step",))
+    again = rf.RuleForm(vocab, formdata=None, data=rf.rule_to_formdata(rule))
+    assert rf.form_to_rule(again) == rule
+
+
+@pytest.mark.parametrize("fields,where,message", [
+    (dict(repeat="once_per"), "once_per", "Cần khoảng thời gian"),
+    (dict(repeat="once_per", once_per="=allotted_hours", once_per_unit="working_hours"),
+     "once_per", "không lấy từ trường"),
+    (dict(repeat="once_per", once_per="ba", once_per_unit="d"), "once_per", "không phải là số"),
+    (dict(repeat="sometimes"), "repeat", "Choose what a further event means"),
+    (dict(kind="count", group_by="dossier_id", count="2", window="1", window_unit="d"), "kind",
+     "A time pattern watches one event"),
+    (dict(alias=""), "alias", "Each event needs a name"),
+    (dict(patterns__0__same="dossier_id first.dossier_id"), "patterns.0.same",
+     "Write field = name.field"),
+    (dict(patterns__0__event="dossier.nope"), "patterns.0.event", "Choose an event type"),
+    (dict(title_vi="Hồ sơ {third.dossier_id}"), "title_vi",
+     "Only {first.…}, {second.…} can be used here, not 'third'"),
+    (dict(title_vi="Hồ sơ {second.dosier_id}"), "title_vi",
+     "The event 'second' has no field 'dosier_id'"),
+])
+def test_bad_correlated_input_is_an_error_on_its_field(fields, where, message, vocab):
+    form = _form(vocab, **{**PAIR, **fields})
+    assert not form.validate()
+    field = form
+    for part in where.split("."):
+        field = field[int(part)].form if part.isdigit() else field[part]
+    assert message in _errors(field), form.errors
+
+
+def test_repeat_without_correlated_events_is_an_error_on_the_repeat(vocab):
+    form = _form(vocab, key="r", event="dossier.returned", repeat="every")
+    assert not form.validate()
+    assert "Only for correlated events" in _errors(form.repeat)
+    assert form.correlated  # so the page opens the part where the repeat and its error are
+
+
+def test_the_parsers_key_problem_lands_on_the_events_same(vocab):
+    # A third event tied to the second by `unit` only: the parser wants the whole key from each.
+    form = _form(vocab, **PAIR, patterns__1__alias="third", patterns__1__event="dossier.returned",
+                 patterns__1__same="unit = second.unit")
+    assert not form.validate()
+    same = _errors(form.patterns[1].form.same)
+    assert "Invalid" in same and "'third' does not say which of its fields equals" in same
+
+
+def test_the_parsers_problems_on_a_further_event_land_on_it(vocab):
+    form = _form(vocab, **{**PAIR, "patterns__0__alias": "first"})
+    assert not form.validate()
+    assert "already used by an earlier event" in _errors(form.patterns[0].form.alias)
+    assert form.title_vi.errors == []
+    form = _form(vocab, **{**PAIR, "patterns__0__same": "dossier_id = frist.dossier_id"})
+    assert not form.validate()
+    assert "unknown alias 'frist'" in _errors(form.patterns[0].form.same)
+
+
+def test_the_form_offers_one_empty_further_event(vocab):
+    single = rf.RuleForm(vocab, formdata=None, data=rf.rule_to_formdata(
+        _shipped("returned-without-reason")))
+    assert len(single.patterns) == 1 and not single.correlated
+    pair = rf.RuleForm(vocab, formdata=None, data=rf.rule_to_formdata(
+        _shipped("repeated-supplement-request")))
+    assert len(pair.patterns) == 2 and pair.correlated
+    assert pair.patterns[1].form.alias.data in ("", None)
+    assert len(pair.patterns[0].form.conditions) == rf.ROWS
 
 
 # -- bad input: the error is on the field --------------------------------------------------------
@@ -286,9 +440,17 @@ def test_a_key_used_by_another_rule_is_an_error_on_the_key(vocab):
 
 
 @pytest.mark.parametrize("when,why", [
+    ({"any": [{"event": "dossier.returned", "as": "a"}, {"event": "dossier.completed",
+                                                          "as": "b"}]},
+     "any:"),
+    ({"all": [{"event": "dossier.returned", "as": "a"}], "repeat": "once"},
+     "`repeat` with a single pattern"),
     ({"all": [{"event": "dossier.returned", "as": "a"}, {"event": "dossier.returned", "as": "b",
-                                                          "same": {"unit": "a.unit"}}]},
-     "all:/any:"),
+                                                          "same": {"unit": "a.unit"}}],
+      "repeat": {"once_per": {"working_hours": "=allotted_hours"}}}, "repeat:"),
+    ({"all": [{"event": "dossier.returned", "as": "a"}, {"event": "dossier.returned", "as": "b",
+                                                          "same": {"unit": ["a.unit"]}}]},
+     "this form of `same:`"),
     ({"event": "dossier.returned", "where": {"any": [{"reason": "x"}, {"unit": "y"}]}},
      "any:/all:"),
     ({"event": "hotline.ticket.created", "where": {"location.ward": "x"}}, "location.ward"),

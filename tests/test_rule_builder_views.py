@@ -13,6 +13,7 @@ from tests.browser import log_in, screenshot
 from tests.conftest import SCENARIOS
 
 AIR = Path(SCENARIOS) / "air-quality"
+DOSSIERS = Path(SCENARIOS) / "dossier-violations"
 
 
 @pytest.fixture
@@ -91,17 +92,96 @@ def test_the_list_shows_each_rule_in_words(client, draft_id):
     assert "# One noisy reading is not a breach" in html  # the YAML editor holds the file
 
 
+ANY_RULE = """
+  - key: returned-or-completed
+    when:
+      any:
+        - {event: dossier.returned, as: returned}
+        - {event: dossier.completed, as: completed}
+    then: {}
+"""
+
+
 def test_a_rule_the_form_cannot_express_sends_to_the_yaml_editor(ioc, client):
+    files = service.read_folder(DOSSIERS)
+    files["rules.yaml"] += ANY_RULE
     with ioc.db.session() as s:
-        other = drafts.import_files(s, service.read_folder(Path(SCENARIOS) / "dossier-violations"),
-                                    actor="test").id
+        other = drafts.import_files(s, files, actor="test").id
     html = _page(client, f"/designer/drafts/{other}/rules")
-    assert "The rule builder cannot express several patterns (all:/any:)" in html
-    assert "/rules/repeated-supplement-request/edit" not in html
-    resp = client.get(f"/designer/drafts/{other}/rules/repeated-supplement-request/edit")
+    assert "The rule builder cannot express one of several patterns (any:)" in html
+    assert "/rules/returned-or-completed/edit" not in html
+    resp = client.get(f"/designer/drafts/{other}/rules/returned-or-completed/edit")
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/rules#yaml")
     listed = client.get(resp.headers["Location"]).get_data(as_text=True)
-    assert "Trình tạo quy tắc chưa hỗ trợ nhiều mẫu sự kiện" in listed
+    assert "Trình tạo quy tắc chưa hỗ trợ một trong nhiều mẫu sự kiện" in listed
+
+
+@pytest.fixture
+def dossier_draft(ioc):
+    """A draft of the dossier-violations scenario: its first rule correlates two events."""
+    with ioc.db.session() as s:
+        return drafts.import_files(s, service.read_folder(DOSSIERS), actor="test").id
+
+
+def _fields(html: str) -> dict:
+    """The values a browser would post for the page's form (no button pressed)."""
+    form = html[html.index('<form method="post" id="rule-form"'):]
+    form = form[:form.index("</form>")]
+    out = {m.group(1): m.group(2) for m in re.finditer(
+        r'<input[^>]*?name="([^"]+)"[^>]*?value="([^"]*)"', form)
+        if m.group(1) not in ("preview", "save")}
+    for m in re.finditer(r'<select[^>]*?name="([^"]+)"[^>]*>(.*?)</select>', form, re.S):
+        chosen = re.search(r'<option selected value="([^"]*)"', m.group(2))
+        out[m.group(1)] = chosen.group(1) if chosen else ""
+    return {k: v.replace("&#34;", '"').replace("&#39;", "'").replace("&amp;", "&")
+            for k, v in out.items()}
+
+
+def test_a_correlated_rule_opens_in_the_form_and_saves_its_repeat(ioc, client, dossier_draft):
+    before = _files(ioc, dossier_draft)["rules.yaml"]
+    shipped = yaml.safe_load(before)["rules"][0]
+    listed = _page(client, f"/designer/drafts/{dossier_draft}/rules")
+    assert "/rules/repeated-supplement-request/edit" in listed
+    url = f"/designer/drafts/{dossier_draft}/rules/repeated-supplement-request/edit"
+    html = _page(client, url)
+    assert '<details id="correlated" open>' in html
+    assert re.search(r'id="alias"[^>]*value="first"', html)
+    assert re.search(r'id="patterns-0-same"[^>]*value="dossier_id = first.dossier_id"', html)
+    assert '<option selected value="consume">Mỗi sự kiện chỉ dùng một lần (mặc định) / Events ' \
+           'are used once (default)</option>' in html
+    assert "Mỗi sự kiện sau lại là vi phạm / Each further event matches again" in html
+    fields = _fields(html)
+    # Saved as it is: the rule comes back the same, without `repeat:`.
+    assert client.post(url, data={**fields, "save": "Lưu / Save"}).status_code == 302
+    assert yaml.safe_load(_files(ioc, dossier_draft)["rules.yaml"])["rules"][0] == shipped
+    # Each further request a violation again: `repeat: every`, the rest unchanged.
+    assert client.post(url, data={**fields, "repeat": "every", "save": "Lưu / Save"}
+                       ).status_code == 302
+    text = _files(ioc, dossier_draft)["rules.yaml"]
+    assert yaml.safe_load(text)["rules"][0] == {
+        **shipped, "when": {**shipped["when"], "repeat": "every"}}
+    assert text.endswith(before[before.index("  - key: returned-without-reason"):])
+    html = _page(client, url)
+    assert '<option selected value="every">' in html
+    listed = _page(client, f"/designer/drafts/{dossier_draft}/rules")
+    assert "(mỗi sự kiện sau lại khớp)" in listed and "(each further event matches again)" in listed
+
+
+def test_a_bad_repeat_period_is_shown_on_its_field(ioc, client, dossier_draft):
+    before = _files(ioc, dossier_draft)
+    url = f"/designer/drafts/{dossier_draft}/rules/repeated-supplement-request/edit"
+    fields = _fields(_page(client, url))
+    resp = client.post(url, data={**fields, "repeat": "once_per", "once_per": "",
+                                  "save": "Lưu / Save"})
+    assert resp.status_code == 422
+    html = resp.get_data(as_text=True)
+    assert re.search(r'id="once_per"[^>]*>\s*<span class="error">Cần khoảng thời gian', html)
+    assert _files(ioc, dossier_draft) == before
+    resp = client.post(url, data={**fields, "repeat": "once_per", "once_per": "30",
+                                  "once_per_unit": "d", "preview": "Xem trước / Preview"})
+    assert resp.status_code == 200
+    assert "repeat: {once_per: 30d}" in resp.get_data(as_text=True)
+    assert _files(ioc, dossier_draft) == before
 
 
 def test_a_new_rule_is_saved_into_the_draft(ioc, client, draft_id):
@@ -314,3 +394,40 @@ def test_the_form_in_a_browser(server, loaded, people, page):
     assert rule["when"] == {"event": "environment.reading", "where": {"aqi": {"gte": 0}},
                             "key": "station_id", "silence": "45m"}
     assert rule["then"]["data"] == {"station_id": "{event.station_id}"}
+
+
+def test_correlated_events_in_a_browser(server, loaded, people, page):
+    """The page's script offers each further event's own fields, adds further events and shows
+    the period of `once_per` only when it is chosen."""
+    with loaded.db.session() as s:
+        draft_id = drafts.import_files(s, service.read_folder(AIR), actor="test").id
+    log_in(page, server, "inspector")
+    page.goto(f"{server}/designer/drafts/{draft_id}/rules/new")
+    page.select_option("#event", "dossier.supplement_requested")
+    page.click("#correlated summary")
+    page.fill("#alias", "first")
+    page.fill("#patterns-0-alias", "second")
+    page.select_option("#patterns-0-event", "dossier.returned")
+    page.wait_for_selector("#patterns-0-conditions-0-field option[value=reason]",
+                           state="attached")
+    page.fill("#patterns-0-same", "dossier_id = first.dossier_id")
+    page.click("button.add-pattern")
+    assert page.locator("#patterns-1-alias").input_value() == ""
+    assert "3" in page.inner_text("#patterns-1 legend")
+    assert page.locator("#once_per").is_hidden()
+    page.select_option("#repeat", "once_per")
+    assert page.locator("#once_per").is_visible()
+    page.fill("#once_per", "30")
+    page.select_option("#once_per_unit", "d")
+    page.fill("#key", "supplement-then-returned")
+    page.click("#preview")
+    preview = page.inner_text("#preview-rule")
+    assert "repeat: {once_per: 30d}" in preview and "as: second" in preview
+    screenshot(page, "rule-builder-correlated")
+    page.click("#save")
+    page.wait_for_url(f"{server}/designer/drafts/{draft_id}/rules")
+    rule = yaml.safe_load(_files(loaded, draft_id)["rules.yaml"])["rules"][2]
+    assert rule["when"] == {"all": [{"event": "dossier.supplement_requested", "as": "first"},
+                                    {"event": "dossier.returned", "as": "second",
+                                     "same": {"dossier_id": "first.dossier_id"}}],
+                            "repeat": {"once_per": "30d"}}

@@ -1,6 +1,7 @@
 """The rule builder: one detection rule of rules.yaml as a form an inspector fills in.
 
-- `RuleForm` holds one rule: event type and conditions, a temporal pattern (docs/rules.md §6),
+- `RuleForm` holds one rule: event type and conditions, a temporal pattern (docs/rules.md §6)
+  or further events correlated with it (`all:` with `same:`, and what a repeat means),
   severity, what it opens, title, subject, data for the process, notifications.
 - `rule_to_formdata` / `form_to_rule` convert between a rule (as YAML loads it) and the form;
   `unsupported` says why a rule has no form (then the designer offers the YAML editor).
@@ -96,9 +97,18 @@ KIND_NAMES = {"string": ("văn bản", "text"), "integer": ("số nguyên", "who
 ENVELOPE_LABELS = {"source": "hệ thống gửi / sending system",
                    "subject": "đối tượng của sự kiện / the event's subject",
                    "id": "số thứ tự sự kiện / event number", "type": "loại sự kiện / event type"}
+REPEAT_CHOICES = (
+    ("consume", "Mỗi sự kiện chỉ dùng một lần (mặc định) / Events are used once (default)"),
+    ("every", "Mỗi sự kiện sau lại là vi phạm / Each further event matches again"),
+    ("once", "Chỉ một lần cho mỗi khóa / Once per key"),
+    ("once_per", "Một lần trong mỗi khoảng thời gian / Once per period"))
+DEFAULT_REPEAT = "consume"  # written as nothing: files without `repeat:` stay as they are
+REPEAT_WORDS = {"every": ("mỗi sự kiện sau lại khớp", "each further event matches again"),
+                "once": ("một lần cho mỗi khóa", "once per key")}
 OTHER_SOURCE = ("other", "Khác / Other")
 ROWS = 3  # condition/data/band rows always shown (a script adds more)
 MAX_ROWS = 50
+MAX_PATTERNS = 10  # events of one `all:` rule the form takes, the first one included
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,23 +266,30 @@ def span_to_form(value: Any) -> tuple[str, str] | None:
     return None
 
 
-def template_problem(text: str, kinds: Mapping[str, str]) -> str | None:
-    """Why a template cannot name these fields of `event` (Vietnamese, then English), or None."""
+def template_problem(text: str, kinds: Mapping[str, Mapping[str, str]]) -> str | None:
+    """Why a template cannot name these fields (`kinds`: alias → its event's fields), or None.
+
+    Vietnamese, then English."""
+    first = next(iter(kinds), DEFAULT_ALIAS)
     try:
         parts = parse_template(text)
     except TemplateError as exc:
-        return f"Mẫu chèn sai: dùng {{event.tên_trường}} / Bad template: {exc}"
+        return f"Mẫu chèn sai: dùng {{{first}.tên_trường}} / Bad template: {exc}"
     for part in parts:
         if not isinstance(part, tuple):
             continue
         alias, name = part
-        if alias != DEFAULT_ALIAS:
-            return (f"Chỉ dùng được {{event.…}}, không có '{alias}' / Only {{event.<field>}} can "
-                    f"be used here, not '{alias}'")
+        if alias not in kinds:
+            names = ", ".join(f"{{{a}.…}}" for a in kinds)
+            return (f"Chỉ dùng được {names}, không có '{alias}' / Only {names} can be used "
+                    f"here, not '{alias}'")
+        fields = kinds[alias]
         head, _, rest = name.partition(".")
-        if head not in kinds or (rest and kinds[head] != "object"):
-            return (f"Sự kiện không có trường '{name}' / The event has no field '{name}'; "
-                    f"fields: {', '.join(kinds)}")
+        if head not in fields or (rest and fields[head] != "object"):
+            vi, en = ("Sự kiện", "The event") if alias == DEFAULT_ALIAS else \
+                (f"Sự kiện '{alias}'", f"The event '{alias}'")
+            return (f"{vi} không có trường '{name}' / {en} has no field '{name}'; "
+                    f"fields: {', '.join(fields)}")
     return None
 
 
@@ -329,6 +346,18 @@ def _rows(form_class: type[Form]) -> FieldList:
     return FieldList(FormField(form_class), min_entries=ROWS, max_entries=MAX_ROWS)
 
 
+class PatternForm(Form):
+    """A further event of an `all:` rule: its name, type, fields shared with earlier ones, tests."""
+
+    alias = StringField("Tên / Name (as:)", validators=[_max(50)],
+                        description="vd. second; mẫu chèn {second.dossier_id} / "
+                                    "templates: {second.dossier_id}")
+    event = SelectField("Loại sự kiện / Event type", validate_choice=False)
+    same = StringField("Cùng giá trị với / Same value as", validators=[_max(500)],
+                       description="vd. dossier_id = first.dossier_id")
+    conditions = _rows(ConditionForm)
+
+
 class RuleForm(FlaskForm):
     """Quy tắc phát hiện / one detection rule of rules.yaml."""
 
@@ -361,6 +390,16 @@ class RuleForm(FlaskForm):
                            validate_choice=False)
     deadline_field = SelectField("Trường hạn / Deadline field", validate_choice=False)
     hold = _rows(ConditionForm)
+    alias = StringField("Tên của sự kiện trên / Name of the event above (as:)",
+                        validators=[_max(50)], description="vd. first")
+    patterns = FieldList(FormField(PatternForm), min_entries=1, max_entries=MAX_PATTERNS - 1)
+    repeat = SelectField("Khi các sự kiện đã khớp, sự kiện tiếp theo / Once they matched, a "
+                         "further event", choices=_choices(REPEAT_CHOICES),
+                         default=DEFAULT_REPEAT, validate_choice=False)
+    once_per = StringField("Khoảng thời gian / Length of time", validators=[_max(100)],
+                           description="vd. 30 ngày / e.g. 30 days")
+    once_per_unit = SelectField("Đơn vị / Unit", choices=_choices(UNITS), default="d",
+                                validate_choice=False)
     readings = StringField("Số lần đọc liên tiếp (từ 2) / Readings in a row (2 or more)",
                            validators=[_max(10)])
     open = SelectField("Mở hồ sơ / Opens", choices=_choices(OPEN_CHOICES), default="",
@@ -390,7 +429,14 @@ class RuleForm(FlaskForm):
         for rows in (self.conditions, self.awaited, self.hold, self.bands, self.data_rows,
                      self.notices):
             _pad(rows)
+        _pad_patterns(self.patterns)
         self._set_choices()
+
+    @property
+    def correlated(self) -> bool:
+        """Does the form hold further events (or a choice only they use)? Then they are shown."""
+        return bool(_clean(self.alias) or any(not _blank_pattern(p.form) for p in self.patterns)
+                    or (self.repeat.data or DEFAULT_REPEAT) != DEFAULT_REPEAT)
 
     def _set_choices(self) -> None:
         vocab = self.vocabulary
@@ -404,8 +450,12 @@ class RuleForm(FlaskForm):
         self.event.choices = _choices(types)
         self.awaited_event.choices = _choices(types)
         main = field_kinds(vocab, self.event.data)
-        for rows, event_type in ((self.conditions, self.event.data), (self.hold, self.event.data),
-                                 (self.awaited, self.awaited_event.data)):
+        tables = [(self.conditions, self.event.data), (self.hold, self.event.data),
+                  (self.awaited, self.awaited_event.data)]
+        for pattern in self.patterns:
+            pattern.form.event.choices = _choices(types)
+            tables.append((pattern.form.conditions, pattern.form.event.data))
+        for rows, event_type in tables:
             kinds = field_kinds(vocab, event_type)
             for row in rows:
                 _offer(row.form.field, kinds, vocab, event_type)
@@ -480,6 +530,22 @@ def _pad(rows: FieldList) -> None:
         rows.append_entry()
 
 
+def _blank_pattern(pattern: PatternForm) -> bool:
+    """A further-event slot left empty (the form always offers one)."""
+    return not (_clean(pattern.alias) or _clean(pattern.event) or _clean(pattern.same)) and \
+        all(not _clean(row.form.field) and not _clean(row.form.value)
+            for row in pattern.conditions)
+
+
+def _pad_patterns(patterns: FieldList) -> None:
+    """One empty further-event slot at the end (while there is room), each with its blank rows."""
+    if len(patterns.entries) < patterns.max_entries and \
+            (not patterns.entries or not _blank_pattern(patterns.entries[-1].form)):
+        patterns.append_entry()
+    for pattern in patterns:
+        _pad(pattern.form.conditions)
+
+
 def _offer(select: SelectField, kinds: Mapping[str, str], vocabulary: Vocabulary,
            event_type: str | None) -> None:
     """Offer these fields in a drop-down, keeping a value from the file that is not among them."""
@@ -537,7 +603,7 @@ def _formdata(rule: Any) -> dict:
     out |= _texts_data("name", rule.get("name"))
     out |= _texts_data("description", rule.get("description"))
     out |= _when_data(rule["when"])
-    out |= _then_data(rule.get("then") or {})
+    out |= _then_data(rule.get("then") or {}, out.get("alias") or DEFAULT_ALIAS)
     return out
 
 
@@ -553,13 +619,17 @@ def _texts_data(prefix: str, value: Any) -> dict:
 
 
 def _when_data(when: Mapping) -> dict:
+    if "all" in when and (not isinstance(when["all"], list) or len(when["all"]) > 1 or
+                          "repeat" in when):
+        return _all_data(when)
     for mode in ("all", "any"):
         if mode not in when:
             continue
         items = when[mode]
         if len(when) != 1 or not isinstance(items, list) or len(items) != 1 or \
                 not isinstance(items[0], Mapping):
-            raise _Unsupported("nhiều mẫu sự kiện (all:/any:)", "several patterns (all:/any:)")
+            raise _Unsupported("một trong nhiều mẫu sự kiện (any:)",
+                               "one of several patterns (any:)")
         when = items[0]
     if "same" in when:
         raise _Unsupported("liên kết sự kiện (same:)", "correlated events (same:)")
@@ -593,6 +663,54 @@ def _when_data(when: Mapping) -> dict:
     else:
         out |= _sustained_data(when["sustained"])
     return out
+
+
+def _all_data(when: Mapping) -> dict:
+    """Correlated events (`all:`): the first is the form's event, the others its patterns."""
+    items = when["all"]
+    if set(when) - {"all", "repeat"} or not isinstance(items, list) or \
+            not all(isinstance(i, Mapping) for i in items):
+        raise _Unsupported("`all:` dạng này", "this form of `all:`")
+    if len(items) < 2:
+        raise _Unsupported("`repeat` với một mẫu sự kiện", "`repeat` with a single pattern")
+    if len(items) > MAX_PATTERNS:
+        raise _Unsupported(f"hơn {MAX_PATTERNS} sự kiện liên kết",
+                           f"more than {MAX_PATTERNS} correlated events")
+    for item in items:
+        extra = set(item) - {"event", "as", "where", "same"}
+        if extra:
+            raise _Unsupported(f"khóa {sorted(extra)} trong mẫu sự kiện",
+                               f"the keys {sorted(extra)} in a pattern")
+    first, *others = items
+    if "same" in first:
+        raise _Unsupported("`same:` ở sự kiện đầu tiên", "`same:` on the first event")
+    out: dict[str, Any] = {"event": _text(first.get("event", "")),
+                           "alias": _text(first.get("as", "")), "kind": "",
+                           "conditions": _condition_rows(first.get("where"))}
+    out["patterns"] = [{"alias": _text(item.get("as", "")), "event": _text(item.get("event", "")),
+                        "same": _same_text(item.get("same")),
+                        "conditions": _condition_rows(item.get("where"))} for item in others]
+    return out | _repeat_data(when.get("repeat", DEFAULT_REPEAT))
+
+
+def _same_text(same: Any) -> str:
+    """`same: {dossier_id: first.dossier_id}` as the form writes it: dossier_id = first.dossier_id."""
+    if same is None:
+        return ""
+    if not isinstance(same, Mapping) or not all(
+            isinstance(v, str) and not re.search(r"[,=]", f"{k}{v}") for k, v in same.items()):
+        raise _Unsupported("`same:` dạng này", "this form of `same:`")
+    return ", ".join(f"{name} = {other}" for name, other in same.items())
+
+
+def _repeat_data(value: Any) -> dict:
+    if isinstance(value, str) and value in dict(REPEAT_CHOICES) and value != "once_per":
+        return {"repeat": value}
+    span = span_to_form(value["once_per"]) if isinstance(value, Mapping) and \
+        set(value) == {"once_per"} else None
+    if span is None or span[0].startswith("="):
+        raise _Unsupported(f"repeat: {value!r}", f"repeat: {value!r}")
+    return {"repeat": "once_per", "once_per": span[0], "once_per_unit": span[1]}
 
 
 def _window(value: Any) -> dict:
@@ -659,14 +777,14 @@ def _condition_row(name: str, op: Any, arg: Any) -> dict:
     raise _Unsupported(f"điều kiện {test}", f"the test {test}")
 
 
-def _then_data(then: Any) -> dict:
+def _then_data(then: Any, alias: str = DEFAULT_ALIAS) -> dict:
     if not isinstance(then, Mapping) or set(then) - set(THEN_KEYS):
         raise _Unsupported("`then` dạng này", "this form of `then`")
     out: dict[str, Any] = {"open": _text(then.get("open") or "")}
     severity = then.get("severity")
     if isinstance(severity, Mapping):
         by = severity.get("by")
-        prefix = DEFAULT_ALIAS + "."
+        prefix = alias + "."  # bands read a number field of the form's (first) event
         bands = severity.get("bands")
         if not (isinstance(by, str) and by.startswith(prefix) and "." not in by[len(prefix):]
                 and isinstance(bands, Mapping)):
@@ -721,8 +839,21 @@ class _Builder:
         self.paths: dict[tuple, Any] = {}
         event = _clean(form.event)
         self.event = event if event in self.vocab.types else None
-        self.templates = field_kinds(self.vocab, self.event, TEMPLATE_ENVELOPE_TYPES)
+        # Further events of an `all:` rule; without them the rule has one pattern, `event`.
+        self.others = [p.form for p in form.patterns if not _blank_pattern(p.form)]
+        self.alias = _clean(form.alias) if self.others else DEFAULT_ALIAS
+        self.templates = self.template_fields()
         self.rule = self.build()
+
+    def template_fields(self) -> dict[str, dict[str, str]] | None:
+        """alias → the fields templates may name; None while an event type is still unknown."""
+        events = [(self.alias, _clean(self.form.event))] + \
+            [(_clean(p.alias), _clean(p.event)) for p in self.others]
+        if any(not alias or event not in self.vocab.types for alias, event in events) or \
+                len({alias for alias, _ in events}) < len(events):
+            return None  # already reported on the form: which fields are meant is unclear
+        return {alias: field_kinds(self.vocab, event, TEMPLATE_ENVELOPE_TYPES)
+                for alias, event in events}
 
     def bad(self, field, message: str) -> None:
         self.errors.append((field, message))
@@ -754,6 +885,12 @@ class _Builder:
     def when(self) -> dict:
         form = self.form
         self.at(("when",), form.event)
+        if self.others:
+            return self.correlated()
+        if (form.repeat.data or DEFAULT_REPEAT) != DEFAULT_REPEAT:
+            self.bad(form.repeat, "Chỉ dùng khi có sự kiện liên kết; chọn mặc định hoặc thêm sự "
+                                  "kiện / Only for correlated events: choose the default or add "
+                                  "an event")
         self.at(("when", "event"), form.event)
         if self.event is None:
             self.bad(form.event, "Chọn loại sự kiện có trong từ vựng / Choose an event type of "
@@ -780,6 +917,99 @@ class _Builder:
         else:
             when["sustained"] = self.sustained()
         return when
+
+    def correlated(self) -> dict:
+        """`all:`: the form's event first, then each further event, and what repeats mean."""
+        form = self.form
+        if form.kind.data:
+            self.bad(form.kind, "Mẫu theo thời gian chỉ theo dõi một sự kiện: bỏ các sự kiện liên "
+                                "kết hoặc chọn 'Mỗi sự kiện khớp' / A time pattern watches one "
+                                "event: remove the correlated events or choose 'Every matching "
+                                "event'")
+        self.at(("when", "all"), form.event)
+        patterns = [self.pattern(0, form.alias, form.event, form.conditions)]
+        patterns += [self.pattern(i, p.alias, p.event, p.conditions, p.same)
+                     for i, p in enumerate(self.others, 1)]
+        when: dict[str, Any] = {"all": patterns}
+        repeat = self.repeat()
+        if repeat != DEFAULT_REPEAT:
+            when["repeat"] = repeat
+        return when
+
+    def pattern(self, index: int, alias_field, event_field, rows: FieldList,
+                same_field=None) -> dict:
+        """One pattern of `all:` (the first has no `same:`)."""
+        path = ("when", "all", index)
+        self.at(path, event_field)
+        self.at(path + ("event",), event_field)
+        self.at(path + ("as",), alias_field)
+        event = _clean(event_field)
+        if event not in self.vocab.types:
+            self.bad(event_field, "Chọn loại sự kiện có trong từ vựng / Choose an event type of "
+                                  "the vocabulary")
+        alias = _clean(alias_field)
+        earlier = [_clean(self.form.alias)] + [_clean(p.alias) for p in self.others[:index - 1]]
+        if not alias:
+            self.bad(alias_field, "Cần tên cho sự kiện, vd. first, second / Each event needs a "
+                                  "name, e.g. first, second")
+        elif index and alias in earlier:
+            self.bad(alias_field, f"Tên '{alias}' đã dùng cho một sự kiện trước / The name "
+                                  f"'{alias}' is already used by an earlier event")
+        pattern: dict[str, Any] = {"event": event, "as": alias}
+        where = self.conditions(rows, event if event in self.vocab.types else None,
+                                path + ("where",))
+        if where:
+            pattern["where"] = where
+        if same_field is not None:
+            same = self.same(same_field, path + ("same",))
+            if same:
+                pattern["same"] = same
+        return pattern
+
+    def same(self, field, path: tuple) -> dict[str, str]:
+        """'dossier_id = first.dossier_id, unit = first.unit' as `same:`."""
+        self.at(path, field)
+        same: dict[str, str] = {}
+        for part in _clean(field).split(","):
+            if not part.strip():
+                continue
+            name, sep, other = (t.strip() for t in part.partition("="))
+            if not sep or not name or not other:
+                self.bad(field, "Viết trường = tên.trường, vd. dossier_id = first.dossier_id / "
+                                "Write field = name.field, e.g. dossier_id = first.dossier_id")
+            elif name in same:
+                self.bad(field, f"'{name}' đã có ở trên / '{name}' is given twice")
+            else:
+                same[name] = other
+                self.at(path + (name,), field)
+        return same
+
+    def repeat(self) -> str | dict:
+        """What a further event of a key means once its events came together."""
+        form = self.form
+        self.at(("when", "repeat"), form.repeat)
+        chosen = form.repeat.data or DEFAULT_REPEAT
+        if chosen not in dict(REPEAT_CHOICES):
+            self.bad(form.repeat, "Chọn cách tính sự kiện tiếp theo / Choose what a further event "
+                                  "means")
+            return DEFAULT_REPEAT
+        if chosen != "once_per":
+            return chosen
+        self.at(("when", "repeat", "once_per"), form.once_per)
+        amount = _clean(form.once_per)
+        span = None
+        if not amount:
+            self.bad(form.once_per, "Cần khoảng thời gian, vd. 30 ngày / A length of time is "
+                                    "needed, e.g. 30 days")
+        elif amount.startswith("="):
+            self.bad(form.once_per, "Cần một khoảng cố định, không lấy từ trường của sự kiện / A "
+                                    "fixed length of time is needed, not a field of the event")
+        else:
+            try:
+                span = form_to_span(amount, form.once_per_unit.data or "")
+            except ValueError as exc:
+                self.bad(form.once_per, str(exc))
+        return {"once_per": span}
 
     def group_by(self) -> str | list[str]:
         form = self.form
@@ -1009,7 +1239,7 @@ class _Builder:
             first = form.bands.entries[0].form.low if form.bands.entries else form.severity
             self.bad(first, "Cần ít nhất một dải: từ giá trị → mức độ / At least one band is "
                             "needed: from value → severity")
-        return {"by": f"{DEFAULT_ALIAS}.{by}", "bands": bands}
+        return {"by": f"{self.alias}.{by}", "bands": bands}
 
     def data(self) -> dict:
         data: dict[str, str] = {}
@@ -1072,8 +1302,8 @@ class _Builder:
         return out
 
     def template(self, text: str, field) -> None:
-        if self.event is None:
-            return  # the event type is already reported; its fields are unknown
+        if self.templates is None:
+            return  # an event type or name is already reported; its fields are unknown
         why = template_problem(text, self.templates)
         if why:
             self.bad(field, why)
@@ -1298,6 +1528,17 @@ def _span_words(value: Any) -> tuple[str, str]:
     return f"{amount} giờ làm việc", f"{amount} working hours"
 
 
+def _repeat_words(repeat: Any) -> tuple[str, str]:
+    """What a further event means, as a tail of describe_when; nothing for the default."""
+    if repeat == DEFAULT_REPEAT:
+        return "", ""
+    if isinstance(repeat, Mapping) and "once_per" in repeat:
+        vi, en = _span_words(repeat["once_per"])
+        return f" (một lần mỗi {vi})", f" (once per {en})"
+    vi, en = REPEAT_WORDS.get(str(repeat), (str(repeat), str(repeat)))
+    return f" ({vi})", f" ({en})"
+
+
 def describe_when(when: Any) -> str:
     """A rule's `when` in words, Vietnamese first then English."""
     if not isinstance(when, Mapping):
@@ -1306,7 +1547,8 @@ def describe_when(when: Any) -> str:
         if mode in when:
             items = when[mode] if isinstance(when[mode], list) else []
             names = ", ".join(str(p.get("event")) for p in items if isinstance(p, Mapping))
-            return f"{vi}: {names} / {en}: {names}"
+            again_vi, again_en = _repeat_words(when.get("repeat", DEFAULT_REPEAT))
+            return f"{vi}: {names}{again_vi} / {en}: {names}{again_en}"
     event = when.get("event")
     where = when.get("where")
     n = len(where) if isinstance(where, Mapping) else 0

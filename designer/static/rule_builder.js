@@ -1,7 +1,7 @@
 // The rule builder's page (designer/templates/scenarios/rule_edit.html): shows the parts of the
-// form that the chosen time pattern and severity use, offers the fields of the chosen event type
-// (from /designer/vocabulary.json), and adds rows. Plain JS, no build step. Without it the form
-// still works: every part is shown and the server checks everything.
+// form that the chosen time pattern, repeat and severity use, offers the fields of the chosen
+// event types (from /designer/vocabulary.json), and adds rows and correlated events. Plain JS, no
+// build step. Without it the form still works: every part is shown and the server checks all.
 (function () {
   "use strict";
   var form = document.getElementById("rule-form");
@@ -11,6 +11,8 @@
   var byType = {};    // event type -> {fields: {name: type}, labels: {name: label}}
   var HINTS = {integer: "3", number: "1.5", boolean: "true / false",
                datetime: "2025-07-01", string: "", object: "", array: ""};
+  // The last index of a row's field name: conditions-2-value, patterns-1-conditions-2-value.
+  var ROW_INDEX = /-(\d+)-([^-]*)$/;
 
   function byId(id) { return document.getElementById(id); }
 
@@ -29,6 +31,10 @@
     });
     form.querySelectorAll("[data-severity]").forEach(function (el) {
       el.hidden = el.dataset.severity !== severity;
+    });
+    var repeat = byId("repeat").value;
+    form.querySelectorAll("[data-repeat]").forEach(function (el) {
+      el.hidden = el.dataset.repeat !== repeat;
     });
   }
 
@@ -83,14 +89,27 @@
     if (value) value.placeholder = HINTS[kind] || "";
   }
 
+  // The event type whose fields a table of conditions tests.
+  function tableType(table) {
+    if (table.dataset.fields === "awaited") return byId("awaited_event").value;
+    if (table.dataset.fields === "pattern") {
+      var own = table.closest("[data-pattern]").querySelector("select[id$='-event']");
+      return own ? own.value : "";
+    }
+    return byId("event").value;
+  }
+
+  function fillTable(table, keep) {
+    table.querySelectorAll("select[id$='-field']").forEach(function (select) {
+      fill(select, fieldsOf(tableType(table), true), keep);
+      hint(select);
+    });
+  }
+
   function refreshFields(keep) {
-    var main = byId("event").value, awaited = byId("awaited_event").value;
+    var main = byId("event").value;
     form.querySelectorAll("table[data-fields]").forEach(function (table) {
-      var type = table.dataset.fields === "awaited" ? awaited : main;
-      table.querySelectorAll("select[id$='-field']").forEach(function (select) {
-        fill(select, fieldsOf(type, true), keep);
-        hint(select);
-      });
+      fillTable(table, keep);
     });
     fill(byId("deadline_field"), fieldsOf(main, false).filter(function (o) {
       return o.kind === "datetime";
@@ -126,34 +145,71 @@
     var last = body.rows[body.rows.length - 1];
     var next = 0;
     body.querySelectorAll("[name]").forEach(function (el) {
-      var m = /-(\d+)-/.exec(el.getAttribute("name"));
+      var m = ROW_INDEX.exec(el.getAttribute("name"));
       if (m) next = Math.max(next, parseInt(m[1], 10) + 1);
     });
     var copy = last.cloneNode(true);
     copy.querySelectorAll("input, select").forEach(function (el) {
       ["name", "id"].forEach(function (attr) {
         var v = el.getAttribute(attr);
-        if (v) el.setAttribute(attr, v.replace(/-\d+-/, "-" + next + "-"));
+        if (v) el.setAttribute(attr, v.replace(ROW_INDEX, "-" + next + "-$2"));
       });
-      if (el.tagName === "SELECT") el.selectedIndex = 0; else el.value = "";
     });
-    copy.querySelectorAll(".error").forEach(function (e) { e.remove(); });
+    clear(copy);
     body.appendChild(copy);
     var field = copy.querySelector("select[id$='-field']");
     if (field && vocab) hint(field);
   }
 
+  function clear(el) {
+    el.querySelectorAll("input, select").forEach(function (input) {
+      if (input.tagName === "SELECT") input.selectedIndex = 0; else input.value = "";
+    });
+    el.querySelectorAll(".error").forEach(function (e) { e.remove(); });
+  }
+
+  // A further correlated event: a copy of the last one, emptied, under the next index.
+  function addPattern(button) {
+    var all = form.querySelectorAll("[data-pattern]");
+    if (!all.length || all.length >= parseInt(button.dataset.max, 10)) return;
+    var last = all[all.length - 1], next = 0;
+    all.forEach(function (p) {
+      next = Math.max(next, parseInt(p.id.split("-")[1], 10) + 1);
+    });
+    var from = last.id + "-", to = "patterns-" + next + "-";
+    var copy = last.cloneNode(true);
+    copy.id = "patterns-" + next;
+    copy.querySelectorAll("[name], [id], [for], [data-table]").forEach(function (el) {
+      ["name", "id", "for", "data-table"].forEach(function (attr) {
+        var v = el.getAttribute(attr);
+        if (v && v.indexOf(from) === 0) el.setAttribute(attr, to + v.slice(from.length));
+      });
+    });
+    copy.querySelectorAll(".number").forEach(function (n) { n.textContent = all.length + 2; });
+    clear(copy);
+    last.parentNode.insertBefore(copy, last.nextSibling);
+    if (vocab) copy.querySelectorAll("table[data-fields]").forEach(function (t) {
+      fillTable(t, false);
+    });
+  }
+
   form.addEventListener("click", function (e) {
     var button = e.target.closest(".add-row");
     if (button) addRow(byId(button.dataset.table));
+    var more = e.target.closest(".add-pattern");
+    if (more) addPattern(more);
   });
 
   form.addEventListener("change", function (e) {
     var id = e.target.id;
-    if (id === "kind" || id === "deadline" || id === "severity") show();
+    if (id === "kind" || id === "deadline" || id === "severity" || id === "repeat") show();
     if (!vocab) return;
     if (id === "source") refreshTypes();
     if (id === "event" || id === "awaited_event") refreshFields(false);
+    if (/^patterns-\d+-event$/.test(id)) {
+      e.target.closest("[data-pattern]").querySelectorAll("table[data-fields]").forEach(
+        function (table) { fillTable(table, false); });
+    }
     if (/-field$/.test(id)) hint(e.target);
   });
 

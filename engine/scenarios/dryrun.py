@@ -8,6 +8,9 @@ holding a copy of the organisation, the draft published in it, one source allowe
 and its own `Services` on a ManualClock. Nothing real is written; no outbox runs there, so no
 e-mail or webhook leaves. The sandbox's rule matcher gives its durable-rules names a prefix no
 scenario key can have, and unloads them at the end, so two dry runs share nothing.
+
+Each match of an `all:` rule says how repetition was applied: the rule's `repeat` (in words,
+Vietnamese first) and the correlation key its events shared (docs/rules.md, section 2).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine import paths
 from engine.audit.models import AuditRecord
 from engine.auth import service as auth
 from engine.clock import ManualClock
@@ -39,6 +43,7 @@ from engine.org.models import OrgUnit
 from engine.processes import spiff
 from engine.processes.models import RUNNING, ProcessInstance
 from engine.rules import RuleMatcher, parse_rules
+from engine.rules.format import Join
 from engine.scenarios import service
 from engine.scenarios.bpmn_checks import NS
 from engine.scenarios.problems import ScenarioInvalid
@@ -49,15 +54,21 @@ from engine.tasks.models import Task
 from engine.timers.models import BPMN, RULE, SLA, Timer
 from engine.violations.models import RuleMatch, Violation
 from engine.worktime.calendar import CalendarError, WorkingCalendar
+from engine.worktime.span import Span
 from integrations.simulator import SimulatorError, generate
 
-ORG_FILE = Path(__file__).resolve().parents[2] / "data" / "organisation" / "binh-duong.yaml"
+ORG_FILE = paths.ORGANISATION_FILE
 MAX_EVENTS = 5000
 MAX_SIMULATED_HOURS = 24 * 7
 # A repeating timer with a short period and a long settle could otherwise run for ever.
 MAX_TIMER_PASSES = 5000
 MANUAL_SOURCE = "/designer/dry-run"
 ACTOR = "dry-run"
+# What a further event of a key means, per `repeat:` (format.Join), as the report says it.
+REPEAT_WORDS = {
+    "consume": ("Mỗi sự kiện chỉ dùng một lần", "events are used once"),
+    "every": ("Mỗi sự kiện sau lại là vi phạm", "each further event matches again"),
+    "once": ("Chỉ một lần cho mỗi khóa", "once per key")}
 
 
 class DryRunInputError(Exception):
@@ -419,9 +430,11 @@ def _report(box: _Sandbox, scenario: service.Scenario, events: list, moments: li
                 "status": "processed" if row is not None and row.status == "processed"
                 else "failed",
                 "error": (row.error if row is not None else ref)})
+        windows = _windows(s)
         matches = [{"rule": m.rule_key, "rule_name": _rule_name(scenario, m.rule_key),
                     "event_indexes": [index_of[i] for i in m.event_ids if i in index_of],
-                    "at": at(m.matched_at)}
+                    "at": at(m.matched_at),
+                    "correlation": _correlation(scenario, m.rule_key, windows.get(m.id))}
                    for m in s.scalars(select(RuleMatch).order_by(RuleMatch.id))]
         violations = [{"id": v.id, "kind": v.kind, "title": {"vi": v.title_vi, "en": v.title_en},
                        "severity": v.severity, "subject": v.subject, "rule": v.rule_key,
@@ -472,6 +485,61 @@ def _sla(box: _Sandbox, clock: SlaClock, now: datetime) -> dict:
         return {"id": clock.id, "sla": clock.sla_key, "instance_id": clock.instance_id,
                 "task_id": clock.task_id, "status": clock.status, "level": clock.level,
                 "error": str(exc)}
+
+
+def _windows(session: Session) -> dict[int, dict]:
+    """Rule match id → the window its detection carried (kept in its "rule.matched" record)."""
+    records = session.scalars(select(AuditRecord).where(
+        AuditRecord.action == "rule.matched", AuditRecord.subject_type == "rule_match"))
+    return {int(r.subject_id): r.details["window"] for r in records
+            if isinstance(r.details, dict) and isinstance(r.details.get("window"), dict)}
+
+
+def _correlation(scenario: service.Scenario, key: str, window: dict | None) -> dict | None:
+    """How an `all:` match was repeated: the rule's `repeat`, in words, and the key it shared.
+
+    None for the matches of other rules (one pattern, temporal)."""
+    if not window or window.get("form") != "all":
+        return None
+    try:
+        join = scenario.ruleset.rule(key).join
+    except KeyError:
+        join = None
+    repeat = str(window.get("repeat") or "consume")
+    once_per = join.once_per if join is not None and repeat == "once" else None
+    vi, en = REPEAT_WORDS.get(repeat, (repeat, repeat))
+    if once_per is not None:
+        span_vi, span_en = _span_words(once_per)
+        vi, en = f"Một lần trong mỗi {span_vi}", f"once per {span_en}"
+    text = str(window.get("key") or "")
+    return {"repeat": repeat, "once_per": _span_words(once_per)[1] if once_per else None,
+            "label": {"vi": vi, "en": en}, "key": text,
+            "key_fields": _key_fields(join, text)}
+
+
+def _span_words(span: Span) -> tuple[str, str]:
+    """A length of time in Vietnamese and in English: 30d, 5 ngày làm việc / 5 working days."""
+    if span.unit == "working_days":
+        return f"{span.amount:g} ngày làm việc", f"{span.amount:g} working days"
+    if span.unit == "working_hours":
+        return f"{span.amount:g} giờ làm việc", f"{span.amount:g} working hours"
+    return str(span), str(span)
+
+
+def _key_fields(join: Join | None, text: str) -> dict | None:
+    """The key's values by the first pattern's field names: {"dossier_id": "HS-1"}.
+
+    None when the key was too long and is stored as its hash, or the rule is not known."""
+    if join is None or text.startswith("sha256:"):
+        return None
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return None
+    groups = next(iter(join.key.values()), ())
+    if not isinstance(values, list) or len(values) != len(groups):
+        return None
+    return {fields[0]: value for fields, value in zip(groups, values)}
 
 
 def _rule_name(scenario: service.Scenario, key: str) -> dict:
