@@ -33,6 +33,7 @@ from engine.incidents import service as incidents
 from engine.incidents.service import IncidentError
 from engine.notify import service as notify
 from engine.org import service as org
+from engine.processes import scope
 from engine.processes.models import ProcessInstance
 from engine.scenarios.models import ScenarioVersion
 from engine.tasks import service as tasks
@@ -237,7 +238,7 @@ def instance(instance_id: int):
         abort(403)
     with _ioc().db.read() as s:
         inst = s.get(ProcessInstance, instance_id)
-        if inst is None:
+        if inst is None or not scope.may_read_instance(s, current_user, instance_id):
             abort(404)
         rows = list(s.scalars(select(Task).where(Task.instance_id == instance_id)
                               .order_by(Task.id)))
@@ -282,7 +283,8 @@ def violations():
     if not allowed(current_user.role, "violations.read"):
         abort(403)
     with _ioc().db.read() as s:
-        rows = list(s.scalars(select(Violation).order_by(Violation.id.desc()).limit(200)))
+        rows = list(s.scalars(scope.violations(current_user, select(Violation))
+                              .order_by(Violation.id.desc()).limit(200)))
     return render_template("violations.html", violations=rows)
 
 

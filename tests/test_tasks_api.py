@@ -8,8 +8,13 @@ from tests.spine_helpers import auth, complete, dossier, send, tasks_of
 
 
 @pytest.fixture
-def client(loaded):
-    return create_app(services=loaded).test_client()
+def app(loaded):
+    return create_app(services=loaded)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
 
 
 @pytest.fixture
@@ -94,3 +99,55 @@ def test_unknown_api_paths_are_problem_json(client, people):
     assert resp.mimetype == "application/problem+json"
     assert client.get("/api/v1/instances/999",
                       headers=auth(people["admin"][1])).status_code == 404
+
+
+def _web_login(client, username: str) -> None:
+    import re
+
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
+    client.post("/login", data={"username": username, "password": "password-123",
+                                "csrf_token": token})
+
+
+def test_a_department_head_reads_the_cases_of_their_own_department_only(app, loaded, people,
+                                                                        verify_task):
+    """README, Roles: a head reads the cases their department works on, as the task API shows
+    its tasks; a commander, an inspector and an auditor read every department's."""
+    from engine.auth import service as auth_service
+    from engine.tasks.models import Task
+
+    with loaded.db.session() as s:
+        instance = s.get(Task, verify_task).instance_id
+        tokens = {name: auth_service.create_user(s, name, "department_head", dept,
+                                                 password="password-123", with_token=True)[1]
+                  for name, dept in (("lanhdao.phvhcc", "trung-tam-phvhcc"),
+                                     ("lanhdao.tdm", "phuong-thu-dau-mot"))}
+        tokens["chihuy"] = auth_service.create_user(s, "chihuy", "commander", "ioc",
+                                                    with_token=True)[1]
+    client = app.test_client()
+
+    def read(token, path):
+        resp = client.get(f"/api/v1{path}", headers=auth(token))
+        return resp.status_code, resp.get_json()
+
+    for reader in (tokens["lanhdao.phvhcc"], tokens["chihuy"], people["inspector"][1],
+                   people["auditor"][1]):
+        assert [i["id"] for i in read(reader, "/instances")[1]] == [instance]
+        assert [v["instance_id"] for v in read(reader, "/violations")[1]] == [instance]
+        assert read(reader, f"/instances/{instance}")[0] == 200
+        assert read(reader, f"/instances/{instance}/history")[1]
+    other = tokens["lanhdao.tdm"]
+    assert read(other, "/instances") == (200, [])
+    assert read(other, "/violations") == (200, [])
+    assert read(other, f"/instances/{instance}")[0] == 404
+    assert read(other, f"/instances/{instance}/history")[0] == 404
+    # The task API hides the same: one scope for tasks and cases.
+    assert tasks_of(client, other) == []
+
+    for username, shown in (("lanhdao.tdm", False), ("lanhdao.phvhcc", True)):
+        web = app.test_client()
+        _web_login(web, username)
+        assert web.get(f"/instances/{instance}").status_code == (200 if shown else 404)
+        page = web.get("/violations").get_data(as_text=True)
+        assert (f"/instances/{instance}" in page) is shown

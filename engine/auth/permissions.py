@@ -1,5 +1,6 @@
 """What each role may do. Department scoping (a civil servant sees only their department's
-tasks) is applied by the services on top of these permissions."""
+tasks, a department head its cases) is applied by the services on top of these permissions:
+`*.any_department` lifts it (engine/tasks/service.py, engine/processes/scope.py)."""
 from __future__ import annotations
 
 ROLES = ("inspector", "civil_servant", "department_head", "commander", "auditor", "admin")
@@ -13,17 +14,18 @@ ROLE_NAMES = {
 }
 
 _READ_CASES = {"violations.read", "instances.read", "sla.read"}
+_EVERY_CASE = _READ_CASES | {"cases.any_department"}
 PERMISSIONS: dict[str, set[str]] = {
-    "inspector": _READ_CASES | {"scenarios.read", "scenarios.design", "events.read",
+    "inspector": _EVERY_CASE | {"scenarios.read", "scenarios.design", "events.read",
                                 "sla.any_department", "incidents.read", "incidents.manage"},
     "civil_servant": {"tasks.read", "tasks.claim", "tasks.complete"},
     "department_head": {"tasks.read", "tasks.claim", "tasks.complete"} | _READ_CASES,
-    "commander": _READ_CASES | {"tasks.read", "tasks.any_department", "scenarios.read",
+    "commander": _EVERY_CASE | {"tasks.read", "tasks.any_department", "scenarios.read",
                                 "sla.any_department"},
-    "auditor": _READ_CASES | {"audit.read", "tasks.read", "tasks.any_department",
+    "auditor": _EVERY_CASE | {"audit.read", "tasks.read", "tasks.any_department",
                               "sla.any_department", "incidents.read",
                               "scenarios.read", "events.read"},
-    "admin": _READ_CASES | {"tasks.read", "tasks.claim", "tasks.complete", "tasks.any_department",
+    "admin": _EVERY_CASE | {"tasks.read", "tasks.claim", "tasks.complete", "tasks.any_department",
                             "sla.any_department", "sources.read",
                             "audit.read", "scenarios.read", "scenarios.design", "events.read",
                             "events.dead_letters", "incidents.read", "incidents.manage"},

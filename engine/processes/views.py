@@ -1,13 +1,13 @@
 """Instance API: list, one instance with its open tasks, its audit history."""
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import g, jsonify, request
 from sqlalchemy import select
 
 from engine.api import ApiProblem, bp, int_arg, require_user, services
 from engine.audit import service as audit
 from engine.incidents import service as incidents
-from engine.processes import service
+from engine.processes import scope, service
 from engine.processes.models import CANCELLED, COMPLETED, ERROR, RUNNING, ProcessInstance
 from engine.tasks.models import ACTIVE, Task
 
@@ -15,8 +15,8 @@ from engine.tasks.models import ACTIVE, Task
 @bp.get("/instances")
 @require_user("instances.read")
 def list_instances():
-    """Process instances, newest first, by status and scenario."""
-    query = select(ProcessInstance).order_by(ProcessInstance.id.desc()).limit(
+    """Process instances the caller may read, newest first, by status and scenario."""
+    query = scope.instances(g.user, select(ProcessInstance)).order_by(ProcessInstance.id.desc()).limit(
         int_arg("limit", 100, 1, 500)).offset(int_arg("offset", 0, 0, 10**9))
     status = request.args.get("status")
     if status is not None:
@@ -32,7 +32,8 @@ def list_instances():
 
 def _instance(s, instance_id: int) -> ProcessInstance:
     instance = s.get(ProcessInstance, instance_id)
-    if instance is None:
+    # Another department's case is not found, as a number that does not exist.
+    if instance is None or not scope.may_read_instance(s, g.user, instance_id):
         raise ApiProblem(404, "Not Found", f"instance {instance_id} not found")
     return instance
 

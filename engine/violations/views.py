@@ -1,10 +1,11 @@
 """GET /api/v1/violations."""
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import g, jsonify, request
 from sqlalchemy import select
 
 from engine.api import ApiProblem, bp, int_arg, require_user, services
+from engine.processes import scope
 from engine.violations import service
 from engine.violations.models import Violation
 
@@ -12,8 +13,8 @@ from engine.violations.models import Violation
 @bp.get("/violations")
 @require_user("violations.read")
 def list_violations():
-    """Violations and incidents, newest first, by status, kind and scenario."""
-    query = select(Violation).order_by(Violation.id.desc()).limit(
+    """Violations and incidents the caller may read, newest first, by status, kind, scenario."""
+    query = scope.violations(g.user, select(Violation)).order_by(Violation.id.desc()).limit(
         int_arg("limit", 100, 1, 500)).offset(int_arg("offset", 0, 0, 10**9))
     for name, column, allowed in (("status", Violation.status, ("open", "closed")),
                                   ("kind", Violation.kind, ("violation", "incident"))):

@@ -1,0 +1,55 @@
+"""Which cases (process instances and the violations they handle) a person may read.
+
+One scope per role (README, Roles): inspectors, commanders, auditors and administrators read the
+cases of every department (`cases.any_department`); a department head reads the cases their
+department works on: an instance with a task of the department, assigned to it or escalated to it
+(the same tasks the task API shows them), and the violations those instances handle. A violation
+that opened no instance belongs to no department.
+"""
+from __future__ import annotations
+
+from sqlalchemy import Select, false, or_, select
+
+from engine.auth.models import User
+from engine.auth.permissions import allowed
+from engine.processes.models import ProcessInstance
+from engine.tasks.models import Task
+from engine.violations.models import Violation
+
+
+def departments(user: User) -> set[str] | None:
+    """The departments whose cases `user` reads; None means every department."""
+    if allowed(user.role, "cases.any_department"):
+        return None
+    return {user.department_key} if user.department_key else set()
+
+
+def _instances_of(keys: set[str]) -> Select:
+    return select(Task.instance_id).where(or_(Task.department_key.in_(keys),
+                                              Task.escalated_to.in_(keys)))
+
+
+def instances(user: User, query: Select) -> Select:
+    """`query` over ProcessInstance narrowed to the instances `user` may read."""
+    keys = departments(user)
+    if keys is None:
+        return query
+    if not keys:
+        return query.where(false())
+    return query.where(ProcessInstance.id.in_(_instances_of(keys)))
+
+
+def violations(user: User, query: Select) -> Select:
+    """`query` over Violation narrowed to the violations `user` may read."""
+    keys = departments(user)
+    if keys is None:
+        return query
+    if not keys:
+        return query.where(false())
+    return query.where(Violation.instance_id.in_(_instances_of(keys)))
+
+
+def may_read_instance(session, user: User, instance_id: int) -> bool:
+    """Whether `user` may read this instance (its data, tasks and history)."""
+    query = instances(user, select(ProcessInstance.id).where(ProcessInstance.id == instance_id))
+    return session.scalar(query) is not None
