@@ -38,8 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 REDIS_URL = "redis://127.0.0.1:6379/14"  # this module's own Redis database, flushed
 
-# docker-compose.yml's commands, as this module runs them (installing is `make install`'s job).
-INSTALL = ["test -x /venv/bin/python || python -m venv /venv", "pip install --quiet -e ."]
+# docker-compose.yml's commands, as this module runs them (the image is tests/test_packaging's).
 MIGRATE = [["ioc", "db", "upgrade"], ["ioc", "org", "load"],
            ["ioc", "scenarios", "load", "scenarios"]]
 WEB = ["gunicorn", "--workers", "2", "--threads", "4", "--no-control-socket",
@@ -106,13 +105,12 @@ def _compose() -> dict:
 
 
 def _steps(command: str | list[str]) -> list[list[str]]:
-    """A compose command as the argv of each step; a `sh -c` script split on ; and &&, without
-    the install steps."""
+    """A compose command as the argv of each step; a `sh -c` script split on ; and &&."""
     argv = shlex.split(command) if isinstance(command, str) else list(command)
     if argv[:2] != ["sh", "-c"]:
         return [argv]
     steps = [s for s in re.split(r"\s*(?:;|&&)\s*", argv[2].strip()) if s]
-    return [shlex.split(s) for s in steps if s not in INSTALL]
+    return [shlex.split(s) for s in steps]
 
 
 def test_compose_names_only_commands_this_module_runs():
@@ -121,9 +119,9 @@ def test_compose_names_only_commands_this_module_runs():
     for name, expected in COMPOSE.items():
         assert _steps(services[name]["command"]) == expected, name
         assert services[name]["environment"]["IOC_REDIS_URL"], name  # Redis mode everywhere
-    # The migration's install steps are the ones this module knows to leave to `make install`.
-    script = services["migrate"]["command"][2]
-    assert all(step in script for step in INSTALL)
+    # Every engine service runs the image the Dockerfile builds.
+    for name in COMPOSE:
+        assert services[name]["build"] == "." and "volumes" not in services[name], name
     assert "command" not in services["postgres"] and "command" not in services["redis"]
     # Startup order: the migration after PostgreSQL, everything else after the migration.
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
@@ -136,7 +134,7 @@ def test_compose_names_only_commands_this_module_runs():
     assert "/readyz" in services["web"]["healthcheck"]["test"][-1]
     assert services["web"]["environment"]["GUNICORN_CMD_ARGS"] == "--bind 0.0.0.0:5000"
     assert services["web"]["ports"] == ["5000:5000"]
-    assert set(_compose()["volumes"]) == {"pgdata", "redisdata", "venv"}
+    assert set(_compose()["volumes"]) == {"pgdata", "redisdata"}
 
 
 # -- the stack against the real PostgreSQL and Redis ---------------------------------------------
@@ -347,3 +345,25 @@ def test_the_batches_bench_counts_a_workers_statements(pg_url):
     assert sum(n for s, n in statements.items() if s.startswith("UPDATE events SET")) == 3
     # A regression guard on the count (not a time): 1.7 per event in batches of 20 measured.
     assert 0 < sum(statements.values()) / 60 < 4
+
+
+def test_the_correlations_bench_prints_its_figures_and_exact_detections(pg_url):
+    """bench/correlations.py (the README's figures of correlations in the database), tiny: each
+    part prints its figures, and the violations are exactly the dossiers asked twice, found by
+    two worker processes; a database of its own, as bench/batches.py's test makes one."""
+    with scratch_database(PG_URL, "ioc_bench") as url:
+        done = subprocess.run(
+            [sys.executable, "bench/correlations.py", "--database", url, "--dossiers", "60",
+             "--repeated", "30", "--stored", "500", "--stream", "300", "--workers", "2"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "30 violations of repeated-supplement-request (expected 30): EXACT" in out
+    assert "30 correlations left open" in out
+    assert re.search(r"rule_states .* = [\d,]+ B per open correlation \(database", out), out
+    assert re.search(r"RSS growth .*: -?[\d,]+ B per open correlation", out), out
+    # The restarted process's event is the second request of a dossier asked once before it.
+    assert re.search(r"next event processed in [\d.]+ s .* that event matched", out), out
+    assert re.search(r"processed in [\d.]+ s = [\d,]+ events/s.*violations \(expected [\d,]+\)$",
+                     out, re.MULTILINE), out
+    assert "WRONG" not in out
