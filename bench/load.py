@@ -111,14 +111,17 @@ def engine_env(database_url: str, redis_url: str | None) -> dict[str, str]:
     return env
 
 
-def machine(postgres_url: str) -> str:
-    """The cores, CPU model, Python and PostgreSQL versions the figures come from."""
-    with Database(postgres_url).read() as s:
-        version = s.scalar(text("SHOW server_version")).split()[0]
+def machine(postgres_url: str | None) -> str:
+    """The cores, CPU model, Python and (given its URL) PostgreSQL versions the figures come
+    from."""
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
                 .splitlines() if line.startswith("model name")), platform.processor())
-    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-            f"PostgreSQL {version}")
+    out = f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+    if postgres_url is None:
+        return out
+    with Database(postgres_url).read() as s:
+        version = s.scalar(text("SHOW server_version")).split()[0]
+    return f"{out}, PostgreSQL {version}"
 
 
 def free_port() -> int:
