@@ -32,6 +32,10 @@ class Settings:
     cookie_secure: bool = False
     # Upper bound on one expression or script run in the restricted evaluator.
     script_timeout_s: float = 1.0
+    # The child processes that run scenario code (engine/expressions/isolation.py): how many
+    # at once, and how much memory each may allocate beyond its start.
+    sandbox_processes: int = 4
+    sandbox_memory_mb: int = 256
     # Working-time calendar folder (office hours, holidays per year); None: data/calendar.
     calendar_dir: str | None = None
     # E-mail notifications (SMTP). No host means the e-mail channel is off: nothing is queued
@@ -63,7 +67,7 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         """Read IOC_DATABASE_URL, IOC_REDIS_URL, IOC_SECRET_KEY(_FILE), IOC_ALLOW_WEAK_SECRET_KEY,
         IOC_COOKIE_SECURE, IOC_CALENDAR_DIR, IOC_SMTP_*, IOC_NOTIFY_*,
-        IOC_EVENT_* and IOC_PARTITION_LOCK_S (all optional)."""
+        IOC_EVENT_*, IOC_PARTITION_LOCK_S and IOC_SANDBOX_* (all optional)."""
         env = os.environ if environ is None else environ
         kwargs: dict = {}
         if env.get("IOC_DATABASE_URL"):
@@ -91,7 +95,9 @@ class Settings:
                 ("IOC_EVENT_MAX_ATTEMPTS", "event_max_attempts", int, 1),
                 ("IOC_EVENT_RETRY_BASE_S", "event_retry_base_s", float, 0),
                 ("IOC_EVENT_RETRY_FACTOR", "event_retry_factor", float, 1),
-                ("IOC_PARTITION_LOCK_S", "partition_lock_s", float, 1)):
+                ("IOC_PARTITION_LOCK_S", "partition_lock_s", float, 1),
+                ("IOC_SANDBOX_PROCESSES", "sandbox_processes", int, 1),
+                ("IOC_SANDBOX_MEMORY_MB", "sandbox_memory_mb", int, 32)):
             if env.get(name):
                 kwargs[key] = _number(env, name, kind, low)
         return cls(**kwargs)

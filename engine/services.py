@@ -6,6 +6,7 @@ from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Settings
 from engine.db import Database, is_transient
 from engine.events.vocabulary import Vocabulary
+from engine.expressions import isolation
 from engine.notify.delivery import Outbox
 from engine.org import handover
 from engine.pipeline import Pipeline
@@ -30,6 +31,7 @@ class Services:
         self.vocabulary = vocabulary or Vocabulary.load()
         self.clock = clock
         self.calendar = calendar or load_calendar(settings.calendar_dir)
+        isolation.configure(settings.sandbox_processes, settings.sandbox_memory_mb)
         self.runtime = ProcessRuntime(settings.script_timeout_s, clock, self.calendar)
         self.sla = SlaEngine(self.calendar, clock, settings.smtp_enabled)
         self.runtime.observers.append(self.sla)

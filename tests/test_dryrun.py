@@ -365,3 +365,23 @@ def test_event_types_are_those_of_the_rules_and_the_message_events():
         {"dossier.received", "dossier.completed"}
     broken = {**_files("hot-topic"), "rules.yaml": "rules: [oops"}
     assert dryrun.event_types(broken, vocabulary) == set()
+
+
+def test_a_dry_run_has_one_budget_for_all_its_scenario_code(ioc, tmp_path, monkeypatch):
+    """20 events through `while True: pass` would hold the request 20 × the script timeout:
+    the run's scenario code shares one budget, then each further start fails at once, named."""
+    from tests.scenario_files import write_scenario
+    from tests.test_incidents import BROKEN_START
+
+    monkeypatch.setattr(dryrun, "CODE_BUDGET_S", 2.5)
+    folder = write_scenario(tmp_path, "spin", "dossier.received",
+                            BROKEN_START.replace("{script}", "while True:\n    pass"))
+    sample = [{"type": "dossier.received", "time": f"2026-03-02T09:{i:02d}:00+07:00",
+               "data": {**DOSSIER, "dossier_id": f"HS-{i}",
+                        "due_at": "2026-03-20T17:00:00+07:00"}} for i in range(20)]
+    report = _run(ioc, service.read_folder(folder), sample)
+    errors = [i["error"] for i in report["instances"]]
+    assert len(errors) == 20
+    timed_out = [e for e in errors if "timed out" in e]
+    spent = [e for e in errors if "the dry run used up its 2.5 s for scenario code" in e]
+    assert 1 <= len(timed_out) <= 3 and len(timed_out) + len(spent) == 20

@@ -3,7 +3,8 @@
 Layers: RestrictedPython's AST policy (extended below) refuses imports, underscore names
 and attributes and rewrites attribute/item/iteration access into guard calls; the guards
 in `guards.py` check each access at run time; only `SAFE_BUILTINS` are visible; a trace
-function stops code that runs past its deadline.
+function stops code that runs past its deadline. What runs here runs in a child process of
+isolation.py, whose memory limit and kill bound what tracing cannot (one long C operation).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from RestrictedPython.transformer import RestrictingNodeTransformer, copy_locati
 from .errors import ExpressionError
 from .guards import DENIED_ATTRIBUTES, GUARDS, SAFE_BUILTINS
 
+MAX_SOURCE = 50_000  # characters of one expression or script
 EXPRESSION_FILE = "<expression>"
 SCRIPT_FILE = "<script>"
 _SANDBOX_FILES = frozenset({EXPRESSION_FILE, SCRIPT_FILE})
@@ -137,17 +139,24 @@ def _compile(src: str, mode: str) -> tuple[CodeType | None, bool, str | None, in
         body = body.rstrip()
     else:
         body, offset = textwrap.dedent(src), 0
+    what = "expression" if mode == "eval" else "script"
     if not body:
-        return None, False, "empty " + ("expression" if mode == "eval" else "script"), None
+        return None, False, f"empty {what}", None
+    if len(src) > MAX_SOURCE:
+        return None, False, f"the {what} is too long ({len(src):,} characters; limit " \
+                            f"{MAX_SOURCE:,})", None
     try:
         tree = ast.parse(body, filename, mode)
+        if offset:
+            ast.increment_lineno(tree, offset)
+        compile_mode = compile_restricted_eval if mode == "eval" else compile_restricted_exec
+        result = compile_mode(tree, filename, policy=_Policy)
     except SyntaxError as exc:
         line = exc.lineno + offset if exc.lineno else None
         return None, False, f"syntax error: {exc.msg}", line
-    if offset:
-        ast.increment_lineno(tree, offset)
-    compile_mode = compile_restricted_eval if mode == "eval" else compile_restricted_exec
-    result = compile_mode(tree, filename, policy=_Policy)
+    except (RecursionError, MemoryError):
+        # 1+1+…+1 in 200,000 terms nests as deep as it is long.
+        return None, False, f"the {what} is nested too deeply to compile", None
     if result.errors:
         match = _RP_ERROR.match(result.errors[0])
         if match is None:
@@ -236,6 +245,8 @@ def _run(compiled: tuple[CodeType, bool], namespace: dict, timeout_s: float) -> 
             from None
     except RecursionError:
         raise ExpressionError("recursion too deep") from None
+    except MemoryError:
+        raise  # the child's limit: isolation.py answers it and replaces the child
     except Exception as exc:
         text = str(exc) if isinstance(exc, NameError) else f"{type(exc).__name__}: {exc}"
         raise ExpressionError(text, _traceback_line(exc.__traceback__)) from exc
@@ -250,19 +261,16 @@ def _namespace(*layers: Mapping[str, Any]) -> dict:
     return namespace
 
 
-def evaluate(src: str, names: Mapping[str, Any], timeout_s: float = 1.0) -> Any:
-    """Evaluate one expression with `names` visible; raise ExpressionError on any failure."""
+def evaluate_here(src: str, names: Mapping[str, Any], timeout_s: float = 1.0) -> Any:
+    """Evaluate one expression in this process (isolation.py's child); ExpressionError on any
+    failure."""
     return _run(_code(src, "eval"), _namespace(names), timeout_s)
 
 
-def execute(src: str, data: dict, timeout_s: float = 1.0) -> None:
-    """Run a script on `data`; the names it assigns (plain JSON values only) land in `data`."""
-    run_script(src, data, timeout_s)
-
-
-def run_script(src: str, data: dict, timeout_s: float = 1.0,
-               extra: Mapping[str, Any] | None = None) -> None:
-    """Like `execute`, with `extra` names visible but not written back unless reassigned."""
+def run_script_here(src: str, data: dict, timeout_s: float = 1.0,
+                    extra: Mapping[str, Any] | None = None) -> None:
+    """Run a script on `data` in this process (isolation.py's child), with `extra` names
+    visible but not written back unless reassigned."""
     extra = extra or {}
     namespace = _namespace(extra, data)
     _run(_code(src, "exec"), namespace, timeout_s)

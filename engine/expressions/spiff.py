@@ -13,7 +13,8 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import (
 from engine.clock import SYSTEM_CLOCK, Clock
 
 from .errors import ExpressionError
-from .sandbox import check_expression, evaluate, run_script
+from .isolation import evaluate, run_script
+from .sandbox import check_expression
 
 
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):

@@ -37,6 +37,7 @@ from engine.db import Base, Database, utcnow
 from engine.events import service as ingestion
 from engine.events.models import Event, Source
 from engine.events.vocabulary import Vocabulary, parse_datetime
+from engine.expressions import budget
 from engine.notify.models import Notification
 from engine.org import service as org
 from engine.org.models import OrgUnit
@@ -62,6 +63,9 @@ MAX_EVENTS = 5000
 MAX_SIMULATED_HOURS = 24 * 7
 # A repeating timer with a short period and a long settle could otherwise run for ever.
 MAX_TIMER_PASSES = 5000
+# Seconds of scenario code (conditions, scripts, timers) one whole dry run may spend: 20 events
+# through `while True: pass` would otherwise hold the request 20 × the script timeout.
+CODE_BUDGET_S = 10.0
 MANUAL_SOURCE = "/designer/dry-run"
 ACTOR = "dry-run"
 # What a further event of a key means, per `repeat:` (format.Join), as the report says it.
@@ -374,9 +378,10 @@ def dry_run(files: dict[str, str], events: list[dict], *, vocabulary: Vocabulary
             scenario = service.check(files, vocabulary, departments)
             source_id = box.publish(scenario)
             box.timeline.mark()
-            ids = _feed(box, source_id, events, moments)
-            if settle:
-                box.run_until(box.clock.now() + settle)
+            with budget(CODE_BUDGET_S, "Lần chạy thử / the dry run"):
+                ids = _feed(box, source_id, events, moments)
+                if settle:
+                    box.run_until(box.clock.now() + settle)
             return _report(box, scenario, events, moments, ids, start)
         finally:
             box.close()
