@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import functools
 from datetime import date, datetime, time, tzinfo
+from pathlib import Path
 from typing import Callable
 
+import yaml
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -12,9 +14,11 @@ from werkzeug.exceptions import HTTPException
 from engine.auth import service as auth
 from engine.auth.permissions import allowed
 from engine.events import guard
+from engine.events.vocabulary import EARLIEST_YEAR, LATEST_YEAR, parse_datetime
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PROBLEM_TYPE = "https://ioc.example/problems/"
+OPENAPI = Path(__file__).with_name("openapi.yaml")
 
 
 class ApiProblem(Exception):
@@ -30,7 +34,9 @@ class ApiProblem(Exception):
 def problem(status: int, title: str, detail: str = "", errors: list | None = None, **extra):
     """An RFC 9457 problem details response."""
     body = {"type": PROBLEM_TYPE + title.lower().replace(" ", "-"), "title": title,
-            "status": status, "detail": detail or title, "instance": request.path}
+            "status": status, "detail": detail or title,
+            # A refused path may hold a NUL: never echo one back.
+            "instance": request.path.replace("\x00", "\N{REPLACEMENT CHARACTER}")}
     if errors:
         body["errors"] = errors
     body.update(extra)
@@ -156,14 +162,14 @@ def moment_arg(name: str, default: datetime, tz: tzinfo) -> datetime:
     if raw is None:
         return default
     try:
-        if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), time(), tz)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        value = datetime.combine(date.fromisoformat(raw), time(), tz) if len(raw) == 10 \
+            else parse_datetime(raw.replace("Z", "+00:00"))
     except ValueError:
         value = None
-    if value is None or value.tzinfo is None:
+    if value is None or not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
         raise ApiProblem(400, "Bad Request", f"{name} must be a date (YYYY-MM-DD) or a date-time "
-                         "with a UTC offset", [{"field": name, "message": "not a date"}])
+                         f"with a UTC offset, in the years {EARLIEST_YEAR}–{LATEST_YEAR}",
+                         [{"field": name, "message": "not a date"}])
     return value
 
 
@@ -182,7 +188,25 @@ def json_body() -> object:
         raise ApiProblem(415, "Unsupported Media Type",
                          f"send the body as application/json, not {request.mimetype or 'nothing'}",
                          [{"field": "Content-Type", "message": "must be application/json"}])
-    data = request.get_json(silent=True, force=True)
-    if data is None:
-        raise ApiProblem(400, "Bad Request", "the body must be JSON")
-    return data
+    return parsed_body()
+
+
+def parsed_body() -> object:
+    """The request's body parsed as JSON (engine/inputs.py's rules); 400 saying what is wrong."""
+    try:
+        return current_app.json.loads(request.get_data())
+    except ValueError as exc:  # bad JSON, bad UTF-8, or what engine/inputs.py refuses
+        raise ApiProblem(400, "Bad Request", f"the body is not valid JSON: {exc}",
+                         [{"field": "body", "message": "not valid JSON"}]) from None
+
+
+@functools.lru_cache(maxsize=1)
+def openapi_document() -> dict:
+    """The OpenAPI description of this API and the adapters' (engine/openapi.yaml)."""
+    return yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI document, for clients and fuzzers; no token needed."""
+    return jsonify(openapi_document())

@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 import integrations
-from engine import api, ops
+from engine import api, inputs, ops
 from engine.auth import secret_key
 from engine.auth import service as auth
 from engine.config import Settings
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # Request windows per source, for this process's rate limits.
     app.extensions["ioc.limiter"] = RateLimiter()
 
+    inputs.install(app)  # before the routes: their <int:…> ids use its converter
     _register_api(app)
     csrf = CSRFProtect(app)
     # Exempt from the blanket check because bearer tokens need none; api.require_user checks

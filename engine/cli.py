@@ -30,7 +30,24 @@ def _services():
         raise click.ClickException(f"working-time calendar: {exc}") from exc
 
 
-@click.group()
+class _Commands(click.Group):
+    """The `ioc` group: a database that is not there or not migrated is one line, not a
+    traceback (every command reads the database through SQLAlchemy)."""
+
+    def invoke(self, ctx: click.Context):
+        """Run the command; the database's refusals become one line and exit status 1."""
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, ProgrammingError) as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise click.ClickException(
+                f"the database cannot answer ({reason}): is IOC_DATABASE_URL right, and has "
+                f"`ioc db upgrade` been run?") from None
+
+
+@click.group(cls=_Commands)
 @click.option("-v", "--verbose", is_flag=True, help="Log what the engine does.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               envvar="IOC_LOG_FORMAT", show_default=True, show_envvar=True,

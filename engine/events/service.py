@@ -15,7 +15,7 @@ from engine.db import Database, utcnow
 from engine.events import ids as event_ids
 from engine.events.models import PENDING, Event, Source
 from engine.events.partitions import partition_of
-from engine.events.vocabulary import Vocabulary, parse_datetime
+from engine.events.vocabulary import DATETIME_RULE, Vocabulary, parse_datetime
 from engine.org import service as org
 
 MAX_ID, MAX_SOURCE, MAX_SUBJECT = 200, 500, 500
@@ -75,7 +75,7 @@ def _envelope_problems(raw: Any, source: Source, vocabulary: Vocabulary) -> list
     text("subject", MAX_SUBJECT, False)
     if raw.get("time") is not None and (not isinstance(raw["time"], str)
                                         or parse_datetime(raw["time"]) is None):
-        out.append(("time", "must be an RFC 3339 date-time with a time zone"))
+        out.append(("time", DATETIME_RULE))
     ctype = raw.get("datacontenttype")
     if ctype is not None and not (isinstance(ctype, str) and (
             ctype.split(";")[0].strip() in JSON_CONTENT_TYPES or ctype.endswith("+json"))):

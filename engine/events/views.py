@@ -9,6 +9,7 @@ from engine.api import (
     bp,
     int_arg,
     json_body,
+    parsed_body,
     require_source,
     require_user,
     services,
@@ -31,9 +32,7 @@ def post_events():
         raise ApiProblem(415, "Unsupported Media Type",
                          f"send {SINGLE[0]} (one event) or {BATCH} (a batch); binary-mode "
                          "CloudEvents are not accepted")
-    body = request.get_json(silent=True, force=True)
-    if body is None:
-        raise ApiProblem(400, "Bad Request", "the body is not valid JSON")
+    body = parsed_body()
     if ctype == BATCH:
         if not isinstance(body, list):
             raise ApiProblem(400, "Bad Request", "a batch must be a JSON array of events")

@@ -56,15 +56,25 @@ class EventType:
             value = data.get(spec.name)
             if spec.type == "datetime" and isinstance(value, str):
                 if parse_datetime(value) is None:
-                    yield f"data.{spec.name}", "must be an RFC 3339 date-time with a time zone"
+                    yield f"data.{spec.name}", DATETIME_RULE
+
+
+# The years a moment may fall in: year 1 or 9999 overflows in time-zone arithmetic (and in
+# PostgreSQL's range once shifted); nothing in a province's operations lies outside these.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2199
+DATETIME_RULE = (f"must be an RFC 3339 date-time with a time zone, in the years "
+                 f"{EARLIEST_YEAR}–{LATEST_YEAR}")
 
 
 def parse_datetime(value: str) -> datetime | None:
+    """An aware ISO 8601 date-time within EARLIEST_YEAR–LATEST_YEAR, or None."""
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else None
+    if parsed.tzinfo is None or not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+        return None
+    return parsed
 
 
 def _field_schema(spec: dict) -> dict:

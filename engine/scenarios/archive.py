@@ -146,6 +146,11 @@ def _contents(zf: zipfile.ZipFile, source: str, wanted: list) -> tuple[dict, lis
                                      f"not UTF-8 text ({exc.reason})",
                                      raw[:exc.start].count(b"\n") + 1))
             continue
+        if "\x00" in text:
+            problems.append(_problem(source, entry, "có ký tự NUL: không phải tệp văn bản",
+                                     "contains a NUL character: not a text file",
+                                     text[:text.index("\x00")].count("\n") + 1))
+            continue
         # As reading the folder in text mode does, so a zip and its folder hash the same.
         files[name] = text.replace("\r\n", "\n").replace("\r", "\n")
     return files, problems

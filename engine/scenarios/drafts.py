@@ -289,6 +289,10 @@ def check_name(name: object) -> str:
 def _check_text(draft: ScenarioDraft, name: str, text: object) -> None:
     if not isinstance(text, str):
         raise _error(name, f"Nội dung tệp {name} phải là văn bản", f"{name} must be text")
+    if "\x00" in text:  # no scenario file has one, and PostgreSQL cannot store it
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise _error(name, f"Tệp {name} có ký tự NUL (dòng {line})",
+                     f"{name} contains a NUL character (line {line})")
     if len(text.encode("utf-8")) > service.MAX_FILE_BYTES:
         raise _error(name, f"Tệp {name} lớn hơn {service.MAX_FILE_BYTES} byte",
                      f"{name} is larger than {service.MAX_FILE_BYTES} bytes")

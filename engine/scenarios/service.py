@@ -216,8 +216,16 @@ def _parse_spec(files: dict[str, str], process_name: str, process_id: str, fname
     except ValidationException as exc:
         raise ScenarioInvalid([Problem(exc.file_name or fname(current), str(exc.args[0]),
                                        exc.line_number or None, exc.id or "")]) from exc
-    except (SpiffWorkflowException, ValueError, KeyError) as exc:
-        raise ScenarioInvalid([Problem(fname(current), str(exc))]) from exc
+    except etree.LxmlError as exc:
+        # Not XML, or XML the parser's queries cannot read (a DMN file without its namespace).
+        line = getattr(exc, "lineno", None) or None
+        raise ScenarioInvalid([Problem(fname(current), f"không đọc được tệp / cannot be read as "
+                                       f"{'DMN' if current.endswith('.dmn') else 'BPMN'}: {exc}",
+                                       line)]) from exc
+    except (SpiffWorkflowException, ValueError, KeyError, AttributeError, TypeError,
+            IndexError) as exc:
+        # The workflow library's own refusals, some of them Python's (issue 22 words them).
+        raise ScenarioInvalid([Problem(fname(current), str(exc) or type(exc).__name__)]) from exc
     return spiff.spec_to_dict(top, subs)
 
 
