@@ -139,3 +139,20 @@ def test_the_cli_before_the_schema_exists_says_what_to_do(tmp_path, monkeypatch)
     done = CliRunner().invoke(main, ["scenarios", "validate", f"{SCENARIOS}/hot-topic"])
     assert done.exit_code == 1
     assert "ioc db upgrade" in done.output and "Traceback" not in done.output
+
+
+def test_the_cli_names_the_file_and_line_of_a_nul_and_a_malformed_dmn(ioc, tmp_path,
+                                                                      monkeypatch):
+    import shutil
+
+    folder = tmp_path / "hotline-ticket"
+    shutil.copytree(f"{SCENARIOS}/hotline-ticket", folder)
+    (folder / "routing.dmn").write_text("not xml", encoding="utf-8")
+    with open(folder / "rules.yaml", "a", encoding="utf-8") as rules:
+        rules.write("  - key: a\x00\n")
+    line = (folder / "rules.yaml").read_text(encoding="utf-8").count("\n")
+    monkeypatch.setenv("IOC_DATABASE_URL", ioc.db.url)
+    done = CliRunner().invoke(main, ["scenarios", "validate", str(folder)])
+    assert done.exit_code == 1 and "Traceback" not in done.output
+    assert f"rules.yaml:{line}: YAML: ký tự không được phép / character #x0000" in done.output
+    assert "routing.dmn:1: không đọc được tệp / cannot be read as DMN" in done.output

@@ -170,7 +170,13 @@ def load_yaml(text_or_path: str | os.PathLike, filename: str) -> tuple[Any, Loca
     """Parse YAML (safe subset) into plain values and a Locator of their lines."""
     text = _read(text_or_path, filename)
     locator = Locator(filename)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML refuses (NUL, other controls)
+        line = text[:exc.position].count("\n") + 1 if isinstance(text, str) else None
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else exc.character
+        raise ScenarioInvalid([Problem(filename, f"YAML: ký tự không được phép / character "
+                                       f"{char} is not allowed in YAML", line)]) from None
     try:
         try:
             node = loader.get_single_node()
