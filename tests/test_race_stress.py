@@ -98,6 +98,19 @@ def _write_scenarios(root: Path) -> None:
 
 # -- the province and its processes ----------------------------------------------------------
 
+def redis_province(db: Database, redis: str, workers: int, tmp_path: Path,
+                   write) -> tuple["Province", Path]:
+    """A Redis-mode province of `workers` workers on `db`, short partition locks and retries,
+    with the scenarios `write(folder)` puts in a folder (returned beside it); not prepared."""
+    scenarios, logs = tmp_path / "scenarios", tmp_path / "logs"
+    scenarios.mkdir()
+    logs.mkdir()
+    write(scenarios)
+    env = {**os.environ, "IOC_DATABASE_URL": db.url, "IOC_REDIS_URL": redis,
+           "IOC_PARTITION_LOCK_S": "3", "IOC_EVENT_RETRY_BASE_S": "0.2", "IOC_LOG_LEVEL": "INFO"}
+    return Province(db, Stack(env, logs), workers), scenarios
+
+
 @dataclass
 class Province:
     """The engine's processes for one set-up (bench/load.py's Stack), and the tokens to talk to
@@ -407,13 +420,8 @@ def test_races_in_redis_mode_hold_one_branch_and_a_true_audit(db, redis_url, wor
                                                               tmp_path):
     if not db.is_postgres:
         pytest.skip("Redis mode runs on PostgreSQL: several processes write at once")
-    scenarios, logs = tmp_path / "scenarios", tmp_path / "logs"
-    scenarios.mkdir()
-    logs.mkdir()
-    _write_scenarios(scenarios)
-    env = {**os.environ, "IOC_DATABASE_URL": db.url, "IOC_REDIS_URL": redis_url,
-           "IOC_PARTITION_LOCK_S": "3", "IOC_EVENT_RETRY_BASE_S": "0.2", "IOC_LOG_LEVEL": "INFO"}
-    _run(Province(db, Stack(env, logs), workers), scenarios, kill="worker-0")
+    province, scenarios = redis_province(db, redis_url, workers, tmp_path, _write_scenarios)
+    _run(province, scenarios, kill="worker-0")
 
 
 def test_races_in_embedded_mode_on_sqlite_hold_one_branch_and_a_true_audit(tmp_path):

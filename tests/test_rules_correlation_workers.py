@@ -31,12 +31,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bench.load import Stack, wait_until
+from bench.load import wait_until
 from engine.events.models import PROCESSED, Event
 from engine.violations.models import Violation
 from tests.conftest import SCENARIOS
 from tests.scenario_files import HEAD
-from tests.test_race_stress import Province
+from tests.test_race_stress import Province, redis_province
 from tests.test_workers import redis_url  # noqa: F401 - the fixture
 
 DOSSIERS_BARE, DOSSIERS_OTHER, DOSSIERS_LATE, OFFICERS = 150, 50, 100, 20
@@ -146,13 +146,7 @@ def test_correlations_match_alike_with_any_number_of_workers(db, redis_url, work
                                                              tmp_path):
     if not db.is_postgres:
         pytest.skip("Redis mode runs on PostgreSQL: several processes write at once")
-    scenarios, logs = tmp_path / "scenarios", tmp_path / "logs"
-    scenarios.mkdir()
-    logs.mkdir()
-    _scenarios(scenarios)
-    env = {**os.environ, "IOC_DATABASE_URL": db.url, "IOC_REDIS_URL": redis_url,
-           "IOC_PARTITION_LOCK_S": "3", "IOC_EVENT_RETRY_BASE_S": "0.2", "IOC_LOG_LEVEL": "INFO"}
-    province = Province(db, Stack(env, logs), workers)
+    province, scenarios = redis_province(db, redis_url, workers, tmp_path, _scenarios)
     province.prepare(scenarios)
     first, late, second = _streams()
     province.start()

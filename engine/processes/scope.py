@@ -24,29 +24,26 @@ def departments(user: User) -> set[str] | None:
     return {user.department_key} if user.department_key else set()
 
 
-def _instances_of(keys: set[str]) -> Select:
-    return select(Task.instance_id).where(or_(Task.department_key.in_(keys),
-                                              Task.escalated_to.in_(keys)))
+def _narrowed(user: User, query: Select, instance_column) -> Select:
+    """`query` where `instance_column` names an instance of the user's departments."""
+    keys = departments(user)
+    if keys is None:
+        return query
+    if not keys:
+        return query.where(false())
+    worked_on = select(Task.instance_id).where(or_(Task.department_key.in_(keys),
+                                                   Task.escalated_to.in_(keys)))
+    return query.where(instance_column.in_(worked_on))
 
 
 def instances(user: User, query: Select) -> Select:
     """`query` over ProcessInstance narrowed to the instances `user` may read."""
-    keys = departments(user)
-    if keys is None:
-        return query
-    if not keys:
-        return query.where(false())
-    return query.where(ProcessInstance.id.in_(_instances_of(keys)))
+    return _narrowed(user, query, ProcessInstance.id)
 
 
 def violations(user: User, query: Select) -> Select:
     """`query` over Violation narrowed to the violations `user` may read."""
-    keys = departments(user)
-    if keys is None:
-        return query
-    if not keys:
-        return query.where(false())
-    return query.where(Violation.instance_id.in_(_instances_of(keys)))
+    return _narrowed(user, query, Violation.instance_id)
 
 
 def may_read_instance(session, user: User, instance_id: int) -> bool:
