@@ -13,7 +13,7 @@ from engine import api, inputs, ops
 from engine.auth import secret_key
 from engine.auth import service as auth
 from engine.config import Settings
-from engine.events.guard import RateLimiter
+from engine.events.guard import RateLimiter, SharedRateLimiter
 from engine.services import Services
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                       REMEMBER_COOKIE_SECURE=settings.cookie_secure)
     ioc = services or Services(settings)
     app.extensions["ioc"] = ioc
-    # Request windows per source, for this process's rate limits.
-    app.extensions["ioc.limiter"] = RateLimiter()
+    # Request windows per source: in Redis when configured, so all web processes share them.
+    app.extensions["ioc.limiter"] = SharedRateLimiter(ioc.redis) if ioc.redis else RateLimiter()
 
     inputs.install(app)  # before the routes: their <int:…> ids use its converter
     _register_api(app)

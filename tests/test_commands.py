@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -26,7 +27,7 @@ from rq import Queue
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
-from bench.load import Stack, engine_env, free_port, scratch_database
+from bench.load import Stack, engine_env, free_port, scratch_database, wait_until
 from engine.cli import main
 from engine.db import Database
 from engine.events.models import PENDING, PROCESSED, Event
@@ -293,6 +294,35 @@ def test_migrate_then_gunicorn_stores_and_a_burst_worker_processes(
                         out), out
 
 
+def test_a_sources_rate_limit_holds_across_the_web_workers(web, env, queue):
+    """Two gunicorn workers share a source's window in Redis: 60 requests at once from 12
+    threads, over a limit of 10 a minute, are accepted exactly 10 times (a window per process
+    let each worker accept 10)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = _run(["ioc", "sources", "add", f"limited-{uuid.uuid4().hex[:6]}", "--rate-limit",
+                "10"], env)
+    token = re.search(r"API token \(shown once\): (\S+)", out).group(1)
+    base, _ = web
+
+    def send(i: int) -> int:
+        body = json.dumps([ticket(f"1022-rl-{uuid.uuid4().hex[:6]}-{i}")]).encode()
+        req = urllib.request.Request(f"{base}/api/v1/events", data=body, method="POST",
+                                     headers={"Content-Type": BATCH,
+                                              "Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            assert exc.code != 429 or int(exc.headers["Retry-After"]) >= 1
+            return exc.code
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(send, range(60)))
+    assert sorted(set(answers)) == [202, 429] and answers.count(202) == 10, answers
+    _run(WORKER + ["--burst"], env)  # nothing left pending for the tests after this one
+
+
 def test_the_scheduler_relays_events_whose_job_redis_lost(web, token, queue, store, env):
     base, _ = web
     events = _tickets(1)
@@ -315,6 +345,12 @@ def test_compose_workers_and_scheduler_drain_a_stream_and_stop_on_sigterm(
     try:
         for name, argv in (("worker-1", WORKER), ("worker-2", WORKER), ("scheduler", SCHEDULER)):
             stack.start(name, argv)
+        # Stopping is what is tested: each process must have started (a SIGTERM while Python
+        # is still importing ends it as the default action says, -15).
+        for name, says in (("worker-1", "on queue"), ("worker-2", "on queue"),
+                           ("scheduler", "scheduler running")):
+            wait_until(lambda: says in (tmp_path / f"{name}.log").read_text(), 120,
+                       f"{name} started")
         events = _tickets(40)  # 40 tickets: 40 subjects, spread over the partitions
         for i in range(0, len(events), 10):
             assert _post(base, token, events[i:i + 10])["accepted"] == 10

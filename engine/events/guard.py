@@ -2,15 +2,18 @@
 
 A source may have an HMAC secret: the request then carries `X-IOC-Signature: sha256=<hex>`, the
 HMAC-SHA256 of the exact body bytes, so a leaked token alone cannot send events. A source may
-have a rate limit: requests over it in a sliding minute get 429 with Retry-After. The window is
-kept per process (each web process limits on its own).
+have a rate limit: requests over it in a sliding minute get 429 with Retry-After. In Redis mode
+the window is kept in Redis (`SharedRateLimiter`), so every web process counts the same requests
+(two gunicorn workers do not double a limit); embedded, the one process keeps it (`RateLimiter`).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import threading
 import time
+import uuid
 from collections import defaultdict, deque
 
 from engine.events.models import Source
@@ -66,3 +69,40 @@ class RateLimiter:
                 raise GuardError(429, f"source {source.name} may send {limit} requests a minute",
                                  retry_after=retry)
             seen.append(now)
+
+
+# One sliding window per source in a sorted set of request times (Redis's own clock, so web
+# processes on several machines agree), counted and added atomically.
+_WINDOW_SCRIPT = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t - window)
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tostring(tonumber(oldest[2]) + window - t)
+end
+redis.call('ZADD', KEYS[1], t, ARGV[3])
+redis.call('EXPIRE', KEYS[1], math.ceil(window))
+return ''
+"""
+
+
+class SharedRateLimiter:
+    """The same sliding windows, kept in Redis for every web process."""
+
+    def __init__(self, redis, prefix: str = "ioc:rate:"):
+        self._script = redis.register_script(_WINDOW_SCRIPT)
+        self._prefix = prefix
+
+    def check(self, source: Source) -> None:
+        """Count this request; GuardError 429 if the source is over its limit."""
+        limit = source.rate_limit_per_minute
+        if not limit:
+            return
+        wait = self._script(keys=[f"{self._prefix}{source.id}"],
+                            args=[WINDOW_S, limit, uuid.uuid4().hex])
+        if wait:
+            retry = max(1, math.ceil(float(wait)))
+            raise GuardError(429, f"source {source.name} may send {limit} requests a minute",
+                             retry_after=retry)
