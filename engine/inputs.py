@@ -40,6 +40,8 @@ def json_problem(value: Any) -> str | None:
         item, path, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
             return f"{path}: nested more than {MAX_JSON_DEPTH} levels deep"
+        if isinstance(item, _NotANumber):
+            return f"{path}: {item.name} is not a JSON number"
         if isinstance(item, str):
             problem = text_problem(item)
             if problem:
@@ -55,8 +57,11 @@ def json_problem(value: Any) -> str | None:
     return None
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+class _NotANumber:
+    """Where the JSON text said NaN or Infinity (Python's reader takes them; JSON has none)."""
+
+    def __init__(self, name: str):
+        self.name = name
 
 
 class StrictJSONProvider(DefaultJSONProvider):
@@ -65,7 +70,7 @@ class StrictJSONProvider(DefaultJSONProvider):
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         """Parse a request's JSON; ValueError (Flask's 400) names what is wrong."""
         try:
-            value = json.loads(s, parse_constant=_no_constant, **kwargs)
+            value = json.loads(s, parse_constant=_NotANumber, **kwargs)
         except RecursionError:
             raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep") from None
         problem = json_problem(value)
@@ -88,6 +93,8 @@ def _check_parameters() -> None:
         raise BadRequest("the path contains a NUL character")
     fields = list(request.args.items(multi=True))
     if request.mimetype in FORMS:
+        # Keep the raw body first: a source's signature is checked on it after the form is read.
+        request.get_data(cache=True)
         fields += list(request.form.items(multi=True))
     for name, value in fields:
         problem = text_problem(name) or text_problem(value)
