@@ -30,6 +30,12 @@ SUBPROCESSES = FLOW_CONTAINERS + ("adHocSubProcess",)
 DEPARTMENT_TASKS = ("userTask", "manualTask", "task")
 
 
+def xml_parser() -> etree.XMLParser:
+    """A parser for scenario XML: no entities resolved, nothing fetched (a new one per use:
+    lxml parsers are not shared between threads)."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
 def _expr_problem(exc: ExpressionError) -> str:
     return exc.message if hasattr(exc, "message") else str(exc)
 
@@ -103,7 +109,7 @@ class BpmnChecker:
     def check(self, text: bytes) -> etree._Element | None:
         """Parse and check; returns the document root (None when it is not XML)."""
         try:
-            root = etree.fromstring(text)
+            root = etree.fromstring(text, parser=xml_parser())
         except etree.XMLSyntaxError as exc:
             self.problems.append(Problem(self.filename, f"not well-formed XML: {exc.msg}",
                                          exc.lineno))
@@ -122,6 +128,7 @@ class BpmnChecker:
             self._flows(process)
             self._scripts(process)
             self._events(root, process)
+            self._engine_support(root, process)
         return root
 
     def _reserved_ids(self, process) -> None:
@@ -292,6 +299,65 @@ class BpmnChecker:
                 self._add(gateway, "exclusive gateway with several outgoing flows needs a "
                                    "default flow, so that no case can get stuck")
 
+    def _engine_support(self, root, container) -> None:
+        """What the workflow engine refuses to load, said in a modeller's words with the fix
+        (its own refusals name no line and are sometimes Python's: issue 22)."""
+        flows = [f for f in container if node_kind(f) == "sequenceFlow"]
+        leaving: dict[str, list] = {}
+        for flow in flows:
+            if flow.get("targetRef") in self.ids:  # a broken flow is reported on its own
+                leaving.setdefault(flow.get("sourceRef"), []).append(flow)
+        data_objects = {r.get("id") for r in root.iter(f"{{{NS['bpmn']}}}dataObjectReference")} | \
+            {r.get("id") for r in root.iter(f"{{{NS['bpmn']}}}dataObject")}
+        data_stores = {r.get("id") for r in root.iter(f"{{{NS['bpmn']}}}dataStoreReference")}
+        for node in container:
+            kind = node_kind(node)
+            if kind not in FLOW_NODES:
+                continue
+            label = _label(node)
+            out = leaving.get(node.get("id"), [])
+            if len(out) > 1 and "Gateway" not in kind and kind != "startEvent":
+                self._add(node, f"{label} có {len(out)} luồng ra; bộ máy không rẽ nhánh tại "
+                                f"đây: thêm một cổng song song (hoặc cổng loại trừ có điều kiện) "
+                                f"sau nó / {label} has {len(out)} outgoing flows, and the engine "
+                                f"does not split at a {kind}: add a parallel gateway after it (or "
+                                f"an exclusive one with conditions)")
+            if kind == "businessRuleTask" and not node.get(f"{{{NS['camunda']}}}decisionRef"):
+                self._add(node, f"{label} chưa chọn bảng quyết định / {label} names no DMN "
+                                "decision: set camunda:decisionRef to the id of a decision in a "
+                                ".dmn file of the scenario, or make it a plain task")
+            loop = node.find("bpmn:multiInstanceLoopCharacteristics", NS)
+            if loop is not None and loop.find("bpmn:loopCardinality", NS) is None and \
+                    not loop.get(f"{{{NS['camunda']}}}collection"):
+                self._add(node, f"{label} lặp nhiều lần nhưng không nói bao nhiêu lần hay trên "
+                                f"danh sách nào / the multi-instance {label} says neither how "
+                                "many times (loopCardinality) nor over which list "
+                                "(camunda:collection): give one of them")
+            for ref in node.iterfind("bpmn:dataInputAssociation/bpmn:sourceRef", NS):
+                self._data_ref(node, label, (ref.text or "").strip(), data_objects, data_stores)
+            if kind == "exclusiveGateway" and len(out) > 1:
+                for flow in out:
+                    if flow.get("id") != node.get("default") and \
+                            flow.find("bpmn:conditionExpression", NS) is None:
+                        self._add(flow, f"luồng {_label(flow)} ra từ {label} không có điều kiện "
+                                        f"và không phải luồng mặc định / the flow {_label(flow)} "
+                                        f"out of {label} has no condition and is not the "
+                                        "gateway's default: give it a condition, or make it the "
+                                        "default flow")
+            if kind in FLOW_CONTAINERS and not _triggered(node):
+                self._engine_support(root, node)
+
+    def _data_ref(self, node, label: str, ref: str, data_objects: set, stores: set) -> None:
+        if ref in stores:
+            self._add(node, f"{label} đọc kho dữ liệu {ref!r}, bộ máy không chạy kho dữ liệu / "
+                            f"{label} reads the data store {ref!r}, and the engine runs no data "
+                            "store (it has no implementation): remove the data store and its "
+                            "association, and keep the value in a process variable")
+        elif ref not in data_objects:
+            self._add(node, f"{label} đọc dữ liệu {ref!r} không có trong quy trình / {label} "
+                            f"reads the data {ref!r}, which this process does not have: draw "
+                            "the data object, or remove the association")
+
     def _scripts(self, process) -> None:
         for task in process.iterfind(".//bpmn:scriptTask", NS):
             script = task.find("bpmn:script", NS)
@@ -314,8 +380,18 @@ class BpmnChecker:
             event = definition.getparent()
             ref = definition.get("messageRef")
             message = messages.get(ref)
+            if not ref:
+                self._add(event, f"sự kiện tin nhắn {_label(event)} không chờ tin nhắn nào / the "
+                                 f"message event {_label(event)} waits for no message: choose "
+                                 "the event type it waits for (a messageRef to a bpmn:message "
+                                 "whose name is the event type, e.g. hotline.ticket.resolved)")
+                continue
             if message is None:
-                self._add(event, f"message event refers to unknown message {ref!r}")
+                self._add(event, f"sự kiện tin nhắn {_label(event)} chờ tin nhắn {ref!r} không "
+                                 f"có trong tệp / the message event {_label(event)} refers to "
+                                 f"the message {ref!r}, which the file does not define: add "
+                                 f"<bpmn:message id=\"{ref}\" name=\"<event type>\"/> or "
+                                 "choose another")
                 continue
             name = message.get("name") or ""
             if event.tag.endswith("}startEvent") or event.tag.endswith("ThrowEvent"):
@@ -397,11 +473,30 @@ class BpmnChecker:
         return True
 
 
+def _label(node) -> str:
+    """An element as a modeller sees it: its name and id ('Phân loại' (route))."""
+    name = (node.get("name") or "").strip()
+    ident = node.get("id") or "?"
+    return f"'{name}' ({ident})" if name else ident
+
+
 def check_bpmn(filename: str, text: bytes, department_keys: set[str],
                event_fields: dict[str, dict[str, str]]) -> tuple[list[Problem], list[str]]:
     """Check one BPMN file; return (problems, executable process ids)."""
     checker = BpmnChecker(filename, department_keys, event_fields)
     root = checker.check(text)
-    ids = [] if root is None else [p.get("id") for p in root.findall("bpmn:process", NS)
-                                   if p.get("isExecutable", "true") != "false"]
+    processes = [] if root is None else root.findall("bpmn:process", NS)
+    ids = [p.get("id") for p in processes if p.get("isExecutable", "true") != "false"]
+    if processes and not ids:
+        for process in processes:
+            checker._add(process, f"quy trình {_label(process)} được đánh dấu không chạy được / "
+                                  f"the process {_label(process)} is marked not executable: set "
+                                  "isExecutable=\"true\" on it so that the engine runs it")
     return checker.problems, ids
+
+
+def executable_processes(text: bytes) -> dict[str, int | None]:
+    """Executable process id → its line, in document order (a checked file)."""
+    root = etree.fromstring(text, parser=xml_parser())
+    return {p.get("id"): p.sourceline for p in root.findall("bpmn:process", NS)
+            if p.get("isExecutable", "true") != "false"}

@@ -21,7 +21,7 @@ from engine.events.vocabulary import Vocabulary
 from engine.processes import spiff
 from engine.rules.compiler import compile_ruleset
 from engine.rules.format import RuleSet, parse_rules
-from engine.scenarios.bpmn_checks import check_bpmn
+from engine.scenarios.bpmn_checks import check_bpmn, executable_processes, xml_parser
 from engine.scenarios.models import PUBLISHED, RETIRED, ScenarioVersion
 from engine.scenarios.names import check_names, decision_outputs, start_data
 from engine.scenarios.problems import Problem, ScenarioInvalid
@@ -163,10 +163,21 @@ def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
                                 start_data(ruleset), vocabulary.field_types(),
                                 decision_outputs(files))
         process_id = manifest.get("process_id") or (ids[0] if len(ids) == 1 else "")
-        if not process_id and not bpmn_problems:
-            problems.append(Problem(fname(MANIFEST), f"{process_name} has {len(ids)} "
-                                    "executable processes: name one with process_id", 1))
-        if not bpmn_problems and process_id:
+        if not process_id and not bpmn_problems and ids:
+            lines = executable_processes(files[process_name].encode())
+            listed = ", ".join(f"{i} (line {lines[i]})" for i in ids)
+            problems.append(Problem(
+                fname(MANIFEST), f"{process_name} có {len(ids)} quy trình chạy được / "
+                f"{process_name} has {len(ids)} executable processes ({listed}): say which one "
+                f"runs with `process_id: {ids[0]}` in {MANIFEST}, or set isExecutable=\"false\" "
+                "on the others", 1, "process_id"))
+        elif process_id and ids and process_id not in ids:
+            problems.append(Problem(
+                fname(MANIFEST), f"{process_name} không có quy trình chạy được {process_id!r} / "
+                f"{process_name} has no executable process {process_id!r} (it has "
+                f"{', '.join(ids)}): fix process_id, or set isExecutable=\"true\" on it",
+                locator.line(("process_id",)), "process_id"))
+        if not bpmn_problems and process_id in ids:
             try:
                 spec = _parse_spec(files, process_name, process_id, fname)
             except ScenarioInvalid as exc:
@@ -183,6 +194,18 @@ def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
     if problems:
         raise ScenarioInvalid(problems)
     return Scenario(manifest, files, rules_data, ruleset, process_id, spec)
+
+
+def _line_of(text: str, element_id: str | None) -> int | None:
+    """The line of the element with this id in an XML text, or None."""
+    if not element_id:
+        return None
+    try:
+        root = etree.fromstring(text.encode(), parser=xml_parser())
+    except etree.XMLSyntaxError:
+        return None
+    found = root.xpath("//*[@id=$i]", i=element_id)
+    return found[0].sourceline if found else None
 
 
 def _elements(bpmn: bytes) -> dict[str, str] | None:
@@ -214,8 +237,14 @@ def _parse_spec(files: dict[str, str], process_name: str, process_id: str, fname
         top = parser.get_spec(process_id)
         subs = parser.get_subprocess_specs(process_id)
     except ValidationException as exc:
-        raise ScenarioInvalid([Problem(exc.file_name or fname(current), str(exc.args[0]),
-                                       exc.line_number or None, exc.id or "")]) from exc
+        # The workflow library's refusal: what our own checks did not foresee. Its words, with
+        # the element and its line found here (it gives neither for most refusals).
+        line = exc.line_number or _line_of(files.get(current, ""), exc.id)
+        raise ScenarioInvalid([Problem(
+            exc.file_name or fname(current),
+            f"bộ máy quy trình không nạp được phần tử {exc.id or '?'} / the workflow engine "
+            f"cannot load the element {exc.id or '?'}: {exc.args[0]}", line, exc.id or "")]
+        ) from exc
     except etree.LxmlError as exc:
         # Not XML, or XML the parser's queries cannot read (a DMN file without its namespace).
         line = getattr(exc, "lineno", None) or None
@@ -224,8 +253,11 @@ def _parse_spec(files: dict[str, str], process_name: str, process_id: str, fname
                                        line)]) from exc
     except (SpiffWorkflowException, ValueError, KeyError, AttributeError, TypeError,
             IndexError) as exc:
-        # The workflow library's own refusals, some of them Python's (issue 22 words them).
-        raise ScenarioInvalid([Problem(fname(current), str(exc) or type(exc).__name__)]) from exc
+        # Python's own errors inside the workflow library, on a shape no check here foresaw.
+        raise ScenarioInvalid([Problem(
+            fname(current), f"bộ máy quy trình không nạp được tệp / the workflow engine cannot "
+            f"load this file ({type(exc).__name__}: {exc}); check the element the message names, "
+            "or simplify the diagram around it")]) from exc
     return spiff.spec_to_dict(top, subs)
 
 

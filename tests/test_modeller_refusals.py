@@ -1,0 +1,122 @@
+"""What the workflow engine cannot run, said in a modeller's words (issue 22, items 1 and 4): each
+shape that SpiffWorkflow refused without a line, or with Python's words, is refused by our own
+check with file:line, the element (name and id), Vietnamese and English, and what to do."""
+from __future__ import annotations
+
+import pytest
+
+from engine.events.vocabulary import Vocabulary
+from engine.scenarios import service
+from engine.scenarios.problems import ScenarioInvalid
+from tests.scenario_files import HEAD, write_scenario
+
+VOCABULARY = Vocabulary.load()
+START = '''    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="t"/>
+'''
+END = '''    <bpmn:sequenceFlow id="f2" sourceRef="t" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+'''
+
+
+def _process(body: str, attrs: str = 'isExecutable="true"', pid: str = "p") -> str:
+    return f'{HEAD}  <bpmn:process id="{pid}" {attrs}>\n{body}  </bpmn:process>\n'
+
+
+def _problems(tmp_path, bpmn: str, manifest_extra: str = "") -> list:
+    folder = write_scenario(tmp_path, "thu", "dossier.received", bpmn + "</bpmn:definitions>\n")
+    if manifest_extra:
+        with open(folder / "scenario.yaml", "a", encoding="utf-8") as manifest:
+            manifest.write(manifest_extra)
+    with pytest.raises(ScenarioInvalid) as refused:
+        service.check_folder(folder, VOCABULARY, {"trung-tam-phvhcc"})
+    return refused.value.problems
+
+
+CASES = {
+    "business rule task without a decision": (
+        START + '    <bpmn:businessRuleTask id="t" name="Phân loại"/>\n' + END,
+        3, "t", "names no DMN decision: set camunda:decisionRef"),
+    "data input from nowhere": (
+        START + '    <bpmn:task id="t" name="Xem">\n      <bpmn:dataInputAssociation id="a">'
+                '<bpmn:sourceRef>nowhere</bpmn:sourceRef></bpmn:dataInputAssociation>\n'
+                '    </bpmn:task>\n' + END,
+        3, "t", "reads the data 'nowhere', which this process does not have: draw the data"),
+    "a data store": (
+        START + '    <bpmn:task id="t" name="Xem">\n      <bpmn:dataInputAssociation id="a">'
+                '<bpmn:sourceRef>ds</bpmn:sourceRef></bpmn:dataInputAssociation>\n'
+                '    </bpmn:task>\n    <bpmn:dataStoreReference id="ds" name="CSDL"/>\n' + END,
+        3, "t", "the engine runs no data store (it has no implementation): remove"),
+    "multi-instance without cardinality": (
+        START + '    <bpmn:task id="t" name="Mỗi phường">\n'
+                '      <bpmn:multiInstanceLoopCharacteristics/>\n    </bpmn:task>\n' + END,
+        3, "t", "says neither how many times (loopCardinality) nor over which list"),
+    "a task with two outgoing flows": (
+        START + '    <bpmn:task id="t" name="Xem"/>\n'
+                '    <bpmn:sequenceFlow id="f3" sourceRef="t" targetRef="end"/>\n' + END,
+        3, "t", "has 2 outgoing flows, and the engine does not split at a task: add a parallel"),
+    "a message event without a message": (
+        START + '    <bpmn:intermediateCatchEvent id="t" name="Chờ">\n'
+                '      <bpmn:messageEventDefinition/>\n    </bpmn:intermediateCatchEvent>\n'
+                + END,
+        3, "t", "waits for no message: choose the event type it waits for (a messageRef"),
+    "a message event with an unknown message": (
+        START + '    <bpmn:intermediateCatchEvent id="t" name="Chờ">\n'
+                '      <bpmn:messageEventDefinition messageRef="m9"/>\n'
+                '    </bpmn:intermediateCatchEvent>\n' + END,
+        3, "t", "refers to the message 'm9', which the file does not define: add <bpmn:message"),
+}
+
+
+@pytest.mark.parametrize("body, line, element, says", CASES.values(), ids=CASES.keys())
+def test_each_refusal_names_line_element_and_fix(tmp_path, body, line, element, says):
+    problems = _problems(tmp_path, _process(body))
+    found = [p for p in problems if says in p.message]
+    assert len(found) == 1, problems
+    [problem] = found
+    assert (problem.file.rsplit("/", 1)[-1], problem.line + 0, problem.path) == \
+        ("process.bpmn", line + 4, element)  # HEAD is 3 lines, the process tag the 4th
+    vi, _, en = problem.message.partition(" / ")
+    assert vi and en and "Traceback" not in problem.message and "<Element" not in problem.message
+
+
+def test_a_flow_out_of_an_exclusive_gateway_without_a_condition_names_the_flow(tmp_path):
+    body = '''    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="g"/>
+    <bpmn:exclusiveGateway id="g" name="Đạt?" default="f3"/>
+    <bpmn:sequenceFlow id="f2" name="có" sourceRef="g" targetRef="end"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="g" targetRef="end2"/>
+    <bpmn:endEvent id="end"/>
+    <bpmn:endEvent id="end2"/>
+'''
+    [problem] = _problems(tmp_path, _process(body))
+    assert (problem.line, problem.path) == (8, "f2")
+    assert "the flow 'có' (f2) out of 'Đạt?' (g) has no condition and is not the gateway's " \
+           "default: give it a condition, or make it the default flow" in problem.message
+
+
+def test_a_process_not_marked_executable_says_to_set_it_with_its_line(tmp_path):
+    [problem] = _problems(tmp_path, _process(START.replace("t\"", "end\"") +
+                                             '    <bpmn:endEvent id="end"/>\n',
+                                             'isExecutable="false"', "xu_ly"))
+    assert (problem.file.rsplit("/", 1)[-1], problem.line, problem.path) == \
+        ("process.bpmn", 4, "xu_ly")
+    assert 'is marked not executable: set isExecutable="true" on it' in problem.message
+
+
+def test_two_executable_processes_ask_for_process_id_naming_both(tmp_path):
+    one = _process(START.replace("t\"", "end\"") + '    <bpmn:endEvent id="end"/>\n')
+    two = ('  <bpmn:process id="q" isExecutable="true"><bpmn:startEvent id="s2"/>'
+           '<bpmn:sequenceFlow id="q1" sourceRef="s2" targetRef="e2"/><bpmn:endEvent id="e2"/>'
+           '</bpmn:process>\n')
+    [problem] = _problems(tmp_path, one + two)
+    assert problem.file.endswith("scenario.yaml") and problem.path == "process_id"
+    assert "has 2 executable processes (p (line 4), q (line 9)): say which one runs with " \
+           "`process_id: p` in scenario.yaml" in problem.message
+
+
+def test_a_process_id_naming_no_executable_process_says_which_there_are(tmp_path):
+    bpmn = _process(START.replace("t\"", "end\"") + '    <bpmn:endEvent id="end"/>\n')
+    [problem] = _problems(tmp_path, bpmn, "process_id: khong_co\n")
+    assert problem.file.endswith("scenario.yaml") and problem.line == 6
+    assert "has no executable process 'khong_co' (it has p): fix process_id" in problem.message
