@@ -120,3 +120,12 @@ def test_a_process_id_naming_no_executable_process_says_which_there_are(tmp_path
     [problem] = _problems(tmp_path, bpmn, "process_id: khong_co\n")
     assert problem.file.endswith("scenario.yaml") and problem.line == 6
     assert "has no executable process 'khong_co' (it has p): fix process_id" in problem.message
+
+
+def test_an_id_used_twice_is_refused_with_both_lines(tmp_path):
+    body = START.replace("t\"", "end\"") + '    <bpmn:endEvent id="end"/>\n'
+    twice = _process(body) + '  <bpmn:process id="p" isExecutable="false"/>\n'
+    problems = _problems(tmp_path, twice)
+    [problem] = [p for p in problems if "already used" in p.message]
+    assert (problem.line, problem.path) == (9, "p")
+    assert "the id 'p' is already used on line 4: ids must be unique" in problem.message

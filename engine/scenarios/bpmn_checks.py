@@ -117,8 +117,21 @@ class BpmnChecker:
         processes = root.findall("bpmn:process", NS)
         if not processes:
             self._add(root, "no bpmn:process element")
-        self.ids = {el.get("id") for el in root.iter() if isinstance(el.tag, str)
-                    and el.get("id")}
+        self.ids = set()
+        first: dict[str, int | None] = {}
+        for el in root.iter():
+            ident = el.get("id") if isinstance(el.tag, str) else None
+            if not ident:
+                continue
+            if ident in first and etree.QName(el).namespace == NS["bpmn"]:
+                # Two elements, one id: a save keeps one of them and drops the other silently.
+                # (Camunda's form fields and properties are named per task, not document ids.)
+                self._add(el, f"mã {ident!r} đã dùng ở dòng {first[ident]} / the id {ident!r} "
+                              f"is already used on line {first[ident]}: ids must be unique in "
+                              "the file; rename one of them")
+            elif etree.QName(el).namespace == NS["bpmn"]:
+                first[ident] = el.sourceline
+            self.ids.add(ident)
         for process in processes:
             self._reserved_ids(process)
             self._lanes(process)
