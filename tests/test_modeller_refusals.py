@@ -3,6 +3,9 @@ shape that SpiffWorkflow refused without a line, or with Python's words, is refu
 check with file:line, the element (name and id), Vietnamese and English, and what to do."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from engine.events.vocabulary import Vocabulary
@@ -129,3 +132,27 @@ def test_an_id_used_twice_is_refused_with_both_lines(tmp_path):
     [problem] = [p for p in problems if "already used" in p.message]
     assert (problem.line, problem.path) == (9, "p")
     assert "the id 'p' is already used on line 4: ids must be unique" in problem.message
+
+
+CORPUS = Path(__file__).parent / "corpus" / "miwg"
+INTERNALS = re.compile(r"<Element|\w+Error\(|\{http|Traceback|object at 0x")
+
+
+@pytest.mark.parametrize("model", sorted(p.name for p in CORPUS.glob("*.bpmn")))
+def test_other_modellers_files_get_every_problem_with_line_words_and_no_internals(tmp_path,
+                                                                                   model):
+    """The MIWG reference models, as other tools drew them: checking never crashes, and every
+    problem names its file and line, in Vietnamese and English, without Python's words."""
+    bpmn = (CORPUS / model).read_text(encoding="utf-8")
+    folder = write_scenario(tmp_path, "miwg", "dossier.received", bpmn)
+    try:
+        service.check_folder(folder, VOCABULARY, {"trung-tam-phvhcc"})
+        problems = []
+    except ScenarioInvalid as exc:
+        problems = exc.problems
+    assert problems, "the reference models use lanes and events no province scenario has"
+    for problem in problems:
+        assert problem.line, problem
+        vi, _, en = problem.message.partition(" / ")
+        assert vi and en, problem
+        assert not INTERNALS.search(problem.message), problem

@@ -416,7 +416,10 @@ def test_valid_timers_pass_the_checks(kind, expr):
 ])
 def test_bad_timers_are_reported_on_their_event(kind, expr, reason):
     [problem] = _problems(intermediate(kind, expr))
-    assert problem.startswith("process.bpmn:8: wait: timer "), problem
+    # file:line: element: Vietnamese / English, the English naming the timer.
+    assert problem.startswith("process.bpmn:8: wait: "), problem
+    vi, _, en = problem.removeprefix("process.bpmn:8: wait: ").partition(" / ")
+    assert vi and "timer " in en, problem
     assert reason in problem
 
 
@@ -425,7 +428,8 @@ def test_a_timer_needs_exactly_one_time_element():
         "</bpmn:timerEventDefinition>", '<bpmn:timeDuration>"PT1H"</bpmn:timeDuration>'
                                         "</bpmn:timerEventDefinition>")
     bpmn = intermediate("timeDate", "x").replace(_timer("timeDate", "x"), two)
-    assert _problems(bpmn) == ["process.bpmn:8: wait: timer needs exactly one of timeDate, "
+    assert _problems(bpmn) == ["process.bpmn:8: wait: Hẹn giờ cần đúng một trong ngày giờ, "
+                               "khoảng thời gian, chu kỳ / timer needs exactly one of timeDate, "
                                "timeDuration or timeCycle (found timeDate, timeDuration)"]
     none = intermediate("timeDate", "x").replace(_timer("timeDate", "x"),
                                                  "<bpmn:timerEventDefinition/>")
@@ -435,13 +439,15 @@ def test_a_timer_needs_exactly_one_time_element():
 def test_a_timer_on_a_throw_event_is_refused():
     bpmn = intermediate("timeDuration", '"PT1H"').replace("intermediateCatchEvent",
                                                           "intermediateThrowEvent")
-    assert _problems(bpmn) == ["process.bpmn:8: wait: a timer can only be a start, intermediate "
-                               "catch or boundary event"]
+    assert _problems(bpmn) == ["process.bpmn:8: wait: Hẹn giờ chỉ đặt ở sự kiện bắt đầu, chờ "
+                               "hoặc biên / a timer can only be a start, intermediate catch or "
+                               "boundary event"]
 
 
 def test_an_interrupting_cycle_is_refused():
     [problem] = _problems(boundary("timeCycle", '"R2/PT1H"', interrupting=True))
-    assert problem.startswith("process.bpmn:11: remind: a timeCycle on an interrupting "), problem
+    assert problem.startswith("process.bpmn:11: remind: Chu kỳ trên sự kiện biên ngắt không "
+                              "ngắt ở lần đầu / a timeCycle on an interrupting "), problem
     assert _problems(boundary("timeDuration", '"PT1H"', interrupting=True)) == []
 
 

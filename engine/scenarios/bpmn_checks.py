@@ -116,7 +116,8 @@ class BpmnChecker:
             return None
         processes = root.findall("bpmn:process", NS)
         if not processes:
-            self._add(root, "no bpmn:process element")
+            self._add(root, "Tệp không có quy trình nào / no bpmn:process element: draw a "
+                            "process (a pool) in the diagram")
         self.ids = set()
         first: dict[str, int | None] = {}
         for el in root.iter():
@@ -160,8 +161,10 @@ class BpmnChecker:
             if name.startswith("="):
                 self._expression(lane, name[1:].strip(), "lane expression")
             elif name not in self.departments:
-                self._add(lane, f"lane name {name!r} is not a department key of the "
-                                f"organisation (or an expression starting with '=')")
+                self._add(lane, f"Tên làn {name!r} không phải mã một đơn vị / lane name "
+                                f"{name!r} is not a department key of the organisation (or an "
+                                "expression starting with '='): choose the department in the "
+                                "lane's panel, e.g. so-xay-dung")
 
     def _user_tasks(self, process) -> None:
         element_ids = {e.get("id") for e in process.iter() if e.get("id")
@@ -171,19 +174,24 @@ class BpmnChecker:
             for field in task.iterfind(".//camunda:formField", NS):
                 fid, ftype = field.get("id") or "", field.get("type") or ""
                 if not IDENT.match(fid):
-                    self._add(field, f"form field id {fid!r} must be a name (letters, digits, _)")
+                    self._add(field, f"Mã trường {fid!r} không hợp lệ / form field id {fid!r} "
+                                     "must be a name (letters, digits, _)")
                 if fid in ids:
-                    self._add(field, f"form field {fid!r} appears twice")
+                    self._add(field, f"Trường {fid!r} xuất hiện hai lần / form field {fid!r} "
+                                     "appears twice: rename or remove one")
                 if fid in element_ids:
                     # SpiffWorkflow finds elements by id anywhere in the file.
-                    self._add(field, f"form field id {fid!r} is also the id of a process "
-                                     "element; rename one of them")
+                    self._add(field, f"Mã trường {fid!r} trùng mã một phần tử / form field id "
+                                     f"{fid!r} is also the id of a process element; rename one "
+                                     "of them")
                 ids.add(fid)
                 if ftype not in FORM_TYPES:
-                    self._add(field, f"form field {fid!r} has type {ftype!r}; use one of "
+                    self._add(field, f"Trường {fid!r} có kiểu {ftype!r} không dùng được / form "
+                                     f"field {fid!r} has type {ftype!r}; use one of "
                                      f"{', '.join(FORM_TYPES)}")
                 if ftype == "enum" and field.find("camunda:value", NS) is None:
-                    self._add(field, f"enum field {fid!r} has no camunda:value choices")
+                    self._add(field, f"Trường chọn {fid!r} chưa có lựa chọn nào / enum field "
+                                     f"{fid!r} has no camunda:value choices: add the choices")
             if task.find(".//camunda:formField", NS) is None:
                 self._add(task, "Công việc không có trường biểu mẫu nào: người nhận không có gì "
                                 "để trả lời / the user task has no form field, so the person has "
@@ -309,8 +317,10 @@ class BpmnChecker:
             outgoing = [flows[o.text] for o in gateway.iterfind("bpmn:outgoing", NS)
                         if o.text in flows]
             if len(outgoing) > 1 and not gateway.get("default"):
-                self._add(gateway, "exclusive gateway with several outgoing flows needs a "
-                                   "default flow, so that no case can get stuck")
+                self._add(gateway, f"Cổng {_label(gateway)} cần một luồng mặc định / exclusive "
+                                   "gateway with several outgoing flows needs a default flow, "
+                                   "so that no case can get stuck: mark one outgoing flow as "
+                                   "the default")
 
     def _engine_support(self, root, container) -> None:
         """What the workflow engine refuses to load, said in a modeller's words with the fix
@@ -377,7 +387,8 @@ class BpmnChecker:
             try:
                 check_script((script.text or "") if script is not None else "")
             except ExpressionError as exc:
-                self._add(task, f"script: {_expr_problem(exc)}")
+                self._add(task, f"Kịch bản lệnh của {_label(task)} không dùng được / script: "
+                                f"{_expr_problem(exc)}")
 
     def _events(self, root, process) -> None:
         messages = {m.get("id"): m for m in root.iterfind("bpmn:message", NS)}
@@ -408,19 +419,25 @@ class BpmnChecker:
                 continue
             name = message.get("name") or ""
             if event.tag.endswith("}startEvent") or event.tag.endswith("ThrowEvent"):
-                self._add(event, "only catching message events (intermediate or boundary) "
-                                 "are supported; processes are started by rules")
+                self._add(event, f"{_label(event)}: chỉ dùng được sự kiện chờ tin nhắn / only "
+                                 "catching message events (intermediate or boundary) are "
+                                 "supported; processes are started by rules: use a plain start "
+                                 "event, and a rule (rules.yaml) for what starts the process")
                 continue
             fields = self.event_fields.get(name)
             if fields is None:
-                self._add(message, f"message name {name!r} is not a known event type")
+                self._add(message, f"Tin nhắn {name!r} không phải một loại sự kiện / message "
+                                   f"name {name!r} is not a known event type: name the message "
+                                   "after the event it waits for, e.g. hotline.ticket.resolved")
                 continue
             if not paths.get(ref):
-                self._add(message, f"message {name!r} needs a correlationProperty whose "
+                self._add(message, f"Tin nhắn {name!r} chưa nói đối chiếu theo trường nào / "
+                                   f"message {name!r} needs a correlationProperty whose "
                                    "messagePath names the event field to correlate on")
             for path in paths.get(ref, []):
                 if path not in fields:
-                    self._add(message, f"correlation messagePath {path!r} is not a field of "
+                    self._add(message, f"Trường đối chiếu {path!r} không có trong {name} / "
+                                       f"correlation messagePath {path!r} is not a field of "
                                        f"{name} (fields: {', '.join(sorted(fields))})")
             self._taken(event, name, fields)
 
@@ -440,28 +457,32 @@ class BpmnChecker:
     def _timer(self, definition) -> None:
         event = definition.getparent()
         if etree.QName(event).localname not in TIMER_EVENTS:
-            self._add(event, "a timer can only be a start, intermediate catch or boundary event")
+            self._add(event, "Hẹn giờ chỉ đặt ở sự kiện bắt đầu, chờ hoặc biên / a timer can "
+                             "only be a start, intermediate catch or boundary event")
             return
         given = [(kind, node) for kind in TIMER_KINDS
                  for node in definition.iterfind(f"bpmn:{kind}", NS)]
         if len(given) != 1:
             found = ", ".join(kind for kind, _ in given) or "none"
-            self._add(event, "timer needs exactly one of timeDate, timeDuration or timeCycle "
+            self._add(event, "Hẹn giờ cần đúng một trong ngày giờ, khoảng thời gian, chu kỳ / "
+                             "timer needs exactly one of timeDate, timeDuration or timeCycle "
                              f"(found {found})")
             return
         kind, node = given[0]
         if kind == "timeCycle" and etree.QName(event).localname == "boundaryEvent" and \
                 event.get("cancelActivity", "true").lower() != "false":
             # SpiffWorkflow runs the branch at every occurrence and interrupts after the last.
-            self._add(event, "a timeCycle on an interrupting boundary event does not interrupt "
-                             "at its first occurrence; use timeDuration or timeDate, or "
-                             'cancelActivity="false" to repeat')
+            self._add(event, "Chu kỳ trên sự kiện biên ngắt không ngắt ở lần đầu / a timeCycle "
+                             "on an interrupting boundary event does not interrupt at its first "
+                             'occurrence; use timeDuration or timeDate, or cancelActivity="false" '
+                             "to repeat")
             return
         expr = (node.text or "").strip()
         if expr and timer_value_problem(kind, expr) is None:
             # Spiff evaluates the text as Python: PT1H unquoted is an unknown name.
-            self._add(event, f"timer {kind} {expr!r} is a Python expression: write the ISO "
-                             f"8601 value in quotes, \"{expr}\"")
+            self._add(event, f"Giá trị hẹn giờ {expr!r} cần đặt trong ngoặc kép / timer {kind} "
+                             f"{expr!r} is a Python expression: write the ISO 8601 value in "
+                             f"quotes, \"{expr}\"")
             return
         if not self._expression(event, expr, f"timer {kind}"):
             return
@@ -472,16 +493,20 @@ class BpmnChecker:
                 else (f"gives {type(value.value).__name__} {value.value!r}; a timer needs an "
                       "ISO 8601 string (in quotes)")
             if problem:
-                self._add(event, f"timer {kind} {expr!r}: {problem}")
+                self._add(event, f"Giá trị hẹn giờ {expr!r} không dùng được / timer {kind} "
+                                 f"{expr!r}: {problem}")
 
     def _expression(self, node, expr: str, what: str) -> bool:
         if not expr:
-            self._add(node, f"{what} is empty")
+            self._add(node, f"{_label(node)}: biểu thức trống / {what} is empty: write it, "
+                            "e.g. finding == \"confirmed\"")
             return False
         try:
             check_expression(expr)
         except ExpressionError as exc:
-            self._add(node, f"{what} {expr!r}: {_expr_problem(exc)}")
+            self._add(node, f"{_label(node)}: biểu thức không dùng được / {what} {expr!r}: "
+                            f"{_expr_problem(exc)} (the restricted Python syntax of "
+                            "docs/scenarios.md, e.g. finding == \"confirmed\")")
             return False
         return True
 
