@@ -156,3 +156,31 @@ def test_other_modellers_files_get_every_problem_with_line_words_and_no_internal
         vi, _, en = problem.message.partition(" / ")
         assert vi and en, problem
         assert not INTERNALS.search(problem.message), problem
+
+
+@pytest.mark.parametrize("model", sorted(p.name for p in CORPUS.glob("*.bpmn")))
+def test_the_workflow_engine_refuses_nothing_our_checks_passed(model):
+    """Each process of a reference model (made executable) that SpiffWorkflow refuses to load
+    has a problem of ours inside it first, so a modeller always meets our words, not its."""
+    from lxml import etree
+
+    from engine.scenarios.bpmn_checks import NS, check_bpmn
+
+    text = (CORPUS / model).read_text(encoding="utf-8").replace('isExecutable="false"',
+                                                                'isExecutable="true"')
+    problems, _ = check_bpmn("process.bpmn", text.encode(), {"trung-tam-phvhcc"},
+                             VOCABULARY.field_types())
+    root = etree.fromstring(text.encode())
+    processes = root.findall("bpmn:process", NS)
+    in_any = {el.get("id") for process in processes for el in process.iter()
+              if isinstance(el.tag, str)}
+    # What the document declares once (messages, data stores) counts for every process.
+    shared = {el.get("id") for el in root.iter() if isinstance(el.tag, str)} - in_any
+    for process in processes:
+        inside = {el.get("id") for el in process.iter() if isinstance(el.tag, str)} | shared
+        ours = [p for p in problems if p.path in inside]
+        try:
+            service._parse_spec({"process.bpmn": text}, "process.bpmn", process.get("id"),
+                                lambda name: name)
+        except ScenarioInvalid as refused:
+            assert ours, (process.get("id"), refused.problems)

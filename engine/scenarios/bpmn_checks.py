@@ -133,6 +133,12 @@ class BpmnChecker:
             elif etree.QName(el).namespace == NS["bpmn"]:
                 first[ident] = el.sourceline
             self.ids.add(ident)
+        for store in root.iterfind("bpmn:dataStore", NS):
+            # Declared once for the document; the engine loads (and refuses) it with any process.
+            self._add(store, f"kho dữ liệu {_label(store)}: bộ máy không chạy kho dữ liệu / the "
+                             f"data store {_label(store)} has no implementation in the engine: "
+                             "remove it and its references (keep the value in a process "
+                             "variable)")
         for process in processes:
             self._reserved_ids(process)
             self._lanes(process)
@@ -333,6 +339,14 @@ class BpmnChecker:
         data_objects = {r.get("id") for r in root.iter(f"{{{NS['bpmn']}}}dataObjectReference")} | \
             {r.get("id") for r in root.iter(f"{{{NS['bpmn']}}}dataObject")}
         data_stores = {r.get("id") for r in root.iter(f"{{{NS['bpmn']}}}dataStoreReference")}
+        used = {(r.text or "").strip() for path in ("dataInputAssociation/bpmn:sourceRef",
+                                                     "dataOutputAssociation/bpmn:targetRef")
+                for r in container.iterfind(f".//bpmn:{path}", NS)}
+        for store in container.iterfind("bpmn:dataStoreReference", NS):
+            if store.get("id") not in used:
+                self._add(store, f"kho dữ liệu {_label(store)}: bộ máy không chạy kho dữ liệu / "
+                                 f"the data store {_label(store)} has no implementation in the "
+                                 "engine: remove it (keep the value in a process variable)")
         for node in container:
             kind = node_kind(node)
             if kind not in FLOW_NODES:
@@ -357,7 +371,11 @@ class BpmnChecker:
                                 "many times (loopCardinality) nor over which list "
                                 "(camunda:collection): give one of them")
             for ref in node.iterfind("bpmn:dataInputAssociation/bpmn:sourceRef", NS):
-                self._data_ref(node, label, (ref.text or "").strip(), data_objects, data_stores)
+                self._data_ref(node, label, (ref.text or "").strip(), data_objects, data_stores,
+                               "đọc", "reads")
+            for ref in node.iterfind("bpmn:dataOutputAssociation/bpmn:targetRef", NS):
+                self._data_ref(node, label, (ref.text or "").strip(), data_objects, data_stores,
+                               "ghi", "writes")
             if kind == "exclusiveGateway" and len(out) > 1:
                 for flow in out:
                     if flow.get("id") != node.get("default") and \
@@ -367,18 +385,19 @@ class BpmnChecker:
                                         f"out of {label} has no condition and is not the "
                                         "gateway's default: give it a condition, or make it the "
                                         "default flow")
-            if kind in FLOW_CONTAINERS and not _triggered(node):
+            if kind in SUBPROCESSES:  # event subprocesses too: the engine loads them all
                 self._engine_support(root, node)
 
-    def _data_ref(self, node, label: str, ref: str, data_objects: set, stores: set) -> None:
+    def _data_ref(self, node, label: str, ref: str, data_objects: set, stores: set,
+                  vi: str, en: str) -> None:
         if ref in stores:
-            self._add(node, f"{label} đọc kho dữ liệu {ref!r}, bộ máy không chạy kho dữ liệu / "
-                            f"{label} reads the data store {ref!r}, and the engine runs no data "
+            self._add(node, f"{label} {vi} kho dữ liệu {ref!r}, bộ máy không chạy kho dữ liệu / "
+                            f"{label} {en} the data store {ref!r}, and the engine runs no data "
                             "store (it has no implementation): remove the data store and its "
                             "association, and keep the value in a process variable")
         elif ref not in data_objects:
-            self._add(node, f"{label} đọc dữ liệu {ref!r} không có trong quy trình / {label} "
-                            f"reads the data {ref!r}, which this process does not have: draw "
+            self._add(node, f"{label} {vi} dữ liệu {ref!r} không có trong quy trình / {label} "
+                            f"{en} the data {ref!r}, which this process does not have: draw "
                             "the data object, or remove the association")
 
     def _scripts(self, process) -> None:
