@@ -209,3 +209,62 @@ def test_an_inspector_builds_dry_runs_and_publishes_a_scenario(server, loaded, p
     page.goto(f"{server}/inbox")
     assert TASK in page.inner_text("main")
     screenshot(page, "designer-6-inbox-of-the-department")
+
+
+ACTIVITI = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+            'xmlns:bpmn2="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+            'xmlns:camunda="http://activiti.org/bpmn" '
+            'xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI" '
+            'xmlns:omgdc="http://www.omg.org/spec/DD/20100524/DC" '
+            'xmlns:omgdi="http://www.omg.org/spec/DD/20100524/DI" id="d" targetNamespace="t">\n'
+            '  <process id="p" isExecutable="true">\n'
+            '    <bpmn2:startEvent id="s" camunda:initiator="me"/>\n'
+            '    <sequenceFlow id="f" sourceRef="s" targetRef="e"/>\n'
+            '    <endEvent id="e"/>\n  </process>\n'
+            '  <bpmndi:BPMNDiagram id="dg"><bpmndi:BPMNPlane id="pl" bpmnElement="p">\n'
+            '    <bpmndi:BPMNShape id="s_di" bpmnElement="s"><omgdc:Bounds x="100" y="100" '
+            'width="36" height="36"/></bpmndi:BPMNShape>\n'
+            '    <bpmndi:BPMNShape id="e_di" bpmnElement="e"><omgdc:Bounds x="200" y="100" '
+            'width="36" height="36"/></bpmndi:BPMNShape>\n'
+            '    <bpmndi:BPMNEdge id="f_di" bpmnElement="f"><omgdi:waypoint x="136" y="118"/>'
+            '<omgdi:waypoint x="200" y="118"/></bpmndi:BPMNEdge>\n'
+            '  </bpmndi:BPMNPlane></bpmndi:BPMNDiagram>\n</definitions>\n')
+
+
+@pytest.mark.parametrize("source", ["activiti-under-camunda", "A.1.0.bpmn", "C.9.2.bpmn"])
+def test_files_of_other_modellers_import_and_save_in_bpmn_js(source, server, loaded, people,
+                                                            page):
+    """A prefix the designer uses bound to another namespace, BPMN under other prefixes: once
+    imported (namespaces normalised), bpmn-js saves the file, and every element is still
+    there (issue 22, item 2: these failed with "no namespace uri given for prefix <ns0>")."""
+    from pathlib import Path
+
+    from lxml import etree
+
+    bpmn = ACTIVITI if source.startswith("activiti") else \
+        (Path(__file__).parent / "corpus" / "miwg" / source).read_text(encoding="utf-8")
+    manifest = "key: nhap-ngoai\nversion: 1\nname: {vi: Nhập, en: Import}\n" \
+               "owner: trung-tam-phvhcc\nseverity: low\n"
+    with loaded.db.session() as s:
+        draft = drafts.import_files(s, {"scenario.yaml": manifest, "process.bpmn": bpmn},
+                                    actor="test")
+        draft_id = draft.id
+    log_in(page, server, "inspector")
+    page.goto(f"{server}/designer/drafts/{draft_id}")
+    page.wait_for_selector("body[data-editor-ready=true]")
+    # What the designer's panels write: a Camunda attribute on an element, then a save.
+    saved = page.evaluate("""async () => {
+        const modeler = window.iocModeler;
+        const element = modeler.get('elementRegistry').filter(e => e.type !== 'label'
+            && e.businessObject.$instanceOf('bpmn:FlowNode'))[0];
+        modeler.get('modeling').updateProperties(element, {'camunda:asyncBefore': true});
+        return (await modeler.saveXML({format: true})).xml;
+    }""")
+    assert 'camunda:asyncBefore="true"' in saved and "ns0" not in saved
+
+    def ids(text: str) -> set[str]:
+        return {el.get("id") for el in etree.fromstring(text.encode()).iter()
+                if isinstance(el.tag, str) and el.get("id")
+                and etree.QName(el).namespace == "http://www.omg.org/spec/BPMN/20100524/MODEL"}
+    assert ids(saved) == ids(bpmn)

@@ -184,3 +184,68 @@ def test_the_workflow_engine_refuses_nothing_our_checks_passed(model):
                                 lambda name: name)
         except ScenarioInvalid as refused:
             assert ours, (process.get("id"), refused.problems)
+
+
+def _signature(text: str) -> list:
+    """What the engine and the diagram read of a BPMN file: every element's namespace and
+    name, its attributes with `prefix:name` values resolved to their namespace, and its text."""
+    from lxml import etree
+
+    from engine.scenarios.namespaces import _QNAME_VALUE
+
+    def resolved(value: str, scope: dict) -> str:
+        found = _QNAME_VALUE.match(value)
+        return f"{{{scope[found.group(1)]}}}{found.group(2)}" \
+            if found and found.group(1) in scope else value
+
+    root = etree.fromstring(text.encode())
+    return [(el.tag, sorted((k, resolved(v, el.nsmap)) for k, v in el.attrib.items()),
+             (el.text or "").strip(), (el.tail or "").strip())
+            for el in root.iter() if isinstance(el.tag, str)]
+
+
+@pytest.mark.parametrize("model", sorted(p.name for p in CORPUS.glob("*.bpmn")))
+def test_importing_normalises_prefixes_and_changes_nothing_else(model):
+    """One prefix per namespace, the designer's usual ones (so bpmn-js can save the file);
+    every element, attribute, value and text the same."""
+    from lxml import etree
+
+    from engine.scenarios.namespaces import normalise, plan
+
+    text = (CORPUS / model).read_text(encoding="utf-8")
+    normalised, changes = normalise(text)
+    assert plan(etree.fromstring(normalised.encode())) == {}
+    assert normalise(normalised) == (normalised, [])  # once is enough
+    assert _signature(normalised) == _signature(text)
+    if changes:
+        assert normalised != text
+
+
+def test_a_prefix_the_designer_uses_is_freed_for_it(ioc):
+    """camunda bound to Activiti's namespace, BPMN under two prefixes: the imported draft keeps
+    each namespace under one prefix, Activiti's under its own name, and says so in its audit."""
+    from engine.audit.models import AuditRecord
+    from engine.scenarios import drafts
+
+    bpmn = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+            'xmlns:bpmn2="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+            'xmlns:camunda="http://activiti.org/bpmn" id="d" targetNamespace="t">\n'
+            '  <process id="p" isExecutable="true">\n'
+            '    <bpmn2:startEvent id="s" camunda:initiator="me"/>\n'
+            '  </process>\n</definitions>\n')
+    manifest = "key: nhap-thu\nversion: 1\nname: {vi: Nhập, en: Import}\n" \
+               "owner: trung-tam-phvhcc\nseverity: low\n"
+    with ioc.db.session() as s:
+        draft = drafts.import_files(s, {"scenario.yaml": manifest, "process.bpmn": bpmn},
+                                    actor="user:inspector")
+        saved = draft.files["process.bpmn"]
+    with ioc.db.read() as s:
+        record = s.query(AuditRecord).filter(AuditRecord.action == "scenario.draft.created") \
+            .order_by(AuditRecord.id.desc()).first()
+    assert 'xmlns:camunda' not in saved and 'xmlns:activiti="http://activiti.org/bpmn"' in saved
+    assert '<bpmn:startEvent id="s" activiti:initiator="me"/>' in saved
+    assert record.details["namespaces"]["process.bpmn"] == [
+        "(default):http://www.omg.org/spec/BPMN/20100524/MODEL → bpmn",
+        "bpmn2:http://www.omg.org/spec/BPMN/20100524/MODEL → bpmn",
+        "camunda:http://activiti.org/bpmn → activiti"]

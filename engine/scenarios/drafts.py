@@ -21,7 +21,7 @@ from engine.audit.models import AuditRecord
 from engine.db import utcnow
 from engine.events.vocabulary import Vocabulary
 from engine.org import service as org
-from engine.scenarios import service
+from engine.scenarios import namespaces, service
 from engine.scenarios.models import PUBLISHED, RETIRED, ScenarioDraft, ScenarioVersion
 from engine.scenarios.problems import Problem, ScenarioInvalid
 from engine.scenarios.yamlsource import load_yaml
@@ -243,13 +243,15 @@ def import_files(session: Session, files: dict[str, str], *, actor: str) -> Scen
     for name, text in files.items():
         _check_text(draft, check_name(name), text)
     _refuse_existing(session, key)
-    draft.files = dict(files)
+    files, renamed = _normalised(files)
+    draft.files = files
     # The version it most likely continues: the published one, else the highest.
     draft.base_version_id = session.scalars(
         select(ScenarioVersion.id).where(ScenarioVersion.key == key)
         .order_by((ScenarioVersion.status == PUBLISHED).desc(), ScenarioVersion.version.desc())
     ).first()
-    return _store(session, draft, {"imported": True, "files": sorted(files)}, actor)
+    return _store(session, draft, {"imported": True, "files": sorted(files),
+                                   **({"namespaces": renamed} if renamed else {})}, actor)
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -314,6 +316,7 @@ def save_files(session: Session, draft: ScenarioDraft, files: dict[str, str], *,
                      "files must map names to text")
     for name, text in files.items():
         _check_text(draft, check_name(name), text)
+    files, renamed = _normalised(files)
     changed = sorted(name for name, text in files.items() if draft.files.get(name) != text)
     if not changed:
         return []
@@ -325,8 +328,21 @@ def save_files(session: Session, draft: ScenarioDraft, files: dict[str, str], *,
     draft.updated_at, draft.updated_by = utcnow(), _actor(actor)
     session.flush()  # a concurrent save raises StaleDataError here, before the audit
     audit.record(session, "scenario.draft.saved", actor=actor, subject_type="scenario",
-                 subject_id=_subject(draft.key), details={"files": changed})
+                 subject_id=_subject(draft.key),
+                 details={"files": changed, **({"namespaces": renamed} if renamed else {})})
     return changed
+
+
+def _normalised(files: dict[str, str]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The files with each BPMN file's namespace prefixes normalised (namespaces.py), and the
+    prefixes renamed per file (the designer's editor could not save the others)."""
+    out, renamed = dict(files), {}
+    for name, text in files.items():
+        if name.endswith(".bpmn"):
+            out[name], changes = namespaces.normalise(text)
+            if changes:
+                renamed[name] = changes
+    return out, renamed
 
 
 def delete_file(session: Session, draft: ScenarioDraft, name: str, *, actor: str) -> None:
