@@ -268,3 +268,36 @@ def test_files_of_other_modellers_import_and_save_in_bpmn_js(source, server, loa
                 if isinstance(el.tag, str) and el.get("id")
                 and etree.QName(el).namespace == "http://www.omg.org/spec/BPMN/20100524/MODEL"}
     assert ids(saved) == ids(bpmn)
+
+
+def test_what_the_editor_cannot_keep_is_told_and_asked_before_saving(server, loaded, people,
+                                                                    page):
+    """A file whose diagram has an edge the editor cannot draw (no bpmnElement): the editor says
+    at once which ids it would drop, and a save asks first; declined, nothing is saved."""
+    extra = ACTIVITI.replace('  </bpmndi:BPMNPlane>',
+                             '    <bpmndi:BPMNEdge id="loose_di"><omgdi:waypoint x="1" y="1"/>'
+                             '<omgdi:waypoint x="9" y="9"/></bpmndi:BPMNEdge>\n'
+                             '  </bpmndi:BPMNPlane>')
+    manifest = "key: giu-lai\nversion: 1\nname: {vi: Giữ, en: Keep}\n" \
+               "owner: trung-tam-phvhcc\nseverity: low\n"
+    with loaded.db.session() as s:
+        draft = drafts.import_files(s, {"scenario.yaml": manifest, "process.bpmn": extra},
+                                    actor="test")
+        draft_id, stored = draft.id, draft.files["process.bpmn"]
+    log_in(page, server, "inspector")
+    page.goto(f"{server}/designer/drafts/{draft_id}")
+    page.wait_for_selector("body[data-editor-ready=true]")
+    assert page.get_attribute("body", "data-dropped") == "loose_di"
+    assert "loose_di" in page.inner_text("#status")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.click("#save")
+    page.locator("#status", has_text="Not saved").wait_for()
+    assert asked and "loose_di" in asked[0] and "Go on?" in asked[0]
+    with loaded.db.read() as s:
+        assert drafts.get(s, draft_id).files["process.bpmn"] == stored  # nothing saved
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#save")
+    page.locator("#status", has_text="Đã lưu").wait_for()
+    with loaded.db.read() as s:
+        assert "loose_di" not in drafts.get(s, draft_id).files["process.bpmn"]

@@ -14,6 +14,9 @@
   let dirty = false;
   let selectedId = null;
   let markedIds = [];
+  // Ids of the file as stored that bpmn-js would not write back (found right after loading):
+  // the person is told at once and asked before the first save (issue 22: never silent).
+  let dropped = [];
 
   function say(text, kind) {
     statusLine.textContent = text;
@@ -124,7 +127,35 @@
 
   // -- saving and checks ------------------------------------------------------------------
 
+  function idsOf(xml) {
+    const doc = new DOMParser().parseFromString(xml, "application/xml");
+    return new Set(Array.from(doc.querySelectorAll("[id]"), (el) => el.getAttribute("id")));
+  }
+
+  async function compareWithStored() {
+    const kept = idsOf(await currentXml());
+    dropped = Array.from(idsOf(config.xml)).filter((id) => !kept.has(id));
+    document.body.dataset.dropped = dropped.join(" ");
+    if (dropped.length) {
+      say("Trình vẽ không giữ được " + dropped.length + " phần tử của tệp: " +
+          dropped.join(", ") + " — chúng sẽ mất khi lưu / The editor cannot keep " +
+          dropped.length + " elements of the file: " + dropped.join(", ") +
+          " — they will be lost on saving", "warn");
+    }
+  }
+
   async function save() {
+    if (dropped.length) {
+      const message = "Lưu sẽ bỏ " + dropped.length + " phần tử mà trình vẽ không giữ được: " +
+        dropped.join(", ") + ". Tiếp tục? / Saving drops " + dropped.length +
+        " elements the editor cannot keep: " + dropped.join(", ") + ". Go on?";
+      if (!window.confirm(message)) {
+        say("Chưa lưu: các phần tử trên vẫn còn trong tệp / Not saved: the file keeps them",
+            "warn");
+        return false;
+      }
+      dropped = [];
+    }
     const response = await fetch(config.saveUrl, {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
@@ -208,11 +239,12 @@
     }
   });
 
-  modeler.importXML(config.xml).then(() => {
+  modeler.importXML(config.xml).then(async () => {
     canvas.zoom("fit-viewport", "auto");
     markProblems(config.problems);
     dirty = false;
     say("");
+    await compareWithStored();
     document.body.dataset.editorReady = "true";
   }).catch((error) => say("Sơ đồ không đọc được / The diagram cannot be read: " + error,
                           "error"));
