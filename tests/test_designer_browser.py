@@ -22,6 +22,7 @@ from engine.scenarios.models import PUBLISHED, ScenarioVersion
 from engine.tasks.models import Task
 from tests.browser import log_in, screenshot
 from tests.conftest import SCENARIOS
+from tests.scenario_files import imported_draft
 from tests.spine_helpers import SINGLE, auth, ticket
 
 SHIPPED = sorted(p.name for p in service.folders(SCENARIOS))
@@ -244,12 +245,7 @@ def test_files_of_other_modellers_import_and_save_in_bpmn_js(source, server, loa
 
     bpmn = ACTIVITI if source.startswith("activiti") else \
         (Path(__file__).parent / "corpus" / "miwg" / source).read_text(encoding="utf-8")
-    manifest = "key: nhap-ngoai\nversion: 1\nname: {vi: Nhập, en: Import}\n" \
-               "owner: trung-tam-phvhcc\nseverity: low\n"
-    with loaded.db.session() as s:
-        draft = drafts.import_files(s, {"scenario.yaml": manifest, "process.bpmn": bpmn},
-                                    actor="test")
-        draft_id = draft.id
+    draft_id, _ = imported_draft(loaded.db, "nhap-ngoai", bpmn)
     log_in(page, server, "inspector")
     page.goto(f"{server}/designer/drafts/{draft_id}")
     page.wait_for_selector("body[data-editor-ready=true]")
@@ -278,12 +274,7 @@ def test_what_the_editor_cannot_keep_is_told_and_asked_before_saving(server, loa
                              '    <bpmndi:BPMNEdge id="loose_di"><omgdi:waypoint x="1" y="1"/>'
                              '<omgdi:waypoint x="9" y="9"/></bpmndi:BPMNEdge>\n'
                              '  </bpmndi:BPMNPlane>')
-    manifest = "key: giu-lai\nversion: 1\nname: {vi: Giữ, en: Keep}\n" \
-               "owner: trung-tam-phvhcc\nseverity: low\n"
-    with loaded.db.session() as s:
-        draft = drafts.import_files(s, {"scenario.yaml": manifest, "process.bpmn": extra},
-                                    actor="test")
-        draft_id, stored = draft.id, draft.files["process.bpmn"]
+    draft_id, stored = imported_draft(loaded.db, "giu-lai", extra)
     log_in(page, server, "inspector")
     page.goto(f"{server}/designer/drafts/{draft_id}")
     page.wait_for_selector("body[data-editor-ready=true]")

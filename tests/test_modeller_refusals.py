@@ -11,7 +11,7 @@ import pytest
 from engine.events.vocabulary import Vocabulary
 from engine.scenarios import service
 from engine.scenarios.problems import ScenarioInvalid
-from tests.scenario_files import HEAD, write_scenario
+from tests.scenario_files import HEAD, imported_draft, write_scenario
 
 VOCABULARY = Vocabulary.load()
 START = '''    <bpmn:startEvent id="start"/>
@@ -225,7 +225,6 @@ def test_a_prefix_the_designer_uses_is_freed_for_it(ioc):
     """camunda bound to Activiti's namespace, BPMN under two prefixes: the imported draft keeps
     each namespace under one prefix, Activiti's under its own name, and says so in its audit."""
     from engine.audit.models import AuditRecord
-    from engine.scenarios import drafts
 
     bpmn = ('<?xml version="1.0" encoding="UTF-8"?>\n'
             '<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" '
@@ -234,12 +233,7 @@ def test_a_prefix_the_designer_uses_is_freed_for_it(ioc):
             '  <process id="p" isExecutable="true">\n'
             '    <bpmn2:startEvent id="s" camunda:initiator="me"/>\n'
             '  </process>\n</definitions>\n')
-    manifest = "key: nhap-thu\nversion: 1\nname: {vi: Nhập, en: Import}\n" \
-               "owner: trung-tam-phvhcc\nseverity: low\n"
-    with ioc.db.session() as s:
-        draft = drafts.import_files(s, {"scenario.yaml": manifest, "process.bpmn": bpmn},
-                                    actor="user:inspector")
-        saved = draft.files["process.bpmn"]
+    _, saved = imported_draft(ioc.db, "nhap-thu", bpmn)
     with ioc.db.read() as s:
         record = s.query(AuditRecord).filter(AuditRecord.action == "scenario.draft.created") \
             .order_by(AuditRecord.id.desc()).first()

@@ -200,6 +200,15 @@ def _child(el, tag: str, ns: str = BPMN):
     return el.find(_q(tag, ns))
 
 
+def _extension_elements(el, ext):
+    """`el`'s extensionElements (`ext`), made where BPMN wants it when there is none: after
+    documentation, before everything else."""
+    if ext is None:
+        ext = _make(el, "extensionElements")
+        _insert(el, sum(1 for c in el if _local(c) == "documentation"), ext)
+    return ext
+
+
 def _formal_expression(parent, tag: str, text: str) -> etree._Element:
     """`<bpmn:tag xsi:type="bpmn:tFormalExpression">text</bpmn:tag>`, as bpmn-js writes it."""
     node = _make(parent, tag)
@@ -392,10 +401,7 @@ def _write_user_task(root, task, props: dict) -> None:
         if ext is not None and len(ext) == 0:
             _remove(ext)
         return
-    if ext is None:
-        ext = _make(task, "extensionElements")
-        # extensionElements comes after documentation and before everything else.
-        _insert(task, sum(1 for c in task if _local(c) == "documentation"), ext)
+    ext = _extension_elements(task, ext)
     if form is None:
         form = _make(ext, "formData", CAMUNDA)
         _append(ext, form)
@@ -597,9 +603,7 @@ def _write_takes(event, takes) -> None:
         if ext is not None and len(ext) == 0:
             _remove(ext)
         return
-    if ext is None:
-        ext = _make(event, "extensionElements")
-        _insert(event, sum(1 for c in event if _local(c) == "documentation"), ext)
+    ext = _extension_elements(event, ext)
     io = _make(ext, "inputOutput", CAMUNDA)
     _append(ext, io)
     for name in dict.fromkeys(takes):
