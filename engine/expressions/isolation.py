@@ -35,6 +35,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .errors import ExpressionError
+from .sandbox import check_expression, check_script
 
 GRACE_S = 0.5
 MAX_MESSAGE = 8 * 2**20  # bytes of one pickled result, names or callback
@@ -257,27 +258,27 @@ def _split(names: Mapping[str, Any]) -> tuple[dict, dict]:
     return plain, functions
 
 
+def _in_child(kind: str, src: str, plain: dict, functions: dict, timeout_s: float) -> Any:
+    """Run one checked expression ("eval") or script ("exec") in a child, within the budget."""
+    return _timed(timeout_s, lambda t: pool().run((kind, src, plain, list(functions), t),
+                                                  functions, t))
+
+
 def evaluate(src: str, names: Mapping[str, Any], timeout_s: float = 1.0) -> Any:
     """Evaluate one expression with `names` visible; raise ExpressionError on any failure."""
-    from .sandbox import check_expression
-
     check_expression(src)  # refusals need no process
     plain, functions = _split(names)
-    return _timed(timeout_s, lambda t: pool().run(("eval", src, plain, list(functions), t),
-                                                  functions, t))
+    return _in_child("eval", src, plain, functions, timeout_s)
 
 
 def run_script(src: str, data: dict, timeout_s: float = 1.0,
                extra: Mapping[str, Any] | None = None) -> None:
     """Run a script on `data`; the names it assigns (plain JSON values only) land in `data`,
     with `extra` names visible but not written back unless reassigned."""
-    from .sandbox import check_script
-
     check_script(src)
     plain, functions = _split(extra or {})
     plain["\0data"] = data
-    changed = _timed(timeout_s, lambda t: pool().run(("exec", src, plain, list(functions), t),
-                                                     functions, t))
+    changed = _in_child("exec", src, plain, functions, timeout_s)
     # Applied only once the child finished: a refused script leaves `data` untouched.
     data.clear()
     data.update(changed)
