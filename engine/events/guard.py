@@ -46,6 +46,12 @@ def check_signature(source: Source, body: bytes, header: str | None) -> None:
         raise GuardError(401, f"{SIGNATURE_HEADER} does not match the body")
 
 
+def _over(source: Source, retry_after: int) -> GuardError:
+    """The 429 of a source over its rate limit, to try again after `retry_after` seconds."""
+    return GuardError(429, f"source {source.name} may send {source.rate_limit_per_minute} "
+                           "requests a minute", retry_after=retry_after)
+
+
 class RateLimiter:
     """Sliding one-minute windows of request times, per source."""
 
@@ -65,9 +71,7 @@ class RateLimiter:
             while seen and seen[0] <= now - WINDOW_S:
                 seen.popleft()
             if len(seen) >= limit:
-                retry = max(1, int(seen[0] + WINDOW_S - now) + 1)
-                raise GuardError(429, f"source {source.name} may send {limit} requests a minute",
-                                 retry_after=retry)
+                raise _over(source, max(1, int(seen[0] + WINDOW_S - now) + 1))
             seen.append(now)
 
 
@@ -103,6 +107,4 @@ class SharedRateLimiter:
         wait = self._script(keys=[f"{self._prefix}{source.id}"],
                             args=[WINDOW_S, limit, uuid.uuid4().hex])
         if wait:
-            retry = max(1, math.ceil(float(wait)))
-            raise GuardError(429, f"source {source.name} may send {limit} requests a minute",
-                             retry_after=retry)
+            raise _over(source, max(1, math.ceil(float(wait))))
