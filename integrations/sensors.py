@@ -58,7 +58,7 @@ from engine.api import ApiProblem, json_body, require_source, services
 from engine.events import service
 from engine.events.models import Source
 from engine.events.service import IngestResult, Refusal
-from engine.events.vocabulary import Vocabulary, parse_datetime
+from engine.events.vocabulary import DATETIME_RULE, Vocabulary, parse_datetime
 from integrations import intake
 
 log = logging.getLogger(__name__)
@@ -239,8 +239,7 @@ def _reading(item: Any, station_id: str, topic_parameter: str | None, enum: list
     if raw_time is None:
         refuse("time", "is required: when the value was measured")
     elif not isinstance(raw_time, str) or (time := parse_datetime(raw_time)) is None:
-        refuse("time", "must be an RFC 3339 date-time with a time zone, "
-                       "e.g. 2026-11-27T08:00:00+07:00")
+        refuse("time", f"{DATETIME_RULE}, e.g. 2026-11-27T08:00:00+07:00")
     elif time > now + FUTURE_TOLERANCE:
         refuse("time", f"is more than {int(FUTURE_TOLERANCE.total_seconds() // 60)} minutes "
                        "in the future: check the station's clock")
