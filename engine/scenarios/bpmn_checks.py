@@ -538,22 +538,18 @@ def _label(node) -> str:
 
 
 def check_bpmn(filename: str, text: bytes, department_keys: set[str],
-               event_fields: dict[str, dict[str, str]]) -> tuple[list[Problem], list[str]]:
-    """Check one BPMN file; return (problems, executable process ids)."""
+               event_fields: dict[str, dict[str, str]]
+               ) -> tuple[list[Problem], dict[str, int | None]]:
+    """Check one BPMN file; return (problems, executable process id → its line, in document
+    order)."""
     checker = BpmnChecker(filename, department_keys, event_fields)
     root = checker.check(text)
     processes = [] if root is None else root.findall("bpmn:process", NS)
-    ids = [p.get("id") for p in processes if p.get("isExecutable", "true") != "false"]
+    ids = {p.get("id"): p.sourceline for p in processes
+           if p.get("isExecutable", "true") != "false"}
     if processes and not ids:
         for process in processes:
             checker._add(process, f"quy trình {_label(process)} được đánh dấu không chạy được / "
                                   f"the process {_label(process)} is marked not executable: set "
                                   "isExecutable=\"true\" on it so that the engine runs it")
     return checker.problems, ids
-
-
-def executable_processes(text: bytes) -> dict[str, int | None]:
-    """Executable process id → its line, in document order (a checked file)."""
-    root = etree.fromstring(text, parser=xml_parser())
-    return {p.get("id"): p.sourceline for p in root.findall("bpmn:process", NS)
-            if p.get("isExecutable", "true") != "false"}

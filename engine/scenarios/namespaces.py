@@ -15,6 +15,8 @@ import re
 
 from lxml import etree
 
+from engine.scenarios.bpmn_checks import xml_parser
+
 # The usual prefix of each namespace a BPMN file of ours (and bpmn-js with the Camunda moddle)
 # uses.
 USUAL = {
@@ -75,9 +77,8 @@ def _free(uri: str, taken: set[str]) -> str:
 def normalise(text: str) -> tuple[str, list[str]]:
     """The file with one usual prefix per namespace, and what changed ([] when nothing did;
     the text is then returned as it was)."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:
-        root = etree.fromstring(text.encode(), parser)
+        root = etree.fromstring(text.encode(), xml_parser())
     except etree.XMLSyntaxError:
         return text, []  # the checks report it with its line
     wanted = plan(root)

@@ -21,7 +21,7 @@ from engine.events.vocabulary import Vocabulary
 from engine.processes import spiff
 from engine.rules.compiler import compile_ruleset
 from engine.rules.format import RuleSet, parse_rules
-from engine.scenarios.bpmn_checks import check_bpmn, executable_processes, xml_parser
+from engine.scenarios.bpmn_checks import check_bpmn, xml_parser
 from engine.scenarios.models import PUBLISHED, RETIRED, ScenarioVersion
 from engine.scenarios.names import check_names, decision_outputs, start_data
 from engine.scenarios.problems import Problem, ScenarioInvalid
@@ -162,14 +162,14 @@ def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
         problems += check_names(fname(process_name), files[process_name].encode(),
                                 start_data(ruleset), vocabulary.field_types(),
                                 decision_outputs(files))
-        process_id = manifest.get("process_id") or (ids[0] if len(ids) == 1 else "")
+        first = next(iter(ids), "")
+        process_id = manifest.get("process_id") or (first if len(ids) == 1 else "")
         if not process_id and not bpmn_problems and ids:
-            lines = executable_processes(files[process_name].encode())
-            listed = ", ".join(f"{i} (line {lines[i]})" for i in ids)
+            listed = ", ".join(f"{i} (line {line})" for i, line in ids.items())
             problems.append(Problem(
                 fname(MANIFEST), f"{process_name} có {len(ids)} quy trình chạy được / "
                 f"{process_name} has {len(ids)} executable processes ({listed}): say which one "
-                f"runs with `process_id: {ids[0]}` in {MANIFEST}, or set isExecutable=\"false\" "
+                f"runs with `process_id: {first}` in {MANIFEST}, or set isExecutable=\"false\" "
                 "on the others", 1, "process_id"))
         elif process_id and ids and process_id not in ids:
             problems.append(Problem(
@@ -211,8 +211,7 @@ def _line_of(text: str, element_id: str | None) -> int | None:
 def _elements(bpmn: bytes) -> dict[str, str] | None:
     """Every element of a BPMN file that has an id: id → tag (None if it is not XML)."""
     try:
-        root = etree.fromstring(bpmn, parser=etree.XMLParser(resolve_entities=False,
-                                                             no_network=True))
+        root = etree.fromstring(bpmn, parser=xml_parser())
     except etree.XMLSyntaxError:
         return None  # reported by the BPMN check; SLA names cannot be checked against it
     return {el.get("id"): etree.QName(el).localname for el in root.iter()
