@@ -43,6 +43,8 @@ from engine.rules.format import (
     DEFAULT_ALIAS,
     LANGUAGES,
     OPEN_KINDS,
+    REPEAT_WORDS,
+    REPEATS,
     RULE_KEY,
     SEVERITIES,
     TEMPORAL_FORMS,
@@ -97,13 +99,19 @@ KIND_NAMES = {"string": ("văn bản", "text"), "integer": ("số nguyên", "who
 ENVELOPE_LABELS = {"source": "hệ thống gửi / sending system",
                    "subject": "đối tượng của sự kiện / the event's subject",
                    "id": "số thứ tự sự kiện / event number", "type": "loại sự kiện / event type"}
-REPEAT_CHOICES = (
-    ("consume", "Mỗi sự kiện chỉ dùng một lần (mặc định) / Events are used once (default)"),
-    ("every", "Mỗi sự kiện sau lại là vi phạm / Each further event matches again"),
-    ("once", "Chỉ một lần cho mỗi khóa / Once per key"),
-    ("once_per", "Một lần trong mỗi khoảng thời gian / Once per period"))
-DEFAULT_REPEAT = "consume"  # written as nothing: files without `repeat:` stay as they are
-REPEAT_WORDS = {"every": ("mỗi sự kiện sau lại khớp", "each further event matches again"),
+DEFAULT_REPEAT = REPEATS[0]  # written as nothing: files without `repeat:` stay as they are
+
+
+def _repeat_choice(kind: str) -> tuple[str, str]:
+    vi, en = REPEAT_WORDS[kind]
+    vi, en = (f"{vi} (mặc định)", f"{en} (default)") if kind == DEFAULT_REPEAT else (vi, en)
+    return kind, f"{vi} / {en[:1].upper()}{en[1:]}"
+
+
+REPEAT_CHOICES = (*(_repeat_choice(kind) for kind in REPEATS),
+                  ("once_per", "Một lần trong mỗi khoảng thời gian / Once per period"))
+# A rule's repeat as the tail of its description in the list of rules.
+REPEAT_TAILS = {"every": ("mỗi sự kiện sau lại khớp", "each further event matches again"),
                 "once": ("một lần cho mỗi khóa", "once per key")}
 OTHER_SOURCE = ("other", "Khác / Other")
 ROWS = 3  # condition/data/band rows always shown (a script adds more)
@@ -1520,12 +1528,8 @@ def _span_words(value: Any) -> tuple[str, str]:
         span = parse_span(value)
     except SpanError:
         return str(value), str(value)
-    if not span.working:
-        return str(value), str(value)
-    amount = f"={span.field}" if span.field else f"{span.amount:g}"
-    if span.unit == "working_days":
-        return f"{amount} ngày làm việc", f"{amount} working days"
-    return f"{amount} giờ làm việc", f"{amount} working hours"
+    # Wall time as the file writes it ("90m" stays "90m").
+    return span.words() if span.working else (str(value), str(value))
 
 
 def _repeat_words(repeat: Any) -> tuple[str, str]:
@@ -1535,7 +1539,7 @@ def _repeat_words(repeat: Any) -> tuple[str, str]:
     if isinstance(repeat, Mapping) and "once_per" in repeat:
         vi, en = _span_words(repeat["once_per"])
         return f" (một lần mỗi {vi})", f" (once per {en})"
-    vi, en = REPEAT_WORDS.get(str(repeat), (str(repeat), str(repeat)))
+    vi, en = REPEAT_TAILS.get(str(repeat), (str(repeat), str(repeat)))
     return f" ({vi})", f" ({en})"
 
 

@@ -45,6 +45,11 @@ WINDOWED_FORMS = ("count", "sustained")  # a window per key, in rule_states
 TEMPORAL_KEYS = ("key", "within") + TEMPORAL_FORMS
 # What a further event means once the patterns of `all:` came together (docs/rules.md, 2).
 REPEATS = ("consume", "every", "once")
+# What a further event of a key means, per `repeat:`, as the designer and the dry run say it.
+REPEAT_WORDS = {
+    "consume": ("Mỗi sự kiện chỉ dùng một lần", "events are used once"),
+    "every": ("Mỗi sự kiện sau lại là vi phạm", "each further event matches again"),
+    "once": ("Chỉ một lần cho mỗi khóa", "once per key")}
 OPEN_KINDS = ("violation", "incident")
 SEVERITIES = ("low", "medium", "high", "critical")
 LANGUAGES = ("vi", "en")

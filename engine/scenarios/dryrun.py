@@ -44,7 +44,7 @@ from engine.org.models import OrgUnit
 from engine.processes import spiff
 from engine.processes.models import RUNNING, ProcessInstance
 from engine.rules import RuleMatcher, parse_rules
-from engine.rules.format import Join
+from engine.rules.format import REPEAT_WORDS, Join
 from engine.scenarios import service
 from engine.scenarios.bpmn_checks import NS
 from engine.scenarios.problems import ScenarioInvalid
@@ -55,7 +55,6 @@ from engine.tasks.models import Task
 from engine.timers.models import BPMN, RULE, SLA, Timer
 from engine.violations.models import RuleMatch, Violation
 from engine.worktime.calendar import CalendarError, WorkingCalendar
-from engine.worktime.span import Span
 from integrations.simulator import SimulatorError, generate
 
 ORG_FILE = paths.ORGANISATION_FILE
@@ -68,11 +67,6 @@ MAX_TIMER_PASSES = 5000
 CODE_BUDGET_S = 10.0
 MANUAL_SOURCE = "/designer/dry-run"
 ACTOR = "dry-run"
-# What a further event of a key means, per `repeat:` (format.Join), as the report says it.
-REPEAT_WORDS = {
-    "consume": ("Mỗi sự kiện chỉ dùng một lần", "events are used once"),
-    "every": ("Mỗi sự kiện sau lại là vi phạm", "each further event matches again"),
-    "once": ("Chỉ một lần cho mỗi khóa", "once per key")}
 
 
 class DryRunInputError(Exception):
@@ -514,21 +508,12 @@ def _correlation(scenario: service.Scenario, key: str, window: dict | None) -> d
     once_per = join.once_per if join is not None and repeat == "once" else None
     vi, en = REPEAT_WORDS.get(repeat, (repeat, repeat))
     if once_per is not None:
-        span_vi, span_en = _span_words(once_per)
+        span_vi, span_en = once_per.words()
         vi, en = f"Một lần trong mỗi {span_vi}", f"once per {span_en}"
     text = str(window.get("key") or "")
-    return {"repeat": repeat, "once_per": _span_words(once_per)[1] if once_per else None,
+    return {"repeat": repeat, "once_per": once_per.words()[1] if once_per else None,
             "label": {"vi": vi, "en": en}, "key": text,
             "key_fields": _key_fields(join, text)}
-
-
-def _span_words(span: Span) -> tuple[str, str]:
-    """A length of time in Vietnamese and in English: 30d, 5 ngày làm việc / 5 working days."""
-    if span.unit == "working_days":
-        return f"{span.amount:g} ngày làm việc", f"{span.amount:g} working days"
-    if span.unit == "working_hours":
-        return f"{span.amount:g} giờ làm việc", f"{span.amount:g} working hours"
-    return str(span), str(span)
 
 
 def _key_fields(join: Join | None, text: str) -> dict | None:

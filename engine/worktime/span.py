@@ -76,8 +76,22 @@ class Span:
         """The span as data: {"amount": 5, "unit": "working_days"}."""
         return {"amount": self.amount, "unit": self.unit}
 
+    @property
+    def _amount_text(self) -> str:
+        return f"={self.field}" if self.field is not None else f"{self.amount:g}"
+
+    def words(self) -> tuple[str, str]:
+        """The span in Vietnamese and in English, ("5 ngày làm việc", "5 working days"); a wall
+        time span as str() writes it, "30m", in both."""
+        amount = self._amount_text
+        if self.unit == "working_days":
+            return f"{amount} ngày làm việc", f"{amount} working days"
+        if self.unit == "working_hours":
+            return f"{amount} giờ làm việc", f"{amount} working hours"
+        return str(self), str(self)
+
     def __str__(self) -> str:
-        amount = f"={self.field}" if self.field is not None else f"{self.amount:g}"
+        amount = self._amount_text
         if self.unit == "working_days":
             return f"{amount} ngày làm việc / working days"
         if self.unit == "working_hours":
