@@ -7,6 +7,8 @@ import pytest
 
 from engine.scenarios.bpmn_checks import check_bpmn
 from tests.conftest import SCENARIOS
+from tests.scenario_files import HEAD as DEFINITIONS
+from tests.scenario_files import correlated_message
 
 HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -264,17 +266,8 @@ def test_ids_the_workflow_engine_reserves_are_refused(ident):
 
 # -- what a catch event takes from its message ------------------------------------------------
 
-MESSAGE_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="https://ioc.test">
-  <bpmn:message id="msg" name="hotline.ticket.resolved"/>
-  <bpmn:correlationProperty id="cp" name="ticket_id">
-    <bpmn:correlationPropertyRetrievalExpression messageRef="msg">
-      <bpmn:messagePath>ticket_id</bpmn:messagePath>
-    </bpmn:correlationPropertyRetrievalExpression>
-  </bpmn:correlationProperty>
-  <bpmn:process id="p" isExecutable="true">
-"""
+MESSAGE_HEAD = DEFINITIONS + correlated_message("hotline.ticket.resolved", "ticket_id") + \
+    '  <bpmn:process id="p" isExecutable="true">\n'
 
 
 def _taking(parameters: str) -> list:
