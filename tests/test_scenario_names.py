@@ -210,11 +210,10 @@ MESSAGE_AND_DMN = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def test_message_fields_and_dmn_outputs_are_known_after_their_step():
-    events = VOCABULARY.field_types()
     sound = MESSAGE_AND_DMN.format(extra="").encode()
-    assert check_names("p.bpmn", sound, frozenset(), events,
+    assert check_names("p.bpmn", sound, frozenset(),
                        {"routing": frozenset({"department"})}) == []
-    [problem] = check_names("p.bpmn", sound, frozenset(), events,
+    [problem] = check_names("p.bpmn", sound, frozenset(),
                             {"routing": frozenset({"unit_key"})})
     assert "`department`" in problem.message
 
@@ -223,7 +222,7 @@ def test_a_message_field_the_event_does_not_declare_is_not_known():
     # dossier.completed has `unit`, but the catch event takes only `officer`.
     assert "unit" in VOCABULARY.field_types()["dossier.completed"]
     text = MESSAGE_AND_DMN.format(extra=" or unit").encode()
-    [problem] = check_names("p.bpmn", text, frozenset(), VOCABULARY.field_types(),
+    [problem] = check_names("p.bpmn", text, frozenset(),
                             {"routing": frozenset({"department"})})
     assert "`unit`" in problem.message
 
@@ -231,7 +230,7 @@ def test_a_message_field_the_event_does_not_declare_is_not_known():
 def test_unknown_start_data_still_refuse_a_name_set_only_later(tmp_path):
     (tmp_path / "rules.yaml").write_text("rules: [", encoding="utf-8")
     text = PROCESS.format(**{**SOUND, "early": 'whatever == 1 or decision == "x"'}).encode()
-    [problem] = check_names("process.bpmn", text, None, VOCABULARY.field_types())
+    [problem] = check_names("process.bpmn", text, None)
     assert "`decision`" in problem.message
 
 

@@ -411,12 +411,7 @@ class BpmnChecker:
 
     def _events(self, root, process) -> None:
         messages = {m.get("id"): m for m in root.iterfind("bpmn:message", NS)}
-        paths: dict[str, list[str]] = {}
-        for prop in root.iterfind("bpmn:correlationProperty", NS):
-            for expr in prop.iterfind("bpmn:correlationPropertyRetrievalExpression", NS):
-                path = expr.find("bpmn:messagePath", NS)
-                paths.setdefault(expr.get("messageRef"), []).append(
-                    (path.text or "").strip() if path is not None else "")
+        paths = correlation_paths(root)
         for timer in process.iterfind(".//bpmn:timerEventDefinition", NS):
             self._timer(timer)
         for definition in process.iterfind(".//bpmn:messageEventDefinition", NS):
@@ -528,6 +523,16 @@ class BpmnChecker:
                             "docs/scenarios.md, e.g. finding == \"confirmed\")")
             return False
         return True
+
+
+def correlation_paths(root) -> dict[str, list[str]]:
+    """Message id → the event fields its correlation properties read (messagePath)."""
+    paths: dict[str, list[str]] = {}
+    for expr in root.iterfind("bpmn:correlationProperty/"
+                              "bpmn:correlationPropertyRetrievalExpression", NS):
+        paths.setdefault(expr.get("messageRef"), []).append(
+            (expr.findtext("bpmn:messagePath", "", NS) or "").strip())
+    return paths
 
 
 def _label(node) -> str:

@@ -30,6 +30,7 @@ from engine.scenarios.bpmn_checks import (
     NS,
     SUBPROCESSES,
     TIMER_EVENTS,
+    correlation_paths,
     department_tasks,
     lane_elements,
     link_name,
@@ -162,19 +163,11 @@ class NameChecker:
     others."""
 
     def __init__(self, filename: str, root, start: frozenset[str] | None,
-                 event_fields: Mapping[str, Mapping[str, str]],
                  decisions: Mapping[str, frozenset[str]]):
         self.filename = filename
         self.root = root
-        self.event_fields = event_fields
         self.decisions = decisions
-        self.messages = {m.get("id"): m.get("name") or ""
-                         for m in root.iterfind("bpmn:message", NS)}
-        self.correlations: dict[str, list[str]] = {}  # message id → the fields it correlates on
-        for expr in root.iterfind("bpmn:correlationProperty/"
-                                  "bpmn:correlationPropertyRetrievalExpression", NS):
-            self.correlations.setdefault(expr.get("messageRef"), []).append(
-                (expr.findtext("bpmn:messagePath", "", NS) or "").strip())
+        self.correlations = correlation_paths(root)  # message id → the fields it correlates on
         self.processes = {p.get("id"): p for p in root.iterfind("bpmn:process", NS)}
         self.start = {UNKNOWN_START} if start is None else set(start)
         self.known_in: dict[str, set[str]] = {}  # node id → names it may read when it starts
@@ -428,7 +421,6 @@ class NameChecker:
 
 
 def check_names(filename: str, bpmn: bytes, start: frozenset[str] | None,
-                event_fields: Mapping[str, Mapping[str, str]],
                 decisions: Mapping[str, frozenset[str]] | None = None) -> list[Problem]:
     """Problems of the names a BPMN file's expressions read (none when it is not XML)."""
     try:
@@ -436,4 +428,4 @@ def check_names(filename: str, bpmn: bytes, start: frozenset[str] | None,
                                                              no_network=True))
     except etree.XMLSyntaxError:
         return []  # reported by the BPMN checks
-    return NameChecker(filename, root, start, event_fields, decisions or {}).check()
+    return NameChecker(filename, root, start, decisions or {}).check()

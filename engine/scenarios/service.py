@@ -160,8 +160,7 @@ def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
         # Not part of bpmn_problems: a misnamed variable should not hide SpiffWorkflow's own
         # findings below.
         problems += check_names(fname(process_name), files[process_name].encode(),
-                                start_data(ruleset), vocabulary.field_types(),
-                                decision_outputs(files))
+                                start_data(ruleset), decision_outputs(files))
         first = next(iter(ids), "")
         process_id = manifest.get("process_id") or (first if len(ids) == 1 else "")
         if not process_id and not bpmn_problems and ids:
