@@ -124,15 +124,16 @@ class BpmnChecker:
             ident = el.get("id") if isinstance(el.tag, str) else None
             if not ident:
                 continue
-            if ident in first and etree.QName(el).namespace == NS["bpmn"]:
+            self.ids.add(ident)
+            if etree.QName(el).namespace != NS["bpmn"]:
+                continue  # Camunda's form fields and properties are named per task
+            if ident in first:
                 # Two elements, one id: a save keeps one of them and drops the other silently.
-                # (Camunda's form fields and properties are named per task, not document ids.)
                 self._add(el, f"mã {ident!r} đã dùng ở dòng {first[ident]} / the id {ident!r} "
                               f"is already used on line {first[ident]}: ids must be unique in "
                               "the file; rename one of them")
-            elif etree.QName(el).namespace == NS["bpmn"]:
+            else:
                 first[ident] = el.sourceline
-            self.ids.add(ident)
         for store in root.iterfind("bpmn:dataStore", NS):
             # Declared once for the document; the engine loads (and refuses) it with any process.
             self._add(store, f"kho dữ liệu {_label(store)}: bộ máy không chạy kho dữ liệu / the "
