@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from lxml import etree
+from engine.xmlsafe import parse
 
 NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
       "camunda": "http://camunda.org/schema/1.0/bpmn"}
@@ -58,8 +58,7 @@ def outputs_of(event) -> dict[str, str]:
 @lru_cache(maxsize=256)
 def declared(bpmn: str) -> dict[str, dict[str, str]]:
     """Every catch event's mapping in a BPMN document, by element id (a checked file)."""
-    root = etree.fromstring(bpmn.encode(), parser=etree.XMLParser(resolve_entities=False,
-                                                                  no_network=True))
+    root = parse(bpmn)
     out = {}
     for definition in root.iterfind(".//bpmn:messageEventDefinition", NS):
         event = definition.getparent()

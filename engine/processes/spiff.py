@@ -476,9 +476,10 @@ def bpmn_message_names(bpmn: str) -> set[str]:
     """The names of the messages a BPMN file defines (the event types it can wait for)."""
     from lxml import etree
 
+    from engine.xmlsafe import parse
+
     try:
-        root = etree.fromstring(bpmn.encode("utf-8"), parser=etree.XMLParser(
-            resolve_entities=False, no_network=True))
+        root = parse(bpmn)
     except (etree.XMLSyntaxError, ValueError):
         return set()
     return {m.get("name") for m in root.iter("{http://www.omg.org/spec/BPMN/20100524/MODEL}"

@@ -18,6 +18,7 @@ from engine.expressions import ExpressionError, check_expression, check_script
 from engine.processes import message_fields
 from engine.processes.spiff import TIMER_KINDS, timer_value_problem
 from engine.scenarios.bpmn_checks import FORM_TYPES, IDENT, NS, TIMER_EVENTS
+from engine.xmlsafe import parse
 
 BPMN, CAMUNDA = NS["bpmn"], NS["camunda"]
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -60,10 +61,8 @@ class EditError(Exception):
 def _parse(xml: bytes) -> etree._Element:
     if not isinstance(xml, bytes):
         raise EditError("Sơ đồ phải là văn bản XML / The diagram must be XML text", "xml")
-    # No entities, no DTD, no network: the text comes from a browser.
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:
-        root = etree.fromstring(xml, parser)
+        root = parse(xml)  # the text comes from a browser
     except etree.XMLSyntaxError as exc:
         raise EditError(f"XML không hợp lệ (dòng {exc.lineno}) / Not well-formed XML "
                         f"(line {exc.lineno}): {exc.msg}", "xml") from None

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from lxml import etree
 
+from engine.xmlsafe import parse
+
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 
 
 def repair(xml: str) -> str:
     """The diagram with bpmn-js's known export differences undone (unchanged if none)."""
     try:
-        root = etree.fromstring(xml.encode("utf-8"), parser=_PARSER)
+        root = parse(xml)
     except (etree.XMLSyntaxError, ValueError):
         return xml  # not XML: the checks name the problem with its line
     renamed = 0

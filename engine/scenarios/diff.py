@@ -19,6 +19,7 @@ from engine.scenarios.problems import ScenarioInvalid
 from engine.scenarios.service import MANIFEST
 from engine.scenarios.yamlsource import format_path, load_yaml
 from engine.sla.definitions import SLA_FILE
+from engine.xmlsafe import parse
 
 SECTIONS = ("manifest", "rules", "elements", "sla")  # each None, with `<section>_note`, if unread
 _MISSING = object()  # a key on one side only (None is a value YAML can hold)
@@ -214,8 +215,7 @@ def _process(files: dict, name: str, side: str) -> tuple[dict[str, dict], list]:
     if name not in files:
         return {}, []
     try:
-        root = etree.fromstring(_text(files[name]).encode(), parser=etree.XMLParser(
-            resolve_entities=False, no_network=True))
+        root = parse(_text(files[name]))
     except etree.LxmlError as exc:
         detail = getattr(exc, "msg", None) or str(exc)
         raise _Unreadable(name, side, f"line {getattr(exc, 'lineno', '?')}: not well-formed "

@@ -55,6 +55,7 @@ from engine.tasks.models import Task
 from engine.timers.models import BPMN, RULE, SLA, Timer
 from engine.violations.models import RuleMatch, Violation
 from engine.worktime.calendar import CalendarError, WorkingCalendar
+from engine.xmlsafe import parse
 from integrations.simulator import SimulatorError, generate
 
 ORG_FILE = paths.ORGANISATION_FILE
@@ -206,8 +207,7 @@ def event_types(files: dict[str, str], vocabulary: Vocabulary) -> set[str]:
     process = files.get(str(manifest.get("process", "process.bpmn")))
     if process:
         try:
-            root = etree.fromstring(process.encode(), parser=etree.XMLParser(
-                resolve_entities=False, no_network=True))
+            root = parse(process)
         except etree.XMLSyntaxError:
             return types
         names = {m.get("id"): m.get("name") for m in root.iterfind("bpmn:message", NS)}
@@ -542,8 +542,7 @@ def _rule_name(scenario: service.Scenario, key: str) -> dict:
 def _flow_ids(scenario: service.Scenario) -> dict[tuple[str, str], str]:
     """(sourceRef, targetRef) → sequence flow id, to light the flows a path took."""
     name = scenario.manifest.get("process", "process.bpmn")
-    root = etree.fromstring(scenario.files[name].encode(), parser=etree.XMLParser(
-        resolve_entities=False, no_network=True))
+    root = parse(scenario.files[name])
     return {(f.get("sourceRef"), f.get("targetRef")): f.get("id")
             for f in root.iterfind(".//bpmn:sequenceFlow", NS)}
 

@@ -38,6 +38,7 @@ from engine.scenarios.bpmn_checks import (
 )
 from engine.scenarios.problems import Problem
 from engine.worktime.functions import scenario_functions
+from engine.xmlsafe import parse
 
 # Set markers that no identifier can equal: ANYTHING, a step whose outputs cannot be known (a
 # DMN table that is missing, a script the sandbox refuses); UNKNOWN_START, start data that cannot
@@ -82,8 +83,7 @@ def decision_outputs(files: Mapping[str, str]) -> dict[str, frozenset[str]]:
         if not name.endswith(".dmn"):
             continue
         try:
-            root = etree.fromstring(text.encode(), parser=etree.XMLParser(
-                resolve_entities=False, no_network=True))
+            root = parse(text)
         except etree.XMLSyntaxError:
             continue  # reported when the spec is parsed; its decisions stay unknown
         for decision in root.iter("{*}decision"):
@@ -424,8 +424,7 @@ def check_names(filename: str, bpmn: bytes, start: frozenset[str] | None,
                 decisions: Mapping[str, frozenset[str]] | None = None) -> list[Problem]:
     """Problems of the names a BPMN file's expressions read (none when it is not XML)."""
     try:
-        root = etree.fromstring(bpmn, parser=etree.XMLParser(resolve_entities=False,
-                                                             no_network=True))
+        root = parse(bpmn)
     except etree.XMLSyntaxError:
         return []  # reported by the BPMN checks
     return NameChecker(filename, root, start, decisions or {}).check()
