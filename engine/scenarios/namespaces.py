@@ -15,7 +15,7 @@ import re
 
 from lxml import etree
 
-from engine.scenarios.bpmn_checks import xml_parser
+from engine.xmlsafe import parse
 
 # The usual prefix of each namespace a BPMN file of ours (and bpmn-js with the Camunda moddle)
 # uses.
@@ -29,6 +29,9 @@ USUAL = {
 }
 _PLAIN_WORDS = {"http", "https", "urn", "www", "com", "org", "net", "schema", "schemas", "spec"}
 _QNAME_VALUE = re.compile(r"^([A-Za-z_][\w.-]*):([A-Za-z_][\w.-]*)$")
+_NAME_VALUE = re.compile(r"^[A-Za-z_][\w.-]*$")
+# An attribute whose value is a QName: unprefixed, it names a type of the default namespace.
+_XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 
 
 def _bindings(root) -> dict[str, set[str]]:
@@ -41,9 +44,22 @@ def _bindings(root) -> dict[str, set[str]]:
     return out
 
 
+def qname_value(name: str, value: str, scope: dict) -> tuple[str | None, str] | None:
+    """(namespace, local name) of an attribute value that is a QName (`bpmn2:tExpression`, or
+    `tExpression` in xsi:type meaning the default namespace); None for any other value."""
+    found = _QNAME_VALUE.match(value)
+    if found and found.group(1) in scope:
+        return scope[found.group(1)], found.group(2)
+    if name == _XSI_TYPE and None in scope and _NAME_VALUE.match(value):
+        return scope[None], value
+    return None
+
+
 def plan(root) -> dict[str, str]:
     """Namespace → the one prefix it gets; empty when the document needs no change."""
     bindings = _bindings(root)
+    # xmlns:ns="" (Modelio, Signavio) binds nothing; XML 1.0 forbids it and lxml cannot write it.
+    empty = bindings.pop("", None)
     wanted: dict[str, str] = {}
     # The usual prefixes are the designer's even when a file does not use their namespace: a
     # form field the designer adds is camunda:formField, so `camunda` cannot mean Activiti's.
@@ -58,7 +74,7 @@ def plan(root) -> dict[str, str]:
         prefix = own[0] if own else _free(uri, taken)
         wanted[uri] = prefix
         taken.add(prefix)
-    clean = all(prefixes == {wanted[uri]} for uri, prefixes in bindings.items())
+    clean = not empty and all(prefixes == {wanted[uri]} for uri, prefixes in bindings.items())
     return {} if clean else wanted
 
 
@@ -78,15 +94,16 @@ def normalise(text: str) -> tuple[str, list[str]]:
     """The file with one usual prefix per namespace, and what changed ([] when nothing did;
     the text is then returned as it was)."""
     try:
-        root = etree.fromstring(text.encode(), xml_parser())
+        root = parse(text)
     except etree.XMLSyntaxError:
         return text, []  # the checks report it with its line
     wanted = plan(root)
     if not wanted:
         return text, []
-    changes = sorted({f"{p or '(default)'}:{uri} → {wanted[uri]}"
+    changes = sorted({f"{p or '(default)'}:{uri} → {wanted[uri]}" if uri else
+                      f"{p}: (empty namespace) → removed"
                       for uri, prefixes in _bindings(root).items() for p in prefixes
-                      if p != wanted[uri]})
+                      if p != wanted.get(uri)})
     try:
         new_root = _rebuilt(root, wanted)
     except RecursionError:
@@ -117,14 +134,14 @@ def _fill(source, target, wanted: dict[str, str]) -> None:
 
 
 def _attributes(el, wanted: dict[str, str]) -> dict[str, str]:
-    return {name: _requalified(value, el.nsmap, wanted) for name, value in el.attrib.items()}
+    return {name: _requalified(name, value, el.nsmap, wanted)
+            for name, value in el.attrib.items()}
 
 
-def _requalified(value: str, scope: dict, wanted: dict[str, str]) -> str:
-    """`bpmn2:tFormalExpression` → `bpmn:tFormalExpression` when bpmn2 was renamed."""
-    found = _QNAME_VALUE.match(value)
-    if found and found.group(1) in scope:
-        uri = scope[found.group(1)]
-        if uri in wanted:
-            return f"{wanted[uri]}:{found.group(2)}"
+def _requalified(name: str, value: str, scope: dict, wanted: dict[str, str]) -> str:
+    """`bpmn2:tFormalExpression` → `bpmn:tFormalExpression` when bpmn2 was renamed (and
+    xsi:type `tExpression` of a default namespace that is now `bpmn`)."""
+    qname = qname_value(name, value, scope)
+    if qname and qname[0] in wanted:
+        return f"{wanted[qname[0]]}:{qname[1]}"
     return value
