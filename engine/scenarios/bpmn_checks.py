@@ -11,6 +11,7 @@ from engine.processes import message_fields
 from engine.processes.spiff import TIMER_KINDS, timer_value_problem
 from engine.scenarios.problems import Problem
 from engine.tasks.forms import FIELD_TYPES
+from engine.xmlsafe import parse
 
 NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
       "camunda": "http://camunda.org/schema/1.0/bpmn"}
@@ -30,10 +31,34 @@ SUBPROCESSES = FLOW_CONTAINERS + ("adHocSubProcess",)
 DEPARTMENT_TASKS = ("userTask", "manualTask", "task")
 
 
-def xml_parser() -> etree.XMLParser:
-    """A parser for scenario XML: no entities resolved, nothing fetched (a new one per use:
-    lxml parsers are not shared between threads)."""
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+# What each kind of timer holds, in the quotes the engine needs.
+TIMER_EXAMPLES = {"timeDuration": '"PT4H" (4 hours) or "P2D" (2 days)',
+                  "timeDate": '"2026-12-31T17:00:00+07:00"',
+                  "timeCycle": '"R3/PT1H" (3 times, hourly)'}
+
+
+# A Camunda/Activiti expression, `${approved}`: what other modellers write in conditions.
+JUEL = re.compile(r"^[$#]\{(.*)\}$", re.S)
+_JUEL_WORDS = ((re.compile(r"&&|\band\b"), " and "), (re.compile(r"\|\||\bor\b"), " or "),
+               (re.compile(r"!(?!=)|\bnot\b"), " not "), (re.compile(r"\beq\b"), " == "),
+               (re.compile(r"\bne\b"), " != "), (re.compile(r"\bgt\b"), " > "),
+               (re.compile(r"\blt\b"), " < "), (re.compile(r"\bge\b"), " >= "),
+               (re.compile(r"\ble\b"), " <= "), (re.compile(r"\bnull\b"), " None "),
+               (re.compile(r"\btrue\b"), " True "), (re.compile(r"\bfalse\b"), " False "))
+
+
+def from_juel(inner: str) -> str:
+    """A JUEL expression's body in the engine's words (`!approved` → `not approved`)."""
+    for pattern, word in _JUEL_WORDS:
+        inner = pattern.sub(word, inner)
+    return " ".join(inner.split())
+
+
+def not_xml(filename: str, exc: etree.XMLSyntaxError) -> Problem:
+    """The problem of a file that is not well-formed XML, with the parser's line."""
+    return Problem(filename, f"Tệp không phải XML hợp lệ / the file is not well-formed XML "
+                             f"({exc.msg}): correct it at that line, in the tool that made it "
+                             "or a text editor", exc.lineno)
 
 
 def _expr_problem(exc: ExpressionError) -> str:
@@ -109,10 +134,9 @@ class BpmnChecker:
     def check(self, text: bytes) -> etree._Element | None:
         """Parse and check; returns the document root (None when it is not XML)."""
         try:
-            root = etree.fromstring(text, parser=xml_parser())
+            root = parse(text)
         except etree.XMLSyntaxError as exc:
-            self.problems.append(Problem(self.filename, f"not well-formed XML: {exc.msg}",
-                                         exc.lineno))
+            self.problems.append(not_xml(self.filename, exc))
             return None
         processes = root.findall("bpmn:process", NS)
         if not processes:
@@ -136,8 +160,8 @@ class BpmnChecker:
                 first[ident] = el.sourceline
         for store in root.iterfind("bpmn:dataStore", NS):
             # Declared once for the document; the engine loads (and refuses) it with any process.
-            self._add(store, f"kho dữ liệu {_label(store)}: bộ máy không chạy kho dữ liệu / the "
-                             f"data store {_label(store)} has no implementation in the engine: "
+            self._add(store, f"kho dữ liệu {label_of(store)}: bộ máy không chạy kho dữ liệu / the "
+                             f"data store {label_of(store)} has no implementation in the engine: "
                              "remove it and its references (keep the value in a process "
                              "variable)")
         for process in processes:
@@ -167,6 +191,10 @@ class BpmnChecker:
             name = (lane.get("name") or "").strip()
             if name.startswith("="):
                 self._expression(lane, name[1:].strip(), "lane expression")
+            elif not name:
+                self._add(lane, "Làn chưa có tên / the lane has no name, so its tasks go to no "
+                                "department: choose the department in the lane's panel (the "
+                                "lane's name is the department key, e.g. so-xay-dung)")
             elif name not in self.departments:
                 self._add(lane, f"Tên làn {name!r} không phải mã một đơn vị / lane name "
                                 f"{name!r} is not a department key of the organisation (or an "
@@ -252,6 +280,15 @@ class BpmnChecker:
 
     def _unreachable(self, container, nodes: dict, edges: dict) -> None:
         starts = [i for i, n in nodes.items() if node_kind(n) == "startEvent"]
+        if node_kind(container) in FLOW_CONTAINERS and len(starts) != 1:
+            # The engine enters a subprocess at its one start event (a collapsed one drawn in
+            # another tool is often empty).
+            self._add(container, f"quy trình con {label_of(container)} cần đúng một sự kiện bắt "
+                                 f"đầu (có {len(starts)}) / the sub-process {label_of(container)} "
+                                 f"needs exactly one start event (it has {len(starts)}): open it "
+                                 "and draw its steps from one start event, or make it a plain "
+                                 "task")
+            return
         if not starts:
             if nodes:
                 self._add(container, "Không có sự kiện bắt đầu / there is no start event, so no "
@@ -324,7 +361,7 @@ class BpmnChecker:
             outgoing = [flows[o.text] for o in gateway.iterfind("bpmn:outgoing", NS)
                         if o.text in flows]
             if len(outgoing) > 1 and not gateway.get("default"):
-                self._add(gateway, f"Cổng {_label(gateway)} cần một luồng mặc định / exclusive "
+                self._add(gateway, f"Cổng {label_of(gateway)} cần một luồng mặc định / exclusive "
                                    "gateway with several outgoing flows needs a default flow, "
                                    "so that no case can get stuck: mark one outgoing flow as "
                                    "the default")
@@ -345,14 +382,14 @@ class BpmnChecker:
                 for r in container.iterfind(f".//bpmn:{path}", NS)}
         for store in container.iterfind("bpmn:dataStoreReference", NS):
             if store.get("id") not in used:
-                self._add(store, f"kho dữ liệu {_label(store)}: bộ máy không chạy kho dữ liệu / "
-                                 f"the data store {_label(store)} has no implementation in the "
+                self._add(store, f"kho dữ liệu {label_of(store)}: bộ máy không chạy kho dữ liệu / "
+                                 f"the data store {label_of(store)} has no implementation in the "
                                  "engine: remove it (keep the value in a process variable)")
         for node in container:
             kind = node_kind(node)
             if kind not in FLOW_NODES:
                 continue
-            label = _label(node)
+            label = label_of(node)
             out = leaving.get(node.get("id"), [])
             if len(out) > 1 and "Gateway" not in kind and kind != "startEvent":
                 self._add(node, f"{label} có {len(out)} luồng ra; bộ máy không rẽ nhánh tại "
@@ -377,12 +414,12 @@ class BpmnChecker:
             for ref in node.iterfind("bpmn:dataOutputAssociation/bpmn:targetRef", NS):
                 self._data_ref(node, label, (ref.text or "").strip(), data_objects, data_stores,
                                "ghi", "writes")
-            if kind == "exclusiveGateway" and len(out) > 1:
+            if kind in ("exclusiveGateway", "inclusiveGateway") and len(out) > 1:
                 for flow in out:
                     if flow.get("id") != node.get("default") and \
                             flow.find("bpmn:conditionExpression", NS) is None:
-                        self._add(flow, f"luồng {_label(flow)} ra từ {label} không có điều kiện "
-                                        f"và không phải luồng mặc định / the flow {_label(flow)} "
+                        self._add(flow, f"luồng {label_of(flow)} ra từ {label} không có điều kiện "
+                                        f"và không phải luồng mặc định / the flow {label_of(flow)} "
                                         f"out of {label} has no condition and is not the "
                                         "gateway's default: give it a condition, or make it the "
                                         "default flow")
@@ -407,7 +444,7 @@ class BpmnChecker:
             try:
                 check_script((script.text or "") if script is not None else "")
             except ExpressionError as exc:
-                self._add(task, f"Kịch bản lệnh của {_label(task)} không dùng được / script: "
+                self._add(task, f"Kịch bản lệnh của {label_of(task)} không dùng được / script: "
                                 f"{_expr_problem(exc)}")
 
     def _events(self, root, process) -> None:
@@ -420,21 +457,21 @@ class BpmnChecker:
             ref = definition.get("messageRef")
             message = messages.get(ref)
             if not ref:
-                self._add(event, f"sự kiện tin nhắn {_label(event)} không chờ tin nhắn nào / the "
-                                 f"message event {_label(event)} waits for no message: choose "
+                self._add(event, f"sự kiện tin nhắn {label_of(event)} không chờ tin nhắn nào / the "
+                                 f"message event {label_of(event)} waits for no message: choose "
                                  "the event type it waits for (a messageRef to a bpmn:message "
                                  "whose name is the event type, e.g. hotline.ticket.resolved)")
                 continue
             if message is None:
-                self._add(event, f"sự kiện tin nhắn {_label(event)} chờ tin nhắn {ref!r} không "
-                                 f"có trong tệp / the message event {_label(event)} refers to "
+                self._add(event, f"sự kiện tin nhắn {label_of(event)} chờ tin nhắn {ref!r} không "
+                                 f"có trong tệp / the message event {label_of(event)} refers to "
                                  f"the message {ref!r}, which the file does not define: add "
                                  f"<bpmn:message id=\"{ref}\" name=\"<event type>\"/> or "
                                  "choose another")
                 continue
             name = message.get("name") or ""
             if event.tag.endswith("}startEvent") or event.tag.endswith("ThrowEvent"):
-                self._add(event, f"{_label(event)}: chỉ dùng được sự kiện chờ tin nhắn / only "
+                self._add(event, f"{label_of(event)}: chỉ dùng được sự kiện chờ tin nhắn / only "
                                  "catching message events (intermediate or boundary) are "
                                  "supported; processes are started by rules: use a plain start "
                                  "event, and a rule (rules.yaml) for what starts the process")
@@ -499,7 +536,7 @@ class BpmnChecker:
                              f"{expr!r} is a Python expression: write the ISO 8601 value in "
                              f"quotes, \"{expr}\"")
             return
-        if not self._expression(event, expr, f"timer {kind}"):
+        if not self._expression(event, expr, f"timer {kind}", TIMER_EXAMPLES[kind]):
             return
         value = ast.parse(expr, mode="eval").body
         if isinstance(value, ast.Constant):
@@ -511,17 +548,24 @@ class BpmnChecker:
                 self._add(event, f"Giá trị hẹn giờ {expr!r} không dùng được / timer {kind} "
                                  f"{expr!r}: {problem}")
 
-    def _expression(self, node, expr: str, what: str) -> bool:
+    def _expression(self, node, expr: str, what: str,
+                    example: str = 'finding == "confirmed"') -> bool:
         if not expr:
-            self._add(node, f"{_label(node)}: biểu thức trống / {what} is empty: write it, "
-                            "e.g. finding == \"confirmed\"")
+            self._add(node, f"{label_of(node)}: biểu thức trống / {what} is empty: write it, "
+                            f"e.g. {example}")
+            return False
+        juel = JUEL.match(expr)
+        if juel:
+            self._add(node, f"{label_of(node)}: biểu thức Camunda (JUEL) / {what} {expr!r} is "
+                            "written for Camunda (JUEL); the engine reads the restricted Python "
+                            f"of docs/scenarios.md: write {from_juel(juel.group(1))}")
             return False
         try:
             check_expression(expr)
         except ExpressionError as exc:
-            self._add(node, f"{_label(node)}: biểu thức không dùng được / {what} {expr!r}: "
+            self._add(node, f"{label_of(node)}: biểu thức không dùng được / {what} {expr!r}: "
                             f"{_expr_problem(exc)} (the restricted Python syntax of "
-                            "docs/scenarios.md, e.g. finding == \"confirmed\")")
+                            f"docs/scenarios.md, e.g. {example})")
             return False
         return True
 
@@ -536,7 +580,7 @@ def correlation_paths(root) -> dict[str, list[str]]:
     return paths
 
 
-def _label(node) -> str:
+def label_of(node) -> str:
     """An element as a modeller sees it: its name and id ('Phân loại' (route))."""
     name = (node.get("name") or "").strip()
     ident = node.get("id") or "?"
@@ -553,9 +597,15 @@ def check_bpmn(filename: str, text: bytes, department_keys: set[str],
     processes = [] if root is None else root.findall("bpmn:process", NS)
     ids = {p.get("id"): p.sourceline for p in processes
            if p.get("isExecutable", "true") != "false"}
+    for process in processes:
+        if process.get("id") in ids and not any(node_kind(n) in FLOW_NODES for n in process):
+            checker._add(process, f"quy trình {label_of(process)} chưa có bước nào / the process "
+                                  f"{label_of(process)} has no steps: draw it from a start event, "
+                                  "or, if it is another participant's pool, set "
+                                  'isExecutable="false" on it')
     if processes and not ids:
         for process in processes:
-            checker._add(process, f"quy trình {_label(process)} được đánh dấu không chạy được / "
-                                  f"the process {_label(process)} is marked not executable: set "
+            checker._add(process, f"quy trình {label_of(process)} được đánh dấu không chạy được / "
+                                  f"the process {label_of(process)} is marked not executable: set "
                                   "isExecutable=\"true\" on it so that the engine runs it")
     return checker.problems, ids
