@@ -21,12 +21,14 @@ from engine.events.vocabulary import Vocabulary
 from engine.processes import spiff
 from engine.rules.compiler import compile_ruleset
 from engine.rules.format import RuleSet, parse_rules
-from engine.scenarios.bpmn_checks import check_bpmn, xml_parser
+from engine.scenarios.bpmn_checks import check_bpmn
+from engine.scenarios.dmn_checks import check_decision_refs, check_dmn
 from engine.scenarios.models import PUBLISHED, RETIRED, ScenarioVersion
 from engine.scenarios.names import check_names, decision_outputs, start_data
 from engine.scenarios.problems import Problem, ScenarioInvalid
 from engine.scenarios.yamlsource import load_yaml
 from engine.sla.definitions import SLA_FILE, parse_slas
+from engine.xmlsafe import parse
 
 MANIFEST = "scenario.yaml"
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -161,6 +163,9 @@ def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
         # findings below.
         problems += check_names(fname(process_name), files[process_name].encode(),
                                 start_data(ruleset), decision_outputs(files))
+        dmn_problems, decisions = check_dmn(files, fname)
+        dmn_problems += check_decision_refs(fname(process_name), files[process_name], decisions)
+        problems += dmn_problems
         first = next(iter(ids), "")
         process_id = manifest.get("process_id") or (first if len(ids) == 1 else "")
         if not process_id and not bpmn_problems and ids:
@@ -176,7 +181,7 @@ def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
                 f"{process_name} has no executable process {process_id!r} (it has "
                 f"{', '.join(ids)}): fix process_id, or set isExecutable=\"true\" on it",
                 locator.line(("process_id",)), "process_id"))
-        if not bpmn_problems and process_id in ids:
+        if not bpmn_problems and not dmn_problems and process_id in ids:
             try:
                 spec = _parse_spec(files, process_name, process_id, fname)
             except ScenarioInvalid as exc:
@@ -200,7 +205,7 @@ def _line_of(text: str, element_id: str | None) -> int | None:
     if not element_id:
         return None
     try:
-        root = etree.fromstring(text.encode(), parser=xml_parser())
+        root = parse(text)
     except etree.XMLSyntaxError:
         return None
     found = root.xpath("//*[@id=$i]", i=element_id)
@@ -210,7 +215,7 @@ def _line_of(text: str, element_id: str | None) -> int | None:
 def _elements(bpmn: bytes) -> dict[str, str] | None:
     """Every element of a BPMN file that has an id: id → tag (None if it is not XML)."""
     try:
-        root = etree.fromstring(bpmn, parser=xml_parser())
+        root = parse(bpmn)
     except etree.XMLSyntaxError:
         return None  # reported by the BPMN check; SLA names cannot be checked against it
     return {el.get("id"): etree.QName(el).localname for el in root.iter()
