@@ -250,3 +250,49 @@ def test_a_dry_run_shows_matches_tasks_paths_and_creates_nothing(inspector, load
         "csrf_token": _csrf(form), "stream": "manual",
         "events": json.dumps([{"type": "social.post", "data": {"post_id": "x"}}])})
     assert bad.status_code == 422 and "keyword" in bad.get_data(as_text=True)
+
+
+def _upload_diagram(client, draft_id: int, name: str, raw: bytes):
+    page = client.get(f"/designer/drafts/{draft_id}").get_data(as_text=True)
+    return client.post(f"/designer/drafts/{draft_id}/diagram", data={
+        "csrf_token": _csrf(page), "diagram": (io.BytesIO(raw), name)},
+        content_type="multipart/form-data", follow_redirects=True)
+
+
+def test_a_diagram_from_another_modeller_replaces_the_drafts_process(inspector, loaded):
+    """A Latin-1 .bpmn with other prefixes (as older tools export): stored as UTF-8 text with
+    the designer's prefixes, audited, its checks shown; a file that lies about its encoding,
+    is not .bpmn or is too big is refused with its name and line, and nothing changes."""
+    draft_id, _ = _new_draft(inspector)
+    latin = ('<?xml version="1.0" encoding="ISO-8859-1"?>\n'
+             '<semantic:definitions xmlns:semantic="http://www.omg.org/spec/BPMN/20100524/MODEL"'
+             ' id="d" targetNamespace="t">\n'
+             '  <semantic:process id="p" isExecutable="true">\n'
+             '    <semantic:startEvent id="s" name="Tiếp nhận"/>\n'
+             '  </semantic:process>\n</semantic:definitions>\n')
+    raw = latin.replace("Tiếp nhận", "Réception").encode("iso-8859-1")
+    html = _upload_diagram(inspector, draft_id, "tu-cong-cu-khac.bpmn", raw).get_data(
+        as_text=True)
+    assert "The diagram is now tu-cong-cu-khac.bpmn" in html
+    with loaded.db.read() as s:
+        stored = drafts.get(s, draft_id).files["process.bpmn"]
+        record = s.scalars(select(audit.AuditRecord).where(
+            audit.AuditRecord.action == "scenario.draft.saved")
+            .order_by(audit.AuditRecord.id.desc())).first()
+    assert stored.startswith('<?xml version="1.0" encoding="UTF-8"?>')
+    assert '<bpmn:startEvent id="s" name="Réception"/>' in stored
+    assert record.details["namespaces"]["process.bpmn"] == [
+        "semantic:http://www.omg.org/spec/BPMN/20100524/MODEL → bpmn"]
+    assert "has no outgoing sequence flow" in html  # the checks of the new diagram
+
+    lying = ('<?xml version="1.0" encoding="UTF-8"?>\n<definitions>\n'
+             '<process id="Réception"/>\n</definitions>\n').encode("iso-8859-1")
+    html = _upload_diagram(inspector, draft_id, "sai-ma.bpmn", lying).get_data(as_text=True)
+    assert "sai-ma.bpmn:3: không phải văn bản UTF-8 / not UTF-8 text" in html
+    html = _upload_diagram(inspector, draft_id, "ghi-chu.txt", b"hello").get_data(as_text=True)
+    assert "Only .bpmn or .xml files" in html
+    big = b'<?xml version="1.0"?>\n<!--' + b"x" * 1_000_001 + b"-->"
+    html = _upload_diagram(inspector, draft_id, "lon.bpmn", big).get_data(as_text=True)
+    assert "the file is larger than 1000000 bytes" in html
+    with loaded.db.read() as s:
+        assert drafts.get(s, draft_id).files["process.bpmn"] == stored

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
+from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
     DateTimeLocalField,
     DecimalField,
@@ -46,6 +46,15 @@ class ImportForm(FlaskForm):
 
     archive = FileField("Tệp zip / Zip file", validators=[FileRequired(
         "Chọn tệp zip / Choose a zip file")])
+
+
+class DiagramForm(FlaskForm):
+    """Thay sơ đồ bằng tệp BPMN / replace the draft's diagram with a .bpmn file drawn in
+    another modeller (Camunda Modeler, Signavio, Bizagi, …)."""
+
+    diagram = FileField("Tệp BPMN / BPMN file", validators=[
+        FileRequired("Chọn tệp .bpmn / Choose a .bpmn file"),
+        FileAllowed(["bpmn", "xml"], "Chỉ nhận tệp .bpmn hoặc .xml / Only .bpmn or .xml files")])
 
 
 class FileForm(FlaskForm):

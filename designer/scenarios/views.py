@@ -32,6 +32,7 @@ from designer.scenarios import (
 )
 from designer.scenarios.forms import (
     ActionForm,
+    DiagramForm,
     DryRunForm,
     FileForm,
     ImportForm,
@@ -43,6 +44,7 @@ from engine.scenarios import archive, bpmn_js, drafts, dryrun
 from engine.scenarios import diff as scenario_diff
 from engine.scenarios.models import PUBLISHED, ScenarioVersion
 from engine.scenarios.problems import ScenarioInvalid
+from engine.scenarios.service import MAX_FILE_BYTES
 
 ASSETS = paths.designer_assets()
 # What the pages load from npm packages; nothing else under node_modules is served.
@@ -191,7 +193,7 @@ def edit(draft_id: int):
         "scenarios/editor.html", draft=draft, files=files, manifest=manifest_of(files),
         process_name=process_name, xml=files.get(process_name, ""), base=base,
         problems=problem_dicts(problems), camunda=_camunda_moddle(),
-        action_form=ActionForm())
+        action_form=ActionForm(), diagram_form=DiagramForm())
 
 
 @bp.post("/drafts/<int:draft_id>/process")
@@ -218,6 +220,38 @@ def save_process(draft_id: int):
         return jsonify(error="Bản nháp vừa được người khác sửa: tải lại trang / "
                              "Someone else changed this draft: reload the page"), 409
     return jsonify(saved=bool(changed), revision=revision, problems=problem_dicts(problems))
+
+
+@bp.post("/drafts/<int:draft_id>/diagram")
+@design_required
+def upload_diagram(draft_id: int):
+    """Thay sơ đồ / replace the draft's process file with a .bpmn drawn in another modeller:
+    its encoding read, its namespace prefixes made the designer's; then the editor shows what
+    it could not keep, and the checks what the engine cannot run."""
+    form = DiagramForm()
+    if not form.validate_on_submit():
+        for error in form.diagram.errors or ["Yêu cầu không hợp lệ / Invalid request"]:
+            flash(error, "error")
+        return redirect(url_for("designer.edit", draft_id=draft_id))
+    upload = form.diagram.data
+    raw = upload.read(MAX_FILE_BYTES + 1)
+    try:
+        if len(raw) > MAX_FILE_BYTES:
+            raise drafts.DraftError(f"Tệp lớn hơn {MAX_FILE_BYTES} byte / the file is larger "
+                                    f"than {MAX_FILE_BYTES} bytes", "diagram")
+        text = archive.read_text(raw, "process.bpmn")
+        with services().db.session() as s:
+            draft = draft_or_404(s, draft_id)
+            drafts.save_files(s, draft, {_process_file(draft.files): text}, actor=_actor())
+    except archive.NotText as exc:
+        flash(f"{upload.filename}:{exc.line}: {exc.vi} / {exc.en}", "error")
+        return redirect(url_for("designer.edit", draft_id=draft_id))
+    except drafts.DraftError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("designer.edit", draft_id=draft_id))
+    flash(f"Đã thay sơ đồ bằng {upload.filename}: xem các kiểm tra bên dưới / The diagram is "
+          f"now {upload.filename}: see the checks below", "ok")
+    return redirect(url_for("designer.edit", draft_id=draft_id))
 
 
 @bp.get("/drafts/<int:draft_id>/problems.json")

@@ -6,7 +6,9 @@ outside input: sizes are measured while decompressing (zip headers can lie), nev
 """
 from __future__ import annotations
 
+import codecs
 import io
+import re
 import zipfile
 import zlib
 from pathlib import PurePosixPath
@@ -140,20 +142,58 @@ def _contents(zf: zipfile.ZipFile, source: str, wanted: list) -> tuple[dict, lis
             break
         total += len(raw)
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(_problem(source, entry, "không phải văn bản UTF-8",
-                                     f"not UTF-8 text ({exc.reason})",
-                                     raw[:exc.start].count(b"\n") + 1))
-            continue
-        if "\x00" in text:
-            problems.append(_problem(source, entry, "có ký tự NUL: không phải tệp văn bản",
-                                     "contains a NUL character: not a text file",
-                                     text[:text.index("\x00")].count("\n") + 1))
-            continue
-        # As reading the folder in text mode does, so a zip and its folder hash the same.
-        files[name] = text.replace("\r\n", "\n").replace("\r", "\n")
+            files[name] = read_text(raw, name)
+        except NotText as exc:
+            problems.append(_problem(source, entry, exc.vi, exc.en, exc.line))
     return files, problems
+
+
+class NotText(ValueError):
+    """An uploaded file that is not text in an encoding we read; says why and where."""
+
+    def __init__(self, vi: str, en: str, line: int):
+        super().__init__(en)
+        self.vi, self.en, self.line = vi, en, line
+
+
+# An XML declaration naming its encoding: other modellers write ISO-8859-1, windows-1252, UTF-16.
+_DECLARED = re.compile(rb'^<\?xml[^>]*?encoding\s*=\s*["\']([A-Za-z0-9._-]+)["\']')
+
+
+def read_text(raw: bytes, name: str) -> str:
+    """An uploaded scenario file's text, UTF-8 as stored: an XML file may be in the encoding its
+    declaration names (the declaration then says UTF-8); raises NotText with the line."""
+    text = _decoded(raw, name)
+    if "\x00" in text:
+        raise NotText("có ký tự NUL: không phải tệp văn bản",
+                       "contains a NUL character: not a text file",
+                       text[:text.index("\x00")].count("\n") + 1)
+    # As reading the folder in text mode does, so a zip and its folder hash the same.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _decoded(raw: bytes, name: str) -> str:
+    xml = name.endswith((".bpmn", ".dmn"))
+    declared = _DECLARED.match(raw.lstrip(codecs.BOM_UTF8)) if xml else None
+    encoding = declared.group(1).decode("ascii") if declared else "utf-8"
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"  # a byte-order mark cannot lie about its encoding
+    try:
+        encoding = codecs.lookup(encoding).name
+    except LookupError:
+        raise NotText(f"khai báo bảng mã {encoding} không biết", f"declares the encoding "
+                       f"{encoding}, which is not known: save it as UTF-8", 1) from None
+    try:
+        text = raw.decode("utf-8-sig" if encoding == "utf-8" else encoding)
+    except UnicodeDecodeError as exc:
+        raise NotText(f"không phải văn bản {encoding.upper()}", f"not {encoding.upper()} text "
+                       f"({exc.reason}): save it as UTF-8",
+                       raw[:exc.start].count(b"\n") + 1) from None
+    if xml and encoding != "utf-8":
+        # Stored as UTF-8 text, so the declaration must say so for every reader after us.
+        text = re.sub(r'^(\ufeff?<\?xml[^>]*?encoding\s*=\s*["\'])[A-Za-z0-9._-]+',
+                      r"\g<1>UTF-8", text).lstrip("\ufeff")
+    return text
 
 
 def from_zip(data: bytes, source: str = "upload") -> dict[str, str]:
