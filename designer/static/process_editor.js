@@ -127,15 +127,47 @@
 
   // -- saving and checks ------------------------------------------------------------------
 
-  function idsOf(xml) {
+  // What a file holds, element by element: an element with an id by its id, a diagram
+  // element by what it draws, any other by its kind inside the nearest element with an id
+  // (a condition, an extension, a label). Counted, so a lost one shows.
+  function contentOf(xml) {
     const doc = new DOMParser().parseFromString(xml, "application/xml");
-    return new Set(Array.from(doc.querySelectorAll("[id]"), (el) => el.getAttribute("id")));
+    const counts = new Map();
+    const owners = new Map();
+    const walk = (el, owner) => {
+      const id = el.getAttribute("id");
+      const key = id ? "#" + id : el.getAttribute("bpmnElement")
+        ? el.localName + "[" + el.getAttribute("bpmnElement") + "]" : owner + ">" + el.localName;
+      counts.set(key, (counts.get(key) || 0) + 1);
+      owners.set(key, owner);
+      Array.from(el.children).forEach((child) => walk(child, id || owner));
+    };
+    walk(doc.documentElement, "");
+    return { counts, owners };
+  }
+
+  // What the stored file holds that bpmn-js would not write back: lost ids, and lost pieces
+  // outside them (named "kind in owner-id").
+  function lostContent(stored, kept) {
+    const before = contentOf(stored);
+    const after = contentOf(kept).counts;
+    const lost = Array.from(before.counts).filter(([key, n]) => (after.get(key) || 0) < n)
+      .map(([key]) => key);
+    const lostIds = new Set(lost.filter((key) => key.startsWith("#")).map((key) => key.slice(1)));
+    const inside = (key) => {
+      for (let owner = before.owners.get(key); owner; owner = before.owners.get("#" + owner)) {
+        if (lostIds.has(owner)) return true;
+      }
+      return false;
+    };
+    return lost.filter((key) => !inside(key)).map((key) => key.startsWith("#") ? key.slice(1)
+      : key.includes(">") ? key.split(">")[1] + " in " + (key.split(">")[0] || "the file")
+      : key);
   }
 
   async function compareWithStored() {
-    const kept = idsOf(await currentXml());
-    dropped = Array.from(idsOf(config.xml)).filter((id) => !kept.has(id));
-    document.body.dataset.dropped = dropped.join(" ");
+    dropped = lostContent(config.xml, await currentXml());
+    document.body.dataset.dropped = dropped.join(" | ");
     if (dropped.length) {
       say("Trình vẽ không giữ được " + dropped.length + " phần tử của tệp: " +
           dropped.join(", ") + " — chúng sẽ mất khi lưu / The editor cannot keep " +
@@ -217,6 +249,20 @@
     }
   });
 
+  // A .bpmn from another modeller replaces the diagram once the person confirms (what is
+  // drawn and not saved goes with it).
+  document.getElementById("diagram-file").addEventListener("change", (event) => {
+    const input = event.target;
+    if (!input.files.length) return;
+    if (window.confirm("Thay sơ đồ hiện tại bằng " + input.files[0].name + "? / Replace the " +
+                       "current diagram with " + input.files[0].name + "?")) {
+      dirty = false;
+      input.form.submit();
+    } else {
+      input.value = "";
+    }
+  });
+
   document.getElementById("save").addEventListener("click", () => save().catch(failed));
   document.getElementById("check").addEventListener("click", () => save().catch(failed));
 
@@ -246,7 +292,13 @@
     say("");
     await compareWithStored();
     document.body.dataset.editorReady = "true";
-  }).catch((error) => say("Sơ đồ không đọc được / The diagram cannot be read: " + error,
-                          "error"));
+  }).catch((error) => {
+    // Nothing drawn, nothing to save: the stored file stays as it is.
+    document.querySelectorAll("#save, #check").forEach((button) => { button.disabled = true; });
+    document.body.dataset.editorFailed = "true";
+    say("Trình vẽ không mở được sơ đồ này; tệp vẫn giữ nguyên như đã nhập. Sửa nó trong công cụ " +
+        "đã vẽ rồi nhập lại / The editor cannot open this diagram; the file stays as imported. " +
+        "Fix it in the tool that drew it and import it again (" + error.message + ")", "error");
+  });
   window.iocModeler = modeler; // for the browser test and the console
 })();
