@@ -107,8 +107,8 @@ def _put(client, draft: int, headers: dict, name: str, text: str):
 
 
 @pytest.mark.parametrize("dmn, says", [
-    ("not xml", "cannot be read as DMN: Start tag expected"),
-    ("<x/>", "cannot be read as DMN"),
+    ("not xml", "the file is not well-formed XML (Start tag expected"),
+    ("<x/>", "the file is not DMN (its root is x)"),
 ])
 def test_a_malformed_dmn_file_is_a_problem_and_the_draft_still_opens(client, people, dmn, says):
     draft, headers = _draft(client, people)
@@ -155,4 +155,5 @@ def test_the_cli_names_the_file_and_line_of_a_nul_and_a_malformed_dmn(ioc, tmp_p
     done = CliRunner().invoke(main, ["scenarios", "validate", str(folder)])
     assert done.exit_code == 1 and "Traceback" not in done.output
     assert f"rules.yaml:{line}: YAML: ký tự không được phép / character #x0000" in done.output
-    assert "routing.dmn:1: không đọc được tệp / cannot be read as DMN" in done.output
+    assert "routing.dmn:1: Tệp không phải XML hợp lệ / the file is not well-formed XML" \
+        in done.output
