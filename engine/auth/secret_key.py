@@ -8,12 +8,10 @@ by its owner only, so the local demo needs no set-up and keeps its sessions acro
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import stat
-import tempfile
 from pathlib import Path
 
+from engine import private_files
 from engine.config import Settings
 
 log = logging.getLogger(__name__)
@@ -65,29 +63,8 @@ def resolve(settings: Settings) -> tuple[str, str]:
     return key, origin
 
 
-def _read(path: Path) -> str:
-    key = path.read_text(encoding="utf-8").strip()
-    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("%s is readable by other users: chmod 600 it", path)
-    return key
-
-
 def _read_or_create(path: Path) -> tuple[str, bool]:
     """The key in `path`, generating it first if the file is missing; (key, created)."""
-    if path.exists():
-        return _read(path), False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    # Written whole to a private temporary file (mkstemp makes it 0600), then linked into place:
-    # two processes starting together both end up with the one key that got there first.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-key-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(key + "\n")
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return _read(path), False
-    finally:
-        os.unlink(tmp)
-    return key, True
+    data, created = private_files.read_or_create(
+        path, lambda: (secrets.token_urlsafe(48) + "\n").encode("utf-8"))
+    return data.decode("utf-8").strip(), created
