@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from designer.forms import ClaimForm, LoginForm, ReasonForm, answers, task_form
 from designer.scenarios.forms import ActionForm
+from engine.audit import checkpoints
 from engine.audit import service as audit
 from engine.auth import logins
 from engine.auth.permissions import ROLE_NAMES, allowed
@@ -236,7 +237,7 @@ def instance(instance_id: int):
     """An instance: status, data, tasks, and its audit history in order."""
     if not allowed(current_user.role, "instances.read"):
         abort(403)
-    with _ioc().db.read() as s:
+    with _ioc().db.session() as s:
         inst = s.get(ProcessInstance, instance_id)
         if inst is None or not scope.may_read_instance(s, current_user, instance_id):
             abort(404)
@@ -244,6 +245,7 @@ def instance(instance_id: int):
                               .order_by(Task.id)))
         history = audit.history(s, instance_id)
         failures = incidents.open_for_instance(s, instance_id)
+        audit.viewed(s, current_user.username, instance_id, "web")
     return render_template("instance.html", instance=inst, tasks=rows, history=history,
                            incidents=failures)
 
@@ -286,6 +288,50 @@ def violations():
         rows = list(s.scalars(scope.violations(current_user, select(Violation))
                               .order_by(Violation.id.desc()).limit(200)))
     return render_template("violations.html", violations=rows)
+
+
+def _audit_page(result=None):
+    if not allowed(current_user.role, "audit.read"):
+        abort(403)
+    settings = _ioc().settings
+    try:
+        key = checkpoints.signing_key(settings.audit_key_path)
+        public = key.public_key()
+        listed, problem = checkpoints.kept(settings.checkpoint_path), ""
+    except checkpoints.CheckpointError as exc:
+        key, public, listed, problem = None, None, [], str(exc)
+    rows = []
+    for path, checkpoint in reversed(listed):
+        try:
+            checkpoints.check(checkpoint, public)
+            valid = ""
+        except checkpoints.CheckpointError as exc:
+            valid = str(exc)
+        rows.append({"file": path.name, "checkpoint": checkpoint, "refused": valid,
+                     "at": datetime.fromisoformat(checkpoint.time)})
+    return render_template("audit.html", rows=rows, problem=problem, result=result,
+                           public_pem=checkpoints.public_pem(key) if key else "",
+                           key_id=checkpoints.key_id(public) if public else "",
+                           folder=settings.checkpoint_path, form=ActionForm())
+
+
+@bp.get("/audit")
+@login_required
+def audit_page():
+    """Nhật ký kiểm toán / the audit log: signed checkpoints, the public key, verification."""
+    return _audit_page()
+
+
+@bp.post("/audit/verify")
+@login_required
+def audit_verify():
+    """Kiểm tra / recompute the log and prove it against every published checkpoint."""
+    if not allowed(current_user.role, "audit.read"):
+        abort(403)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    result, _, _ = audit.verify_published(_ioc().settings, _ioc().db)
+    return _audit_page(result)
 
 
 def _may_handle_dead_letters() -> None:

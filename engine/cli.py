@@ -333,18 +333,101 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain; name the first broken record; exit 1 if broken."""
+@click.option("--checkpoints", "folder", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="A folder of kept checkpoints (default: the published folder, "
+                                 "IOC_AUDIT_CHECKPOINT_DIR).")
+@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The auditor's copy of the public key (PEM; default: the "
+                                 "public half of the engine's signing key).")
+def audit_verify(folder: Path | None, key_file: Path | None) -> None:
+    """Check the hash chain and prove the records against every kept checkpoint; name the
+    first broken record or the checkpoint they no longer match; exit 1 if broken."""
+    from engine.audit import checkpoints
     from engine.audit import service as audit_service
 
-    with _services().db.read() as s:
-        result = audit_service.verify(s)
+    ioc = _services()
+    try:
+        public = checkpoints.read_public_key(key_file) if key_file else \
+            checkpoints.signing_key(ioc.settings.audit_key_path).public_key()
+        kept = checkpoints.kept(folder or ioc.settings.checkpoint_path)
+        for _, checkpoint in kept:
+            checkpoints.check(checkpoint, public)
+    except checkpoints.CheckpointError as exc:
+        click.echo(f"audit checkpoints REFUSED: {exc}", err=True)
+        sys.exit(1)
+    with ioc.db.read() as s:
+        result = audit_service.verify(s, [checkpoint for _, checkpoint in kept])
     if result.ok:
-        click.echo(f"audit chain intact: {result.checked} records verified")
+        click.echo(f"audit log intact: {result.checked} records verified, proved against "
+                   f"{result.proved} signed checkpoint(s); tree head {result.root}")
     else:
-        click.echo(f"audit chain BROKEN at record {result.broken_seq}: {result.reason} "
+        click.echo(f"audit log BROKEN at record {result.broken_seq}: {result.reason} "
                    f"({result.checked} records verified before it)", err=True)
         sys.exit(1)
+
+
+@audit.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign and publish a checkpoint of the log now (the engine also does it on its timer)."""
+    ioc = _services()
+    with ioc.db.session() as s:
+        signed = ioc.publisher.checkpoint(s)
+    if signed is None:
+        click.echo("no record since the last checkpoint: nothing to sign")
+    else:
+        click.echo(f"checkpoint signed: {signed.size} records, root {signed.root}, in "
+                   f"{ioc.settings.checkpoint_path}")
+
+
+@audit.command("public-key")
+def audit_public_key() -> None:
+    """Print the public key that verifies the checkpoints (PEM): give it to auditors."""
+    from engine.audit import checkpoints
+
+    ioc = _services()
+    click.echo(checkpoints.public_pem(checkpoints.signing_key(ioc.settings.audit_key_path)),
+               nl=False)
+
+
+@audit.command("prove")
+@click.argument("seq", type=click.IntRange(min=1))
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The checkpoint to prove against (default: the newest kept one "
+                                 "that holds the record).")
+def audit_prove(seq: int, checkpoint_file: Path | None) -> None:
+    """Print the inclusion proof of record SEQ in a signed checkpoint (JSON): log2(n) hashes
+    that, with the record, give the checkpoint's root."""
+    from sqlalchemy import select
+
+    from engine.audit import checkpoints
+    from engine.audit import service as audit_service
+    from engine.audit.models import AuditRecord
+
+    ioc = _services()
+    try:
+        if checkpoint_file:
+            checkpoint = checkpoints.parse(checkpoint_file.read_text(encoding="utf-8"),
+                                           str(checkpoint_file))
+        else:
+            holding = [c for _, c in checkpoints.kept(ioc.settings.checkpoint_path)
+                       if c.size >= seq]
+            if not holding:
+                raise checkpoints.CheckpointError(f"no kept checkpoint holds record {seq} yet: "
+                                                  "run `ioc audit checkpoint`")
+            checkpoint = holding[-1]
+    except (OSError, checkpoints.CheckpointError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    with ioc.db.read() as s:
+        record = s.scalars(select(AuditRecord).where(AuditRecord.seq == seq)).first()
+        if record is None or seq > checkpoint.size:
+            raise click.ClickException(f"record {seq} is not in the checkpoint of "
+                                       f"{checkpoint.size} records")
+        path = audit_service.inclusion(s, seq, checkpoint.size)
+        click.echo(json.dumps({"record": audit_service.to_dict(record), "leaf_index": seq - 1,
+                               "leaf_hash": audit_service.leaf(record).hex(),
+                               "path": [node.hex() for node in path],
+                               "checkpoint": json.loads(checkpoint.to_json())},
+                              indent=2, ensure_ascii=False))
 
 
 # -- users and sources ---------------------------------------------------------------------------

@@ -62,12 +62,18 @@ class Settings:
     # worker's partitions are free again after this), and the rq queue's name.
     partition_lock_s: float = 30.0
     queue_name: str = "ioc"
+    # The audit log's signed checkpoints (engine/audit/checkpoints.py): the Ed25519 key that
+    # signs them (a PEM file the database never holds; generated once when unset), the folder
+    # they are published to (put it on other storage), and how often one is signed.
+    audit_key_file: str | None = None
+    checkpoint_dir: str | None = None
+    checkpoint_minutes: float = 10.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         """Read IOC_DATABASE_URL, IOC_REDIS_URL, IOC_SECRET_KEY(_FILE), IOC_ALLOW_WEAK_SECRET_KEY,
         IOC_COOKIE_SECURE, IOC_CALENDAR_DIR, IOC_SMTP_*, IOC_NOTIFY_*,
-        IOC_EVENT_*, IOC_PARTITION_LOCK_S and IOC_SANDBOX_* (all optional)."""
+        IOC_EVENT_*, IOC_PARTITION_LOCK_S, IOC_SANDBOX_* and IOC_AUDIT_* (all optional)."""
         env = os.environ if environ is None else environ
         kwargs: dict = {}
         if env.get("IOC_DATABASE_URL"):
@@ -86,6 +92,10 @@ class Settings:
             kwargs["calendar_dir"] = env["IOC_CALENDAR_DIR"]
         if env.get("IOC_QUEUE"):
             kwargs["queue_name"] = env["IOC_QUEUE"]
+        if env.get("IOC_AUDIT_KEY_FILE"):
+            kwargs["audit_key_file"] = env["IOC_AUDIT_KEY_FILE"]
+        if env.get("IOC_AUDIT_CHECKPOINT_DIR"):
+            kwargs["checkpoint_dir"] = env["IOC_AUDIT_CHECKPOINT_DIR"]
         kwargs.update(_smtp_from_env(env))
         for name, key, kind, low in (
                 ("IOC_NOTIFY_MAX_ATTEMPTS", "notify_max_attempts", int, 1),
@@ -97,7 +107,8 @@ class Settings:
                 ("IOC_EVENT_RETRY_FACTOR", "event_retry_factor", float, 1),
                 ("IOC_PARTITION_LOCK_S", "partition_lock_s", float, 1),
                 ("IOC_SANDBOX_PROCESSES", "sandbox_processes", int, 1),
-                ("IOC_SANDBOX_MEMORY_MB", "sandbox_memory_mb", int, 32)):
+                ("IOC_SANDBOX_MEMORY_MB", "sandbox_memory_mb", int, 32),
+                ("IOC_AUDIT_CHECKPOINT_MINUTES", "checkpoint_minutes", float, 0.1)):
             if env.get(name):
                 kwargs[key] = _number(env, name, kind, low)
         return cls(**kwargs)
@@ -107,16 +118,36 @@ class Settings:
         """True when an SMTP server is configured (IOC_SMTP_HOST): e-mail notifications go out."""
         return bool(self.smtp_host)
 
+    def _beside_database(self, name: str) -> Path:
+        """`name` next to the SQLite database file, else in var/."""
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            return Path(url.database).resolve().parent / name
+        return _var_dir() / name
+
     @property
     def secret_key_path(self) -> Path:
         """Where the generated secret key lives: IOC_SECRET_KEY_FILE, else next to the SQLite
         database file, else var/secret-key."""
         if self.secret_key_file:
             return Path(self.secret_key_file).resolve()
-        url = make_url(self.database_url)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            return Path(url.database).resolve().parent / "secret-key"
-        return _var_dir() / "secret-key"
+        return self._beside_database("secret-key")
+
+    @property
+    def audit_key_path(self) -> Path:
+        """The audit signing key: IOC_AUDIT_KEY_FILE, else audit-signing-key.pem beside the
+        SQLite database or in var/."""
+        if self.audit_key_file:
+            return Path(self.audit_key_file).resolve()
+        return self._beside_database("audit-signing-key.pem")
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where checkpoints are published: IOC_AUDIT_CHECKPOINT_DIR, else checkpoints/ beside
+        the SQLite database or in var/."""
+        if self.checkpoint_dir:
+            return Path(self.checkpoint_dir).resolve()
+        return self._beside_database("checkpoints")
 
     @property
     def embedded(self) -> bool:

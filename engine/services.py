@@ -1,6 +1,7 @@
 """The engine assembled from settings: database, clock, calendar, runtime, pipeline, scheduler."""
 from __future__ import annotations
 
+from engine.audit.publisher import Publisher
 from engine.auth.models import User
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Settings
@@ -15,7 +16,7 @@ from engine.rules.temporal import TemporalRules
 from engine.runner import EmbeddedRunner
 from engine.sla.service import SlaEngine
 from engine.tasks import service as tasks
-from engine.timers.models import BPMN, ORG, RULE, SLA
+from engine.timers.models import AUDIT, BPMN, ORG, RULE, SLA
 from engine.timers.scheduler import Scheduler
 from engine.worktime.calendar import WorkingCalendar, load_calendar
 
@@ -39,11 +40,13 @@ class Services:
                                  TemporalRules(self.calendar, clock), clock,
                                  settings.event_max_attempts, settings.event_retry_base_s,
                                  settings.event_retry_factor, settings.smtp_enabled)
+        self.publisher = Publisher(settings, clock)
         self.scheduler = Scheduler(self.db, clock, {
             BPMN: self.pipeline.fire_process_timer,
             SLA: self.sla.fire,
             RULE: self.pipeline.fire_rule_timer,
             ORG: handover.fire,
+            AUDIT: self.publisher.fire,
         })
         self.outbox = Outbox(self.db, clock, settings)
         self.runner: EmbeddedRunner | None = None
@@ -58,8 +61,14 @@ class Services:
     def start_runner(self) -> None:
         """Process events and fire timers in a background thread (embedded mode)."""
         if self.runner is None:
+            self.schedule_checkpoints()
             self.runner = EmbeddedRunner(self.pipeline, self.scheduler, self.outbox)
             self.runner.start()
+
+    def schedule_checkpoints(self) -> None:
+        """Sign the audit log's checkpoints on the engine's timer from now on (idempotent)."""
+        with self.db.session() as s:
+            self.publisher.ensure_scheduled(s)
 
     def wake(self, partitions: set[int] | None = None) -> None:
         """New events are waiting (in these partitions): wake the embedded runner, or in Redis

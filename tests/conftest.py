@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -73,7 +74,11 @@ def ioc(db):
     from engine.org import service as org
     from engine.services import Services
 
-    services = Services(Settings(database_url=db.url), db=db)
+    # Each test's own audit key and checkpoint folder: checkpoints of another test's log would
+    # not verify against this one.
+    audit_dir = Path(tempfile.mkdtemp(prefix="ioc-audit-"))
+    services = Services(Settings(database_url=db.url, audit_key_file=str(audit_dir / "key.pem"),
+                                 checkpoint_dir=str(audit_dir / "checkpoints")), db=db)
     with db.session() as s:
         org.load_file(s, ORG_FILE)
     return services

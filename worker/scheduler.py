@@ -21,6 +21,7 @@ def run_pass(ioc: Services) -> tuple[int, int, int]:
 
 def run(ioc: Services, stop: threading.Event, interval_s: float = 0.5) -> None:
     """Pass after pass until `stop` is set; a failed pass is logged and the loop goes on."""
+    ioc.schedule_checkpoints()
     while not stop.is_set():
         try:
             fired, sent, _ = run_pass(ioc)

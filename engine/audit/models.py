@@ -36,3 +36,19 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A checkpoint this engine signed (a copy: the published file is the evidence), with the
+    frontier of the tree at its size so the next one hashes only the records added since."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    size: Mapped[int] = mapped_column(index=True)
+    root: Mapped[str] = mapped_column(String(64))
+    time: Mapped[str] = mapped_column(String(40))
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(100))
+    # [[height, hex hash], …]: the perfect subtrees of the tree of `size` leaves, left to right.
+    frontier: Mapped[list]

@@ -1,4 +1,4 @@
-"""GET /api/v1/audit/verify: check the chain."""
+"""GET /api/v1/audit/verify: check the log against the published checkpoints."""
 from __future__ import annotations
 
 from flask import jsonify
@@ -10,8 +10,9 @@ from engine.audit import service
 @bp.get("/audit/verify")
 @require_user("audit.read")
 def verify_chain():
-    """Recompute the audit chain and report the first broken record, if any."""
-    with services().db.read() as s:
-        result = service.verify(s)
-    return jsonify({"ok": result.ok, "checked": result.checked,
+    """Recompute the audit log and prove it against every published checkpoint; report the
+    first broken record or checkpoint, if any."""
+    result, kept, _ = service.verify_published(services().settings, services().db)
+    return jsonify({"ok": result.ok, "checked": result.checked, "proved": result.proved,
+                    "root": result.root, "checkpoints": len(kept),
                     "broken_seq": result.broken_seq, "reason": result.reason})

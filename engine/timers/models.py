@@ -15,8 +15,9 @@ IS_PENDING_SQL = "status = 'pending'"
 
 # Kinds of timers; each kind has one handler (see Scheduler): a BPMN timer event of an instance,
 # the next warning level of an SLA clock, the deadline of a temporal rule (absence, silence), or
-# the day a successor takes over the work of units that ended (engine/org/handover.py).
-BPMN, SLA, RULE, ORG = "bpmn", "sla", "rule", "org"
+# the day a successor takes over the work of units that ended (engine/org/handover.py), or the
+# next signed checkpoint of the audit log (engine/audit/publisher.py).
+BPMN, SLA, RULE, ORG, AUDIT = "bpmn", "sla", "rule", "org", "audit"
 
 
 class Timer(Base):
