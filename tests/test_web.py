@@ -87,6 +87,32 @@ def test_history_page_shows_the_audit_trail(app, people, open_violation):
     assert "instance.started" in history and "task.created" in history
 
 
+def test_who_read_which_case_file_is_audited(app, loaded, people, open_violation):
+    """Reading a case (the page, the API's history) is recorded: who, which case, how; the
+    case's own history does not change by being read."""
+    from sqlalchemy import select
+
+    from engine.audit.models import AuditRecord
+
+    client = app.test_client()
+    _login(client, "auditor")
+    page = client.get("/violations").get_data(as_text=True)
+    instance_id = int(re.search(r'/instances/(\d+)"', page).group(1))
+    first = client.get(f"/instances/{instance_id}").get_data(as_text=True)
+    token = people["auditor"][1]
+    client.get(f"/api/v1/instances/{instance_id}/history",
+               headers={"Authorization": f"Bearer {token}"})
+    assert client.get(f"/instances/{instance_id}").get_data(as_text=True).count("<tr") == \
+        first.count("<tr")
+    with loaded.db.read() as s:
+        views = s.scalars(select(AuditRecord).where(AuditRecord.action == "case.viewed")
+                          .order_by(AuditRecord.seq)).all()
+    assert [(v.actor, v.subject_id, v.details["via"], v.instance_id) for v in views] == [
+        ("user:auditor", str(instance_id), "web", None),
+        ("user:auditor", str(instance_id), "api", None),
+        ("user:auditor", str(instance_id), "web", None)]
+
+
 def test_history_shows_vietnamese_as_written(app, people, open_violation):
     client = app.test_client()
     _login(client, "auditor")

@@ -54,6 +54,8 @@ def get_instance(instance_id: int):
 @require_user("instances.read")
 def instance_history(instance_id: int):
     """The instance's audit records, in order."""
-    with services().db.read() as s:
+    with services().db.session() as s:
         _instance(s, instance_id)
-        return jsonify([audit.to_dict(r) for r in audit.history(s, instance_id)])
+        records = [audit.to_dict(r) for r in audit.history(s, instance_id)]
+        audit.viewed(s, g.user.username, instance_id, "api")
+    return jsonify(records)
