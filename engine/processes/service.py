@@ -447,6 +447,12 @@ class ProcessRuntime:
                      details={"scenario": version.key, "version": version.version})
         self._advance(session, instance, version, workflow, actor)
 
+    def workflow_of(self, session: Session, instance: ProcessInstance):
+        """The instance's workflow as stored, to read (nothing locked, nothing run)."""
+        version = self.version(session, instance.scenario_version_id)
+        return spiff.load_state(version.spec, instance.state, self.script_timeout_s,
+                                self.clock, self.functions)
+
     # -- internals ---------------------------------------------------------------------------
 
     def _load(self, session: Session, instance_id: int):

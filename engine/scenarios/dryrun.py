@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -41,7 +40,7 @@ from engine.expressions import budget
 from engine.notify.models import Notification
 from engine.org import service as org
 from engine.org.models import OrgUnit
-from engine.processes import spiff
+from engine.processes import path, spiff
 from engine.processes.models import RUNNING, ProcessInstance
 from engine.rules import RuleMatcher, parse_rules
 from engine.rules.format import REPEAT_WORDS, Join
@@ -540,43 +539,20 @@ def _rule_name(scenario: service.Scenario, key: str) -> dict:
 
 
 def _flow_ids(scenario: service.Scenario) -> dict[tuple[str, str], str]:
-    """(sourceRef, targetRef) → sequence flow id, to light the flows a path took."""
-    name = scenario.manifest.get("process", "process.bpmn")
-    root = parse(scenario.files[name])
-    return {(f.get("sourceRef"), f.get("targetRef")): f.get("id")
-            for f in root.iterfind(".//bpmn:sequenceFlow", NS)}
+    """(sourceRef, targetRef) → sequence flow id of the scenario's process."""
+    return path.flow_ids(scenario.files[scenario.manifest.get("process", "process.bpmn")])
 
 
 def _instance(session: Session, instance: ProcessInstance, workflow, flows: dict, at) -> dict:
     """An instance with the BPMN ids it went through (nodes and flows) and where it waits."""
-    def bpmn_parent(task) -> str | None:
-        parent = task.parent
-        while parent is not None and not getattr(parent.task_spec, "bpmn_id", None):
-            parent = parent.parent
-        return parent.task_spec.bpmn_id if parent is not None else None
-
-    def flow_in(task) -> list[str]:
-        flow = flows.get((bpmn_parent(task), task.task_spec.bpmn_id))
-        return [flow] if flow else []
-
-    def bpmn(tasks) -> list:
-        return [t for t in tasks if getattr(t.task_spec, "bpmn_id", None)]
-
-    done = sorted(bpmn(workflow.get_tasks(state=TaskState.COMPLETED)),
-                  key=lambda t: t.last_state_change)
-    open_ = bpmn(workflow.get_tasks(state=TaskState.READY | TaskState.WAITING)) \
-        if instance.status == RUNNING else []
-    path = [i for t in done for i in flow_in(t) + [t.task_spec.bpmn_id]]
-    path += [i for t in open_ for i in flow_in(t)]
+    went = path.taken(workflow, flows, instance.status == RUNNING)
     started = session.scalars(select(AuditRecord).where(
         AuditRecord.instance_id == instance.id, AuditRecord.action == "instance.started")).first()
     return {"id": instance.id, "rule": started.details.get("rule") if started else None,
             "status": instance.status, "subject": instance.subject, "data": instance.data,
-            "error": instance.error, "path": path,
-            "waiting": [t.task_spec.bpmn_id for t in open_],
-            "steps": [{"element": t.task_spec.bpmn_id,
-                       "name": t.task_spec.bpmn_name or t.task_spec.bpmn_id,
-                       "at": at(t.last_state_change)} for t in done]}
+            "error": instance.error, "path": went["path"], "waiting": went["waiting"],
+            "steps": [{"element": element, "name": name, "at": at(when)}
+                      for element, name, when in went["steps"]]}
 
 
 def _timer(session: Session, timer: Timer, workflows: dict, iso) -> dict:
