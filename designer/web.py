@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
@@ -26,6 +27,8 @@ from engine.audit import checkpoints
 from engine.audit import service as audit
 from engine.auth import logins
 from engine.auth.permissions import ROLE_NAMES, allowed
+from engine.cases import bundle
+from engine.cases import service as cases
 from engine.events import dead_letters
 from engine.events import service as events
 from engine.events.dead_letters import DeadLetterError
@@ -248,6 +251,49 @@ def instance(instance_id: int):
         audit.viewed(s, current_user.username, instance_id, "web")
     return render_template("instance.html", instance=inst, tasks=rows, history=history,
                            incidents=failures)
+
+
+def _case_or_404(s, instance_id: int) -> dict:
+    if not allowed(current_user.role, "instances.read"):
+        abort(403)
+    inst = s.get(ProcessInstance, instance_id)
+    if inst is None or not scope.may_read_instance(s, current_user, instance_id):
+        abort(404)
+    return cases.case_file(s, _ioc().runtime, instance_id)
+
+
+@bp.get("/cases/<int:instance_id>")
+@login_required
+def case_page(instance_id: int):
+    """Hồ sơ vụ việc / a case file: the events, the rule, the painted path on the diagram of the
+    version that ran, tasks with their answers, SLAs, notifications, incidents, the timeline."""
+    with _ioc().db.session() as s:
+        case = _case_or_404(s, instance_id)
+        audit.viewed(s, current_user.username, instance_id, "case file")
+    marks = {element: "dry-run-done" for element in case["path"]["elements"]}
+    marks.update({element: "dry-run-waiting" for element in case["path"]["waiting"]})
+    return render_template("case.html", case=case, timeline=cases.timeline(case), marks=marks,
+                           form=ActionForm(),
+                           may_export=allowed(current_user.role, "audit.read"))
+
+
+@bp.post("/cases/<int:instance_id>/export")
+@login_required
+def case_export(instance_id: int):
+    """Xuất hồ sơ / the case's evidence bundle (zip), for auditors."""
+    if not allowed(current_user.role, "audit.read"):
+        abort(403)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    with _ioc().db.read() as s:
+        _case_or_404(s, instance_id)
+    try:
+        data = _ioc().export_case(instance_id, actor=f"user:{current_user.username}")
+    except bundle.BundleError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("web.case_page", instance_id=instance_id))
+    return Response(data, mimetype="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="ho-so-{instance_id}.zip"'})
 
 
 @bp.get("/sla")

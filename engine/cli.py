@@ -430,6 +430,52 @@ def audit_prove(seq: int, checkpoint_file: Path | None) -> None:
                               indent=2, ensure_ascii=False))
 
 
+@audit.command("export-case")
+@click.argument("instance_id", type=click.IntRange(min=1))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the zip (default: ho-so-<id>.zip).")
+@click.option("--actor", default="cli", help="Who exports (in the bundle and the audit trail).")
+def audit_export_case(instance_id: int, output: Path | None, actor: str) -> None:
+    """Xuất hồ sơ: write one case's evidence bundle (records, proofs, PDF, signed manifest)."""
+    from engine.cases import bundle
+
+    ioc = _services()
+    output = output or Path(f"ho-so-{instance_id}.zip")
+    try:
+        data = ioc.export_case(instance_id, actor=f"cli:{actor}")
+    except bundle.BundleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    output.write_bytes(data)
+    click.echo(f"evidence bundle of case {instance_id}: {output} ({len(data):,} bytes)")
+
+
+@audit.command("verify-bundle")
+@click.argument("bundle_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "key_file", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The auditor's copy of the public key (PEM).")
+def audit_verify_bundle(bundle_file: Path, key_file: Path) -> None:
+    """Verify an evidence bundle offline, without the database; name what was changed; exit 1
+    if anything was."""
+    from engine.audit import checkpoints
+    from engine.cases import bundle
+
+    try:
+        public = checkpoints.read_public_key(key_file)
+    except checkpoints.CheckpointError as exc:
+        raise click.ClickException(str(exc)) from exc
+    verdict = bundle.verify(bundle_file.read_bytes(), public)
+    if verdict.ok:
+        click.echo(f"bundle intact: case {verdict.case}, {verdict.records} audit records proved "
+                   f"against the signed checkpoint of {verdict.checkpoint_size} records; every "
+                   "file as signed")
+        return
+    click.echo(f"bundle CHANGED ({len(verdict.problems)} problem(s)):", err=True)
+    for problem in verdict.problems:
+        click.echo(f"  - {problem}", err=True)
+    sys.exit(1)
+
+
 # -- users and sources ---------------------------------------------------------------------------
 
 @main.group()

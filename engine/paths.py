@@ -23,6 +23,7 @@ DATA_DIR = _PACKAGED_DATA if INSTALLED else _ENGINE.parent / "data"
 DATA_ROOT = DATA_DIR.parent
 ORGANISATION_FILE = DATA_DIR / "organisation" / "binh-duong.yaml"
 CALENDAR_DIR = DATA_DIR / "calendar"
+FONTS_DIR = DATA_DIR / "fonts"  # the evidence PDF's font (Vietnamese glyphs)
 VOCABULARY_DIR = Path(files("integrations") / "vocabulary")
 # What `ioc demo` loads; an installation has no checkout, so the folder of the working directory.
 SAMPLE_SCENARIOS = Path("scenarios") if INSTALLED else _ENGINE.parent / "scenarios"

@@ -1,6 +1,8 @@
 """The engine assembled from settings: database, clock, calendar, runtime, pipeline, scheduler."""
 from __future__ import annotations
 
+import hashlib
+
 from engine.audit.publisher import Publisher
 from engine.auth.models import User
 from engine.clock import SYSTEM_CLOCK, Clock
@@ -69,6 +71,22 @@ class Services:
         """Sign the audit log's checkpoints on the engine's timer from now on (idempotent)."""
         with self.db.session() as s:
             self.publisher.ensure_scheduled(s)
+
+    def export_case(self, instance_id: int, *, actor: str) -> bytes:
+        """Xuất hồ sơ: the evidence bundle of one case, its export audited."""
+        from engine.audit import checkpoints
+        from engine.audit import service as audit
+        from engine.cases import bundle
+
+        key = checkpoints.signing_key(self.settings.audit_key_path)
+        with self.db.session() as s:
+            data = bundle.build(s, self.runtime, self.publisher, key, instance_id, actor=actor,
+                                now=self.clock.now().isoformat())
+            audit.record(s, "case.exported", actor=actor, subject_type="instance",
+                         subject_id=instance_id,
+                         details={"sha256": hashlib.sha256(data).hexdigest(),
+                                  "bytes": len(data)})
+        return data
 
     def wake(self, partitions: set[int] | None = None) -> None:
         """New events are waiting (in these partitions): wake the embedded runner, or in Redis

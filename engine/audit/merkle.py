@@ -8,6 +8,7 @@ Pure functions over leaf hashes; nothing here reads the database.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -77,22 +78,38 @@ def root(leaves: Iterable[bytes]) -> bytes:
     return frontier.root()
 
 
+def inclusion_proofs(leaves: Sequence[bytes], indices: Iterable[int],
+                     size: int) -> dict[int, list[bytes]]:
+    """The audit paths (RFC 9162 2.1.3) of several leaves in the tree of the first `size`
+    leaves, from one pass over the tree: O(size) hashing whatever their number, then
+    O(log size) hashes each."""
+    wanted = sorted(set(indices))
+    if any(not 0 <= i < size for i in wanted) or size > len(leaves):
+        raise ValueError(f"leaves {wanted} are not all in a tree of {size}")
+    paths: dict[int, list[bytes]] = {i: [] for i in wanted}
+
+    def within(lo: int, hi: int) -> list[int]:
+        return wanted[bisect_left(wanted, lo):bisect_left(wanted, hi)]
+
+    def subtree(lo: int, hi: int) -> bytes:
+        if hi - lo == 1:
+            return leaves[lo]
+        k = lo + _split(hi - lo)
+        left, right = subtree(lo, k), subtree(k, hi)
+        # Post-order: the deepest siblings are appended first, as an audit path lists them.
+        for i in within(lo, k):
+            paths[i].append(right)
+        for i in within(k, hi):
+            paths[i].append(left)
+        return node_hash(left, right)
+    if size:
+        subtree(0, size)
+    return paths
+
+
 def inclusion_proof(leaves: Sequence[bytes], index: int, size: int) -> list[bytes]:
-    """The audit path of leaf `index` in the tree of the first `size` leaves (RFC 9162 2.1.3):
-    O(log size) hashes."""
-    if not 0 <= index < size <= len(leaves):
-        raise ValueError(f"leaf {index} is not in a tree of {size}")
-    path: list[bytes] = []
-    lo, hi = 0, size
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if index < lo + k:
-            path.append(root(leaves[lo + k:hi]))
-            hi = lo + k
-        else:
-            path.append(root(leaves[lo:lo + k]))
-            lo += k
-    return path[::-1]
+    """The audit path of leaf `index` in the tree of the first `size` leaves."""
+    return inclusion_proofs(leaves, [index], size)[index]
 
 
 def root_from_inclusion(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes:

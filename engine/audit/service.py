@@ -34,6 +34,13 @@ def _body(seq: int, at: datetime, actor: str, action: str, subject_type: str, su
     ).encode("utf-8")
 
 
+def body_of(record: dict) -> bytes:
+    """The canonical bytes of a record as to_dict gives it (an evidence bundle's copy)."""
+    return _body(record["seq"], datetime.fromisoformat(record["at"]), record["actor"],
+                 record["action"], record["subject_type"], record["subject_id"],
+                 record["instance_id"], record["details"], record["prev_hash"])
+
+
 def _digest(*fields) -> str:
     return hashlib.sha256(_body(*fields)).hexdigest()
 
@@ -326,12 +333,19 @@ def tree_head(session: Session, since: merkle.Frontier | None = None) -> merkle.
     return frontier
 
 
-def inclusion(session: Session, seq: int, size: int) -> list[bytes]:
-    """The audit path of record `seq` in the tree of the first `size` records."""
+def inclusions(session: Session, seqs: Sequence[int], size: int) -> dict[int, list[bytes]]:
+    """The audit paths of records `seqs` in the tree of the first `size` records (one read of
+    the log, whatever their number)."""
     leaves = [leaf(row) for row in _rows(session, upto=size)]
     if len(leaves) != size:
         raise ValueError(f"the log holds {len(leaves)} records, not {size}")
-    return merkle.inclusion_proof(leaves, seq - 1, size)
+    paths = merkle.inclusion_proofs(leaves, [seq - 1 for seq in seqs], size)
+    return {seq: paths[seq - 1] for seq in seqs}
+
+
+def inclusion(session: Session, seq: int, size: int) -> list[bytes]:
+    """The audit path of record `seq` in the tree of the first `size` records."""
+    return inclusions(session, [seq], size)[seq]
 
 
 def viewed(session: Session, username: str, instance_id: int, via: str) -> None:

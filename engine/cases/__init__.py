@@ -1,0 +1,1 @@
+"""Case files: everything about one case, for auditors and evidence bundles."""

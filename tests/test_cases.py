@@ -1,0 +1,178 @@
+"""Case files and evidence bundles (issue 20): one case in one place, exported as a zip that is
+verified offline, on another machine's copy, with only the auditor's public key; every change to
+the bundle is named."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+from engine.app import create_app
+from engine.audit import checkpoints
+from engine.cases import bundle
+from engine.cases import service as cases
+from engine.cli import main
+from tests.spine_helpers import dossier, send
+from tests.test_web import _csrf, _login
+
+
+@pytest.fixture
+def case_id(loaded, source, people):
+    """A violation's case: two supplement requests for one dossier (dossier-violations)."""
+    client = create_app(services=loaded).test_client()
+    send(client, source[1], dossier("dossier.supplement_requested", "H03.1"),
+         dossier("dossier.supplement_requested", "H03.1"))
+    loaded.pipeline.drain()
+    with loaded.db.read() as s:
+        from engine.violations.models import Violation
+        return s.query(Violation).one().instance_id
+
+
+def _case(loaded, instance_id):
+    with loaded.db.read() as s:
+        return cases.case_file(s, loaded.runtime, instance_id)
+
+
+def test_a_case_file_holds_the_events_the_rule_the_path_and_the_records(loaded, case_id):
+    case = _case(loaded, case_id)
+    [violation] = case["violations"]
+    assert [e["type"] for e in violation["events"]] == ["dossier.supplement_requested"] * 2
+    assert violation["events"][0]["data"]["dossier_id"] == "H03.1"  # as received
+    assert violation["rule_text"].lstrip().startswith("- key: " + violation["rule"])
+    assert "dossier.supplement_requested" in violation["rule_text"]
+    assert case["scenario"]["version"] == 1 and "<bpmn:" in case["bpmn"]
+    assert case["path"]["elements"] and case["path"]["waiting"]  # a task waits
+    assert [t["status"] for t in case["tasks"]] == ["open"]
+    assert case["records"][0]["action"] == "instance.started"
+    kinds = [item["kind"] for item in cases.timeline(case)]
+    assert kinds[:2] == ["event", "event"] and "record" in kinds
+
+
+def _bundle(loaded, case_id) -> bytes:
+    return loaded.export_case(case_id, actor="user:auditor")
+
+
+def _public(loaded):
+    return checkpoints.signing_key(loaded.settings.audit_key_path).public_key()
+
+
+def _rezip(data: bytes, change) -> bytes:
+    """The bundle with its files changed by change(files) (a dict name → bytes)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        files = {name: zf.read(name) for name in zf.namelist()}
+    change(files)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    return out.getvalue()
+
+
+def test_an_exported_bundle_verifies_offline_and_names_each_change(loaded, case_id, tmp_path):
+    data = _bundle(loaded, case_id)
+    public = _public(loaded)
+    verdict = bundle.verify(data, public)
+    assert verdict.ok, verdict.problems
+    assert verdict.case == case_id and verdict.records == len(_case(loaded, case_id)["records"])
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = set(zf.namelist())
+        pdf = zf.read("case.pdf")
+        case = json.loads(zf.read("case.json"))
+    assert names == {"case.json", "case.pdf", "checkpoint.json", "manifest.json", "manifest.sig",
+                     "process.bpmn", "records.json", "README.txt"}
+    assert pdf.startswith(b"%PDF-1.") and pdf.rstrip().endswith(b"%%EOF")
+    assert b"/Type /Page" in pdf and b"DejaVu" in pdf
+    assert case["instance"]["id"] == case_id
+
+    def edit(name, old, new):
+        def change(files):
+            assert old in files[name]
+            files[name] = files[name].replace(old, new, 1)
+        return change
+
+    def tampered_record(files):  # an edited answer, its hash recomputed to look right
+        proven = json.loads(files["records.json"])
+        proven[0]["record"]["actor"] = "nguoi-khac"
+        files["records.json"] = json.dumps(proven).encode()
+
+    first_seq = _case(loaded, case_id)["records"][0]["seq"]
+    cases_of_change = {
+        "case.json": (edit("case.json", b"H03.1", b"H03.9"),
+                      ["case.json was changed (its SHA-256 is not the signed one)"]),
+        "a record": (tampered_record,
+                     ["records.json was changed (its SHA-256 is not the signed one)",
+                      f"record {first_seq} (instance.started) was changed: its contents do "
+                      "not give its hash", "case.json's audit records are not the proven ones"]),
+        "the manifest": (edit("manifest.json", b'"case"', b'"case" '),
+                         ["manifest.json was changed, or signed by another key: its signature "
+                          "does not match"]),
+        "a file added": (lambda files: files.update({"ghi-chu.txt": b"them"}),
+                         ["ghi-chu.txt was added"]),
+        "the PDF removed": (lambda files: files.pop("case.pdf"), ["case.pdf is missing"]),
+    }
+    for what, (change, expected) in cases_of_change.items():
+        found = bundle.verify(_rezip(data, change), public).problems
+        assert found == expected, what
+    other = checkpoints.signing_key(tmp_path / "other.pem").public_key()
+    problems = bundle.verify(data, other).problems
+    assert problems[0].startswith("manifest.json was changed, or signed by another key")
+    assert any("was signed by key" in p for p in problems)
+    assert bundle.verify(b"not a zip", public).problems[0].startswith("not a bundle")
+
+
+def test_the_cli_exports_and_another_machine_verifies_with_only_the_key(loaded, case_id,
+                                                                         tmp_path, monkeypatch):
+    """Export with the engine's CLI; copy the zip and the public key elsewhere; verify there
+    with no database configured at all."""
+    monkeypatch.setenv("IOC_DATABASE_URL", loaded.db.url)
+    monkeypatch.setenv("IOC_AUDIT_KEY_FILE", str(loaded.settings.audit_key_path))
+    monkeypatch.setenv("IOC_AUDIT_CHECKPOINT_DIR", str(loaded.settings.checkpoint_path))
+    runner = CliRunner()
+    out = tmp_path / "ho-so.zip"
+    done = runner.invoke(main, ["audit", "export-case", str(case_id), "-o", str(out),
+                                "--actor", "kiemtra.mai"])
+    assert done.exit_code == 0, done.output
+    key = runner.invoke(main, ["audit", "public-key"]).output
+    elsewhere = tmp_path / "may-khac"
+    elsewhere.mkdir()
+    shutil.copy(out, elsewhere / "ho-so.zip")
+    (elsewhere / "auditor.pub").write_text(key)
+    monkeypatch.setenv("IOC_DATABASE_URL", "sqlite:////nonexistent/khong-co.sqlite3")
+    done = runner.invoke(main, ["audit", "verify-bundle", str(elsewhere / "ho-so.zip"),
+                                "--key", str(elsewhere / "auditor.pub")])
+    assert done.exit_code == 0, done.output
+    assert re.search(rf"bundle intact: case {case_id}, \d+ audit records proved", done.output)
+    changed = _rezip((elsewhere / "ho-so.zip").read_bytes(),
+                     lambda files: files.update({"process.bpmn": b"<x/>"}))
+    (elsewhere / "sua.zip").write_bytes(changed)
+    done = runner.invoke(main, ["audit", "verify-bundle", str(elsewhere / "sua.zip"),
+                                "--key", str(elsewhere / "auditor.pub")])
+    assert done.exit_code == 1
+    assert "process.bpmn was changed (its SHA-256 is not the signed one)" in done.output
+
+
+def test_the_auditor_reads_the_case_file_and_exports_it(loaded, case_id, people):
+    client = create_app(services=loaded).test_client()
+    _login(client, "auditor")
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert f"Hồ sơ vụ việc #{case_id}" in page and "dossier.supplement_requested" in page
+    assert "dry-run-done" in page and 'id="timeline"' in page
+    resp = client.post(f"/cases/{case_id}/export", data={"csrf_token": _csrf(page)})
+    assert resp.status_code == 200 and resp.mimetype == "application/zip"
+    assert bundle.verify(resp.data, _public(loaded)).ok
+    clerk = create_app(services=loaded).test_client()
+    _login(clerk, "phvhcc")  # civil servants read cases through their tasks (issue 23)
+    assert clerk.get(f"/cases/{case_id}").status_code == 403
+    own = _csrf(clerk.get("/inbox").get_data(as_text=True))
+    assert clerk.post(f"/cases/{case_id}/export", data={"csrf_token": own}).status_code == 403
+    assert client.get("/cases/999999").status_code == 404
+    with loaded.db.read() as s:
+        from engine.audit.models import AuditRecord
+        actions = [(r.action, r.actor) for r in s.query(AuditRecord).filter(
+            AuditRecord.action.in_(["case.viewed", "case.exported"])).order_by(AuditRecord.seq)]
+    assert actions == [("case.viewed", "user:auditor"), ("case.exported", "user:auditor")]
