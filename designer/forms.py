@@ -75,3 +75,17 @@ class ReasonForm(FlaskForm):
         Length(max=dead_letters.MAX_REASON, message=(
             f"Lý do dài tối đa {dead_letters.MAX_REASON} ký tự / The reason must be at most "
             f"{dead_letters.MAX_REASON} characters"))])
+
+
+class FindingForm(FlaskForm):
+    """Ghi kết luận kiểm tra / an auditor's finding on a case: what, how serious, whose."""
+
+    note = TextAreaField("Nội dung kết luận / Finding", filters=[lambda v: v.strip() if v else v],
+                         validators=[DataRequired("Thiếu nội dung / The finding is required"),
+                                     Length(max=2000, message="Tối đa 2000 ký tự / At most 2000 "
+                                                              "characters")])
+    severity = SelectField("Mức độ / Severity", default="medium", choices=[
+        SelectChoice("low", "Thấp / low"), SelectChoice("medium", "Trung bình / medium"),
+        SelectChoice("high", "Cao / high"), SelectChoice("critical", "Nghiêm trọng / critical")])
+    department = SelectField("Đơn vị chịu trách nhiệm / Responsible unit",
+                             validators=[DataRequired("Chọn đơn vị / Choose a unit")])

@@ -20,14 +20,15 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
-from designer.forms import ClaimForm, LoginForm, ReasonForm, answers, task_form
+from designer.forms import ClaimForm, FindingForm, LoginForm, ReasonForm, answers, task_form
 from designer.scenarios.forms import ActionForm
 from engine.audit import checkpoints
 from engine.audit import service as audit
 from engine.auth import logins
 from engine.auth.permissions import ROLE_NAMES, allowed
-from engine.cases import bundle
+from engine.cases import bundle, findings
 from engine.cases import service as cases
 from engine.events import dead_letters
 from engine.events import service as events
@@ -270,11 +271,49 @@ def case_page(instance_id: int):
     with _ioc().db.session() as s:
         case = _case_or_404(s, instance_id)
         audit.viewed(s, current_user.username, instance_id, "case file")
+    return _case_html(case, FindingForm())
+
+
+def _unit_choices(s) -> list[SelectChoice]:
+    return [SelectChoice(u.key, u.name_vi) for u in org.units(s)]
+
+
+def _case_html(case: dict, finding_form: FindingForm, status: int = 200):
     marks = {element: "dry-run-done" for element in case["path"]["elements"]}
     marks.update({element: "dry-run-waiting" for element in case["path"]["waiting"]})
+    may_find = allowed(current_user.role, "audit.findings")
+    if may_find:
+        with _ioc().db.read() as s:
+            finding_form.department.choices = _unit_choices(s)
     return render_template("case.html", case=case, timeline=cases.timeline(case), marks=marks,
-                           form=ActionForm(),
-                           may_export=allowed(current_user.role, "audit.read"))
+                           form=ActionForm(), finding_form=finding_form, may_find=may_find,
+                           may_export=allowed(current_user.role, "audit.read")), status
+
+
+@bp.post("/cases/<int:instance_id>/findings")
+@login_required
+def case_finding(instance_id: int):
+    """Ghi kết luận / record a finding on the case: it goes to the responsible unit as a task."""
+    if not allowed(current_user.role, "audit.findings"):
+        abort(403)
+    form = FindingForm()
+    with _ioc().db.read() as s:
+        case = _case_or_404(s, instance_id)
+        form.department.choices = _unit_choices(s)
+    if not form.validate_on_submit():
+        return _case_html(case, form, 422)
+    try:
+        finding = findings.record(_ioc().db, _ioc().vocabulary, _ioc().clock, instance_id,
+                                  note=form.note.data, severity=form.severity.data,
+                                  department=form.department.data,
+                                  auditor=f"user:{current_user.username}")
+    except findings.FindingRefused as exc:
+        flash(f"Không ghi được kết luận / The finding was refused: {exc}", "error")
+        return _case_html(case, form, 422)
+    _ioc().wake()
+    flash(f"Đã ghi kết luận {finding}; đơn vị sẽ nhận nhiệm vụ giải trình / Finding {finding} "
+          "recorded; the unit gets a task to answer it", "ok")
+    return redirect(url_for("web.case_page", instance_id=instance_id))
 
 
 @bp.post("/cases/<int:instance_id>/export")

@@ -176,3 +176,56 @@ def test_the_auditor_reads_the_case_file_and_exports_it(loaded, case_id, people)
         actions = [(r.action, r.actor) for r in s.query(AuditRecord).filter(
             AuditRecord.action.in_(["case.viewed", "case.exported"])).order_by(AuditRecord.seq)]
     assert actions == [("case.viewed", "user:auditor"), ("case.exported", "user:auditor")]
+
+
+def test_a_finding_reaches_the_unit_and_its_answer_joins_the_case_file(loaded, case_id,
+                                                                        people):
+    """The auditor records a finding on the case for Sở Xây dựng; it is an event of the audit
+    source, the shipped audit-finding scenario gives the unit a task with a 5-working-day SLA,
+    the unit answers, and the case file (and its bundle) shows the finding with the answer."""
+    from engine.sla.models import SlaClock
+    from engine.tasks.models import Task
+
+    auditor = create_app(services=loaded).test_client()
+    _login(auditor, "auditor")
+    page = auditor.get(f"/cases/{case_id}").get_data(as_text=True)
+    token = _csrf(page)
+    bad = auditor.post(f"/cases/{case_id}/findings", data={
+        "csrf_token": token, "note": "  ", "severity": "high", "department": "khong-co"})
+    assert bad.status_code == 422
+    text = bad.get_data(as_text=True)
+    assert "The finding is required" in text and "Not a valid choice" in text
+    done = auditor.post(f"/cases/{case_id}/findings", data={
+        "csrf_token": token, "note": "Trả kết quả chậm 3 ngày, chưa báo người dân",
+        "severity": "high", "department": "so-xay-dung"}, follow_redirects=True)
+    assert "recorded; the unit gets a task to answer it" in done.get_data(as_text=True)
+    loaded.pipeline.drain()
+    with loaded.db.read() as s:
+        [task] = s.query(Task).filter(Task.bpmn_id == "answer_finding").all()
+        [clock] = s.query(SlaClock).filter(SlaClock.task_id == task.id).all()
+    assert task.department_key == "so-xay-dung" and clock.working
+    unit = create_app(services=loaded).test_client()
+    _login(unit, "xaydung")
+    assert "Giải trình kết luận kiểm tra" in unit.get("/inbox").get_data(as_text=True)
+    loaded.complete_task(_user(loaded, "xaydung"), task.id,
+                         {"answer": "remedied", "explanation": "Đã xin lỗi, trả kết quả"})
+    loaded.run_pending()
+    [finding] = _case(loaded, case_id)["findings"]
+    assert (finding["note"], finding["severity"], finding["department"], finding["auditor"]) == (
+        "Trả kết quả chậm 3 ngày, chưa báo người dân", "high", "so-xay-dung", "user:auditor")
+    assert finding["answer"] == {"answer": "remedied", "explanation": "Đã xin lỗi, trả kết quả"}
+    page = auditor.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "Đã xin lỗi, trả kết quả" in page
+    with zipfile.ZipFile(io.BytesIO(_bundle(loaded, case_id))) as zf:
+        assert json.loads(zf.read("case.json"))["findings"][0]["answer"]["answer"] == "remedied"
+    clerk = create_app(services=loaded).test_client()
+    _login(clerk, "phvhcc")
+    own = _csrf(clerk.get("/inbox").get_data(as_text=True))
+    assert clerk.post(f"/cases/{case_id}/findings", data={"csrf_token": own}).status_code == 403
+
+
+def _user(loaded, username):
+    from engine.auth.models import User
+
+    with loaded.db.read() as s:
+        return s.query(User).filter(User.username == username).one()

@@ -181,6 +181,15 @@ def render(case: dict, exported_at: str, exported_by: str) -> bytes:
         for n in case["notifications"]:
             pdf.line_of(f"{n['channel']} → {n['to'] or n['user_id']}: {n['subject']} · "
                         f"{n['status']} {_local(n['sent_at'])}", size=7)
+    if case.get("findings"):
+        pdf.heading("Kết luận kiểm tra", "Audit findings")
+        for f in case["findings"]:
+            pdf.line_of(f"{f['finding_id']} · {f['severity']} · {f['department']} · "
+                        f"{_local(f['recorded_at'])} · {f['auditor']}: {f['note']}", size=8)
+            answer = f.get("answer") or {}
+            pdf.line_of(f"Trả lời / Answer: {answer.get('answer', '—')} "
+                        f"{answer.get('explanation', '')} ({_local(f.get('answered_at'))})",
+                        size=7)
     pdf.heading("Nhật ký kiểm toán", "Audit records")
     for r in case["records"]:
         pdf.line_of(f"#{r['seq']} {_local(r['at'])} {r['actor']} — {r['action']} "

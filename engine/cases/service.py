@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from engine.audit import service as audit
 from engine.audit.models import AuditRecord
 from engine.auth.models import User
+from engine.cases import findings
 from engine.events.models import Event
 from engine.incidents.models import ProcessIncident
 from engine.notify.models import Notification
@@ -134,6 +135,7 @@ def case_file(session: Session, runtime, instance_id: int) -> dict[str, Any] | N
             ProcessIncident.instance_id == instance_id).order_by(ProcessIncident.id))],
         "path": {"elements": went["path"], "waiting": went["waiting"]},
         "records": [audit.to_dict(r) for r in records],
+        "findings": findings.of_case(session, instance_id),
         "views": [{"seq": v.seq, "at": _iso(v.at), "actor": v.actor, "via": v.details.get("via")}
                   for v in views],
         "bpmn": bpmn,
