@@ -12,7 +12,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from engine.events import dead_letters
 
@@ -89,3 +89,27 @@ class FindingForm(FlaskForm):
         SelectChoice("high", "Cao / high"), SelectChoice("critical", "Nghiêm trọng / critical")])
     department = SelectField("Đơn vị chịu trách nhiệm / Responsible unit",
                              validators=[DataRequired("Chọn đơn vị / Choose a unit")])
+
+
+class CaseSearchForm(FlaskForm):
+    """Tìm hồ sơ / case search: every filter optional, kept in the URL (GET, no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    since = DateField("Từ ngày / From", validators=[Optional()])
+    until = DateField("Đến ngày / Until", validators=[Optional()])
+    department = StringField("Đơn vị / Unit", validators=[Optional(), Length(max=100)])
+    ward = StringField("Phường, xã / Ward", validators=[Optional(), Length(max=100)])
+    scenario = StringField("Kịch bản / Scenario", validators=[Optional(), Length(max=100)])
+    version = IntegerField("Phiên bản / Version", validators=[Optional(), NumberRange(min=1)])
+    officer = StringField("Cán bộ / Officer", validators=[Optional(), Length(max=100)])
+    status = SelectField("Trạng thái / Status", validators=[Optional()], default="", choices=[
+        SelectChoice("", "tất cả / any"), SelectChoice("running", "đang chạy / running"),
+        SelectChoice("completed", "đã xong / completed"),
+        SelectChoice("cancelled", "đã hủy / cancelled"), SelectChoice("error", "lỗi / error")])
+    kind = SelectField("Loại / Kind", validators=[Optional()], default="", choices=[
+        SelectChoice("", "tất cả / any"), SelectChoice("violation", "vi phạm / violation"),
+        SelectChoice("incident", "sự cố / incident"), SelectChoice("none", "khác / other")])
+    outcome = StringField("Kết quả / Outcome", validators=[Optional(), Length(max=100)])
+    before = IntegerField(validators=[Optional(), NumberRange(min=1)])

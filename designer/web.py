@@ -22,13 +22,21 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
-from designer.forms import ClaimForm, FindingForm, LoginForm, ReasonForm, answers, task_form
+from designer.forms import (
+    CaseSearchForm,
+    ClaimForm,
+    FindingForm,
+    LoginForm,
+    ReasonForm,
+    answers,
+    task_form,
+)
 from designer.scenarios.forms import ActionForm
 from engine.audit import checkpoints
 from engine.audit import service as audit
 from engine.auth import logins
 from engine.auth.permissions import ROLE_NAMES, allowed
-from engine.cases import bundle, findings
+from engine.cases import bundle, findings, search
 from engine.cases import service as cases
 from engine.events import dead_letters
 from engine.events import service as events
@@ -252,6 +260,47 @@ def instance(instance_id: int):
         audit.viewed(s, current_user.username, instance_id, "web")
     return render_template("instance.html", instance=inst, tasks=rows, history=history,
                            incidents=failures)
+
+
+def _case_filters() -> tuple[CaseSearchForm, search.Filters | None]:
+    form = CaseSearchForm(request.args)
+    if not form.validate():
+        return form, None
+    return form, search.Filters(**{name: (form[name].data or None) for name in (
+        "since", "until", "department", "ward", "scenario", "version", "officer", "status",
+        "kind", "outcome")})
+
+
+@bp.get("/cases")
+@login_required
+def cases_page():
+    """Tìm hồ sơ / search cases by period, unit, ward, scenario, officer, status, outcome."""
+    if not allowed(current_user.role, "instances.read"):
+        abort(403)
+    form, filters = _case_filters()
+    rows, after, total = [], None, 0
+    if filters is not None:
+        with _ioc().db.read() as s:
+            rows, after, total = search.search(s, current_user, filters, form.before.data)
+    args = {k: v for k, v in request.args.items() if k != "before" and v}
+    return render_template("cases.html", form=form, rows=rows, total=total, args=args,
+                           next_url=url_for("web.cases_page", **args, before=after)
+                           if after else None), 200 if filters is not None else 400
+
+
+@bp.get("/cases.csv")
+@login_required
+def cases_csv():
+    """The found cases as CSV (every page), with the same filters."""
+    if not allowed(current_user.role, "instances.read"):
+        abort(403)
+    form, filters = _case_filters()
+    if filters is None:
+        abort(400)
+    with _ioc().db.read() as s:
+        text = search.to_csv(s, current_user, filters)
+    return Response("\ufeff" + text, mimetype="text/csv", headers={
+        "Content-Disposition": 'attachment; filename="ho-so.csv"'})
 
 
 def _case_or_404(s, instance_id: int) -> dict:

@@ -229,3 +229,50 @@ def _user(loaded, username):
 
     with loaded.db.read() as s:
         return s.query(User).filter(User.username == username).one()
+
+
+def test_cases_are_found_by_filters_paged_and_exported(loaded, case_id, source, people):
+    """Two cases (a violation, a hotline ticket): filters narrow them, pages follow each other,
+    the CSV has every match, a bad filter is a 400 naming it, and nothing outside the
+    person's scope appears."""
+    import csv
+
+    from tests.spine_helpers import ticket
+
+    client = create_app(services=loaded).test_client()
+    send(client, source[1], ticket("T-100", ward="phuong-di-an"))
+    loaded.pipeline.drain()
+    _login(client, "auditor")
+
+    def found(**params):
+        page = client.get("/cases", query_string=params)
+        assert page.status_code == 200, page.get_data(as_text=True)
+        return re.findall(r'href="/cases/(\d+)"', page.get_data(as_text=True))
+    both = found()
+    assert len(both) == 2 and str(case_id) in both
+    assert found(kind="violation") == [str(case_id)]
+    assert found(scenario="hotline-ticket", version=2) == [b for b in both if b != str(case_id)]
+    assert found(scenario="hotline-ticket", version=1) == []
+    assert found(ward="phuong-thu-dau-mot") == [str(case_id)]
+    assert found(department="trung-tam-phvhcc") == [str(case_id)]
+    assert found(status="completed") == [] and found(since="2000-01-01") == both
+    assert found(until="2000-01-01") == []
+    first = client.get("/cases", query_string={"kind": ""}).get_data(as_text=True)
+    assert 'id="case-total">2<' in first
+    from engine.cases import search
+    with loaded.db.read() as s:
+        auditor = _user(loaded, "auditor")
+        page1, after, total = search.search(s, auditor, search.Filters(), limit=1)
+        page2, after2, _ = search.search(s, auditor, search.Filters(), before=after, limit=1)
+    assert total == 2 and [page1[0]["case"], page2[0]["case"]] == [int(b) for b in both]
+    assert after2 is None
+    text = client.get("/cases.csv", query_string={"kind": "violation"}).get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    assert [(r["case"], r["scenario"], r["kind"]) for r in rows] == [
+        (str(case_id), "dossier-violations", "violation")]
+    bad = client.get("/cases", query_string={"since": "hôm qua", "version": "0"})
+    assert bad.status_code == 400 and "Not a valid date value" in bad.get_data(as_text=True)
+    assert client.get("/cases.csv", query_string={"version": "x"}).status_code == 400
+    clerk = create_app(services=loaded).test_client()
+    _login(clerk, "phvhcc")
+    assert clerk.get("/cases").status_code == 403
