@@ -25,6 +25,9 @@ class AuditRecord(Base):
     details: Mapped[dict]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The record's Merkle leaf hash (hex), kept for proofs and checkpoints; None for records
+    # written before migration 0011 (computed from the contents when read).
+    leaf: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditHead(Base):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
+import subprocess
+import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -57,6 +57,26 @@ def _rows(session: Session, after: int = 0, upto: int | None = None):
     if upto is not None:
         query = query.where(RECORDS.c.seq <= upto)
     return session.execute(query.order_by(RECORDS.c.seq).execution_options(yield_per=5000))
+
+
+def _leaves(session: Session, after: int = 0, upto: int | None = None) -> list[bytes]:
+    """The leaf hashes of the records after seq `after` (up to `upto`), in order: as stored,
+    else (records written before leaves were stored) computed from their contents."""
+    query = select(RECORDS.c.seq, RECORDS.c.leaf).where(RECORDS.c.seq > after)
+    if upto is not None:
+        query = query.where(RECORDS.c.seq <= upto)
+    rows = session.execute(query.order_by(RECORDS.c.seq).execution_options(yield_per=20000))
+    out, missing = [], []
+    for seq, stored in rows:
+        if stored is None:
+            missing.append((len(out), seq))
+        out.append(bytes.fromhex(stored) if stored else b"")
+    if missing:
+        computed = {row[0]: leaf(row) for row in _rows(session, after=missing[0][1] - 1,
+                                                       upto=missing[-1][1])}
+        for index, seq in missing:
+            out[index] = computed[seq]
+    return out
 
 
 def leaf(row) -> bytes:
@@ -146,10 +166,13 @@ def _chain(session: Session) -> None:
     rows = []
     for entry in pending:
         seq += 1
-        digest = _digest(seq, entry["at"], entry["actor"], entry["action"],
-                         entry["subject_type"], entry["subject_id"], entry["instance_id"],
-                         entry["details"], prev)
-        rows.append({**entry, "seq": seq, "prev_hash": prev, "hash": digest})
+        body = _body(seq, entry["at"], entry["actor"], entry["action"], entry["subject_type"],
+                     entry["subject_id"], entry["instance_id"], entry["details"], prev)
+        digest = hashlib.sha256(body).hexdigest()
+        # The Merkle leaf too, so that proofs and checkpoints read 64 characters a record
+        # (verify recomputes it from the contents all the same).
+        rows.append({**entry, "seq": seq, "prev_hash": prev, "hash": digest,
+                     "leaf": merkle.leaf_hash(body).hex()})
         prev = digest
     # Core statements, not ORM objects: nothing reads the records back in this transaction, and
     # the head stays locked for less time.
@@ -241,17 +264,26 @@ def _check_range(session: Session, lo: int, hi: int | None, last: bool) -> _Rang
     return _Range(lo, expected - lo, first_prev, prev, bytes(leaves), None)
 
 
-def _range_in_child(url: str, lo: int, hi: int, last: bool) -> _Range:
-    from engine.db import Database
-
-    db = Database(url)
-    try:
-        with db.read() as s:
-            return _check_range(s, lo, hi, last)
-    finally:
-        db.dispose()
+def _range_in_child(url: str, lo: int, hi: int, last: bool) -> subprocess.Popen:
+    """Start checking records lo..hi in a child process (engine/audit/range_child.py); the
+    database URL goes in its environment, which other users cannot read (argv they can)."""
+    return subprocess.Popen([sys.executable, "-m", "engine.audit.range_child", str(lo),
+                             str(hi), "1" if last else "0"], stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env={**os.environ, RANGE_URL: url})
 
 
+def _range_of(child: subprocess.Popen) -> _Range:
+    out, _ = child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"checking a stretch of the audit log failed (exit {child.returncode})")
+    head, _, leaves = out.partition(b"\n")
+    found = json.loads(head)
+    broken = tuple(found["broken"]) if found["broken"] else None
+    return _Range(found["first"], found["count"], found["first_prev"], found["last_hash"],
+                  leaves, broken)
+
+
+RANGE_URL = "IOC_AUDIT_RANGE_DATABASE_URL"
 # Below this many records one process checks the log; above, one per core on PostgreSQL (the
 # chain and the leaves need every record re-serialised: measured ~20 µs a record).
 PARALLEL_FROM = 200_000
@@ -266,10 +298,8 @@ def _ranges(session: Session, processes: int | None) -> list[_Range]:
     step = -(-last_seq // processes)
     bounds = [(lo, min(lo + step - 1, last_seq)) for lo in range(1, last_seq + 1, step)]
     url = bind.url.render_as_string(hide_password=False)
-    with ProcessPoolExecutor(len(bounds), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_range_in_child, url, lo, hi, hi == last_seq)
-                   for lo, hi in bounds]
-        found = [future.result() for future in futures]
+    children = [_range_in_child(url, lo, hi, hi == last_seq) for lo, hi in bounds]
+    found = [_range_of(child) for child in children]
     # Records added after the count (the log is live): checked here, after the last range.
     return found + [_check_range(session, last_seq + 1, None, True)]
 
@@ -328,15 +358,15 @@ def verify_published(settings, db) -> tuple[Verification, list[Checkpoint], str]
 def tree_head(session: Session, since: merkle.Frontier | None = None) -> merkle.Frontier:
     """The Merkle tree of every record, grown from `since` (the tree of the first records)."""
     frontier = since or merkle.Frontier()
-    for row in _rows(session, after=frontier.size):
-        frontier.append(leaf(row))
+    for node in _leaves(session, after=frontier.size):
+        frontier.append(node)
     return frontier
 
 
 def inclusions(session: Session, seqs: Sequence[int], size: int) -> dict[int, list[bytes]]:
     """The audit paths of records `seqs` in the tree of the first `size` records (one read of
     the log, whatever their number)."""
-    leaves = [leaf(row) for row in _rows(session, upto=size)]
+    leaves = _leaves(session, upto=size)
     if len(leaves) != size:
         raise ValueError(f"the log holds {len(leaves)} records, not {size}")
     paths = merkle.inclusion_proofs(leaves, [seq - 1 for seq in seqs], size)

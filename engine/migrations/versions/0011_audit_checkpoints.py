@@ -1,4 +1,5 @@
-"""audit checkpoints: the signed tree heads of the audit log, each with its tree's frontier
+"""audit checkpoints: the signed tree heads of the audit log, each with its tree's frontier;
+each audit record's Merkle leaf hash (None for the records written before)
 
 Revision ID: 0011
 Revises: 0010
@@ -15,6 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('audit_records', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('leaf', sa.String(length=64), nullable=True))
     op.create_table(
         'audit_checkpoints',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -33,3 +36,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('audit_checkpoints')
+    with op.batch_alter_table('audit_records', schema=None) as batch_op:
+        batch_op.drop_column('leaf')
