@@ -349,3 +349,22 @@ def test_records_written_before_leaves_were_stored_are_proved_the_same(ioc):
         assert audit.tree_head(s).root() == head
         assert audit.inclusions(s, [2, 7], 9) == paths
     assert _checkpoint(ioc).root == head.hex()
+
+
+def test_a_key_file_that_is_not_an_ed25519_pem_is_named(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    garbage = tmp_path / "rac.pem"
+    garbage.write_text("không phải khóa")
+    with pytest.raises(checkpoints.CheckpointError, match="rac.pem: not a PEM private key"):
+        checkpoints.signing_key(garbage)
+    with pytest.raises(checkpoints.CheckpointError, match="rac.pem: not a PEM public key"):
+        checkpoints.read_public_key(garbage)
+    other = tmp_path / "ec.pub"
+    other.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    with pytest.raises(checkpoints.CheckpointError, match="the audit key must be Ed25519"):
+        checkpoints.read_public_key(other)
+    with pytest.raises(checkpoints.CheckpointError, match="not a PEM public key"):
+        checkpoints.read_public_key(tmp_path / "khong-co.pub")

@@ -70,12 +70,18 @@ def signing_key(path: Path) -> Ed25519PrivateKey:
                                            .private_bytes(serialization.Encoding.PEM,
                                                           serialization.PrivateFormat.PKCS8,
                                                           serialization.NoEncryption()))
+    return _ed25519(lambda: serialization.load_pem_private_key(data, password=None), path,
+                    Ed25519PrivateKey, "private")
+
+
+def _ed25519(load, path, kind: type, what: str):
+    """The key `load()` reads from `path`, if it is an Ed25519 key of `kind`."""
     try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: not a PEM private key ({exc})") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise CheckpointError(f"{path}: the audit signing key must be Ed25519")
+        key = load()
+    except (OSError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: not a PEM {what} key ({exc})") from None
+    if not isinstance(key, kind):
+        raise CheckpointError(f"{path}: the audit key must be Ed25519")
     return key
 
 
@@ -87,13 +93,8 @@ def public_pem(key: Ed25519PrivateKey) -> str:
 
 def read_public_key(path: Path) -> Ed25519PublicKey:
     """An auditor's copy of the public key (PEM)."""
-    try:
-        key = serialization.load_pem_public_key(Path(path).read_bytes())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a PEM public key ({exc})") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise CheckpointError(f"{path}: the audit key is Ed25519")
-    return key
+    return _ed25519(lambda: serialization.load_pem_public_key(Path(path).read_bytes()), path,
+                    Ed25519PublicKey, "public")
 
 
 def key_id(public: Ed25519PublicKey) -> str:
