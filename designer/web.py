@@ -83,6 +83,38 @@ STATUS_NAMES = {"running": "Đang xử lý / running", "completed": "Đã kết 
                 "open": "Chờ nhận / open", "claimed": "Đang xử lý / claimed"}
 
 
+# What a person is told on an error page, Vietnamese first: (title, what to do).
+ERRORS = {
+    400: (("Yêu cầu không hợp lệ", "Bad request"),
+          ("Trang không hiểu yêu cầu này; hãy kiểm tra các ô đã điền.",
+           "The page could not read this request; check what was filled in.")),
+    403: (("Bạn không có quyền mở trang này", "You may not open this page"),
+          ("Vai trò của bạn không có quyền này; nếu cần, hãy nhờ quản trị viên.",
+           "Your role does not allow it; ask an administrator if you need it.")),
+    404: (("Không tìm thấy", "Not found"),
+          ("Trang hoặc hồ sơ này không có, hoặc không thuộc đơn vị của bạn.",
+           "This page or case does not exist, or is not one of your unit's.")),
+    405: (("Không dùng được cách gửi này", "Method not allowed"),
+          ("Hãy mở trang từ trình đơn rồi làm lại.", "Open the page from the menu and try again.")),
+    413: (("Tệp quá lớn", "Too large"), ("Hãy gửi tệp nhỏ hơn.", "Send a smaller file.")),
+    429: (("Quá nhiều yêu cầu", "Too many requests"),
+          ("Hãy đợi một lát rồi thử lại.", "Wait a moment and try again.")),
+    500: (("Lỗi hệ thống", "Internal error"),
+          ("Lỗi đã được ghi lại để kỹ thuật xử lý; hãy thử lại sau.",
+           "The error was logged for the technical team; try again later.")),
+}
+
+
+def error_page(code: int):
+    """An error as a page of the app: its layout, both languages, a way back."""
+    (title_vi, title_en), (text_vi, text_en) = ERRORS.get(
+        code, ERRORS[400] if code < 500 else ERRORS[500])
+    back = local_path(request.referrer and urlsplit(request.referrer)._replace(
+        scheme="", netloc="").geturl())
+    return render_template("error.html", code=code, title_vi=title_vi, title_en=title_en,
+                           text_vi=text_vi, text_en=text_en, back=back), code
+
+
 @bp.app_template_filter("readable")
 def _readable(value) -> str:
     """Data as JSON a person can read: Vietnamese letters as they are (Jinja escapes the HTML)."""

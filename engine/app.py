@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     from designer import scenarios as designer
     from designer.web import bp as web_bp
+    from designer.web import error_page
 
     app.register_blueprint(web_bp)
     designer.register(app)
@@ -99,7 +100,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     def _http_error(exc: HTTPException):
         if request.path.startswith(integrations.MACHINE_PREFIXES):
             return api.handle_http_error(exc)
-        return exc
+        if exc.code is None or exc.code < 400:
+            return exc  # a redirect (a missing slash) goes on as it is
+        return error_page(exc.code)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
@@ -107,7 +110,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         if request.path.startswith(integrations.MACHINE_PREFIXES):
             return api.problem(500, "Internal Server Error",
                                "an unexpected error occurred; it was logged")
-        return "Lỗi hệ thống / Internal error", 500
+        return error_page(500)
 
     ops.register(app)  # /healthz, /readyz, /metrics (docs/operations.md)
     app.after_request(_security_headers)

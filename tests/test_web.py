@@ -120,3 +120,23 @@ def test_history_shows_vietnamese_as_written(app, people, open_violation):
     instance_id = int(re.search(r'/instances/(\d+)"', page).group(1))
     history = client.get(f"/instances/{instance_id}").get_data(as_text=True)
     assert "Xác minh vi phạm" in history and "\\u" not in history
+
+
+def test_error_pages_have_the_layout_both_languages_and_a_way_back(app, people):
+    """403 and 404 are pages of the app (the menu, Vietnamese then English, links home and back),
+    not bare server pages; the API keeps answering problem+json."""
+    client = app.test_client()
+    _login(client, "phvhcc")
+    denied = client.get("/audit", headers={"Referer": "http://localhost/inbox"})
+    page = denied.get_data(as_text=True)
+    assert denied.status_code == 403 and "Hộp công việc" in page  # the menu is there
+    assert "Bạn không có quyền mở trang này" in page and "You may not open this page" in page
+    assert 'href="/"' in page and 'id="back"' in page and 'href="/inbox"' in page
+    missing = client.get("/khong-co-trang-nay")
+    assert missing.status_code == 404 and "Không tìm thấy" in missing.get_data(as_text=True)
+    assert 'id="back"' not in missing.get_data(as_text=True)  # no referrer, no back link
+    foreign = client.get("/audit", headers={"Referer": "https://evil.example/x"})
+    assert 'href="https://evil.example' not in foreign.get_data(as_text=True)
+    api = client.get("/api/v1/khong-co")
+    assert api.status_code == 404 and api.mimetype == "application/problem+json"
+    assert client.get("/designer").status_code in (301, 302, 308)  # redirects pass through
