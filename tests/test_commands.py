@@ -365,7 +365,7 @@ def test_compose_workers_and_scheduler_drain_a_stream_and_stop_on_sigterm(
     codes = {name: proc.returncode for name, proc in stack.procs.items()}
     assert codes == {"worker-1": 0, "worker-2": 0, "scheduler": 0}, {
         name: (tmp_path / f"{name}.log").read_text() for name in codes}
-    assert "audit chain intact" in _run(["ioc", "audit", "verify"], env)
+    assert "audit log intact" in _run(["ioc", "audit", "verify"], env)
 
 
 def test_the_batches_bench_counts_a_workers_statements(pg_url):
