@@ -176,8 +176,14 @@ def server(loaded, server_clock):
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{srv.effective_port}"
-    # Closed by the server's own loop (its trigger runs the call there): closing its sockets
-    # from this thread could pull them from under the loop's select (EBADF in that thread).
-    srv.trigger.pull_trigger(srv.close)
-    services.runner.stop()
-    thread.join(5)
+    try:
+        # Closed by the server's own loop (its trigger runs the call there): closing its
+        # sockets from this thread could pull them from under the loop's select (EBADF there).
+        srv.trigger.pull_trigger(srv.close)
+    except OSError:
+        pass  # the loop had ended and closed its trigger: nothing is left to close
+    finally:
+        # Whatever happened to the server, its runner must stop: left running on the shared
+        # test database with this clock, it would fire the next test's timers (seen once).
+        services.runner.stop()
+        thread.join(5)
