@@ -19,7 +19,6 @@ its public schema dropped and made again.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import tempfile
 import time
@@ -63,12 +62,11 @@ def write_records(db: Database, first: int, count: int, prev: str) -> str:
                            "trung-tam-phvhcc"}
                 fields = (seq, at, f"user:can-bo-{seq % 40}", "task.completed", "task",
                           str(seq), seq // 5, details, prev)
-                body = audit._body(*fields)
-                digest = hashlib.sha256(body).hexdigest()
+                digest, leaf = audit._hashes(*fields)
                 rows.append({"seq": seq, "at": at, "actor": fields[2], "action": fields[3],
                              "subject_type": "task", "subject_id": str(seq),
                              "instance_id": seq // 5, "details": details, "prev_hash": prev,
-                             "hash": digest, "leaf": merkle.leaf_hash(body).hex()})
+                             "hash": digest, "leaf": leaf.hex()})
                 prev = digest
             conn.execute(insert(audit.RECORDS), rows)
         conn.execute(audit.HEAD.delete())

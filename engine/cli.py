@@ -342,21 +342,13 @@ def audit() -> None:
 def audit_verify(folder: Path | None, key_file: Path | None) -> None:
     """Check the hash chain and prove the records against every kept checkpoint; name the
     first broken record or the checkpoint they no longer match; exit 1 if broken."""
-    from engine.audit import checkpoints
     from engine.audit import service as audit_service
 
     ioc = _services()
-    try:
-        public = checkpoints.read_public_key(key_file) if key_file else \
-            checkpoints.signing_key(ioc.settings.audit_key_path).public_key()
-        kept = checkpoints.kept(folder or ioc.settings.checkpoint_path)
-        for _, checkpoint in kept:
-            checkpoints.check(checkpoint, public)
-    except checkpoints.CheckpointError as exc:
-        click.echo(f"audit checkpoints REFUSED: {exc}", err=True)
+    result, _, refused = audit_service.verify_published(ioc.settings, ioc.db, folder, key_file)
+    if refused:
+        click.echo(f"audit checkpoints REFUSED: {refused}", err=True)
         sys.exit(1)
-    with ioc.db.read() as s:
-        result = audit_service.verify(s, [checkpoint for _, checkpoint in kept])
     if result.ok:
         click.echo(f"audit log intact: {result.checked} records verified, proved against "
                    f"{result.proved} signed checkpoint(s); tree head {result.root}")

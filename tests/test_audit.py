@@ -59,8 +59,8 @@ def test_a_rewritten_chain_tail_is_detected(db):
     with db.session() as s:
         rec = s.query(AuditRecord).filter_by(seq=2).one()
         rec.details = {"i": 99}
-        rec.hash = audit._digest(rec.seq, rec.at, rec.actor, rec.action, rec.subject_type,
-                                 rec.subject_id, rec.instance_id, rec.details, rec.prev_hash)
+        rec.hash, _ = audit._hashes(rec.seq, rec.at, rec.actor, rec.action, rec.subject_type,
+                                    rec.subject_id, rec.instance_id, rec.details, rec.prev_hash)
     result = _verify(db)
     assert (result.ok, result.broken_seq) == (False, 3)
 

@@ -87,7 +87,7 @@ def _rehash_from(db, first_seq):
         prev = audit.GENESIS
         for n, row in enumerate(rows, start=1):
             if n >= first_seq:
-                digest = audit._digest(n, *row[1:8], prev)
+                digest, _ = audit._hashes(n, *row[1:8], prev)
                 conn.execute(records.update().where(records.c.seq == row[0]).values(
                     seq=n, prev_hash=prev, hash=digest))
                 prev = digest

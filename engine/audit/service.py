@@ -34,15 +34,18 @@ def _body(seq: int, at: datetime, actor: str, action: str, subject_type: str, su
     ).encode("utf-8")
 
 
-def body_of(record: dict) -> bytes:
-    """The canonical bytes of a record as to_dict gives it (an evidence bundle's copy)."""
-    return _body(record["seq"], datetime.fromisoformat(record["at"]), record["actor"],
-                 record["action"], record["subject_type"], record["subject_id"],
-                 record["instance_id"], record["details"], record["prev_hash"])
+def _hashes(*fields) -> tuple[str, bytes]:
+    """A record's chain hash (hex) and Merkle leaf hash, both from its canonical bytes."""
+    body = _body(*fields)
+    return hashlib.sha256(body).hexdigest(), merkle.leaf_hash(body)
 
 
-def _digest(*fields) -> str:
-    return hashlib.sha256(_body(*fields)).hexdigest()
+def hashes_of(record: dict) -> tuple[str, bytes]:
+    """The chain hash and leaf hash of a record as to_dict gives it (an evidence bundle's
+    copy)."""
+    return _hashes(record["seq"], datetime.fromisoformat(record["at"]), record["actor"],
+                   record["action"], record["subject_type"], record["subject_id"],
+                   record["instance_id"], record["details"], record["prev_hash"])
 
 
 # The columns of a record in _body's order, then its hash: read with Core, streamed.
@@ -51,21 +54,25 @@ _COLUMNS = (RECORDS.c.seq, RECORDS.c.at, RECORDS.c.actor, RECORDS.c.action, RECO
             RECORDS.c.hash)
 
 
-def _rows(session: Session, after: int = 0, upto: int | None = None):
-    """The records after seq `after` (up to `upto`) in order, as tuples of _COLUMNS."""
-    query = select(*_COLUMNS).where(RECORDS.c.seq > after)
+def _between(query, after: int, upto: int | None):
+    """`query` over the records after seq `after` (up to `upto`), in order."""
+    query = query.where(RECORDS.c.seq > after)
     if upto is not None:
         query = query.where(RECORDS.c.seq <= upto)
-    return session.execute(query.order_by(RECORDS.c.seq).execution_options(yield_per=5000))
+    return query.order_by(RECORDS.c.seq)
+
+
+def _rows(session: Session, after: int = 0, upto: int | None = None):
+    """The records after seq `after` (up to `upto`) in order, as tuples of _COLUMNS."""
+    return session.execute(_between(select(*_COLUMNS), after, upto)
+                           .execution_options(yield_per=5000))
 
 
 def _leaves(session: Session, after: int = 0, upto: int | None = None) -> list[bytes]:
     """The leaf hashes of the records after seq `after` (up to `upto`), in order: as stored,
     else (records written before leaves were stored) computed from their contents."""
-    query = select(RECORDS.c.seq, RECORDS.c.leaf).where(RECORDS.c.seq > after)
-    if upto is not None:
-        query = query.where(RECORDS.c.seq <= upto)
-    rows = session.execute(query.order_by(RECORDS.c.seq).execution_options(yield_per=20000))
+    rows = session.execute(_between(select(RECORDS.c.seq, RECORDS.c.leaf), after, upto)
+                           .execution_options(yield_per=20000))
     out, missing = [], []
     for seq, stored in rows:
         if stored is None:
@@ -84,7 +91,7 @@ def leaf(row) -> bytes:
     if isinstance(row, AuditRecord):
         row = (row.seq, row.at, row.actor, row.action, row.subject_type, row.subject_id,
                row.instance_id, row.details, row.prev_hash)
-    return merkle.leaf_hash(_body(*row[:9]))
+    return _hashes(*row[:9])[1]
 
 
 def _head(session: Session) -> tuple[int, str]:
@@ -166,13 +173,13 @@ def _chain(session: Session) -> None:
     rows = []
     for entry in pending:
         seq += 1
-        body = _body(seq, entry["at"], entry["actor"], entry["action"], entry["subject_type"],
-                     entry["subject_id"], entry["instance_id"], entry["details"], prev)
-        digest = hashlib.sha256(body).hexdigest()
+        digest, leaf_hash = _hashes(seq, entry["at"], entry["actor"], entry["action"],
+                                    entry["subject_type"], entry["subject_id"],
+                                    entry["instance_id"], entry["details"], prev)
         # The Merkle leaf too, so that proofs and checkpoints read 64 characters a record
         # (verify recomputes it from the contents all the same).
         rows.append({**entry, "seq": seq, "prev_hash": prev, "hash": digest,
-                     "leaf": merkle.leaf_hash(body).hex()})
+                     "leaf": leaf_hash.hex()})
         prev = digest
     # Core statements, not ORM objects: nothing reads the records back in this transaction, and
     # the head stays locked for less time.
@@ -253,10 +260,10 @@ def _check_range(session: Session, lo: int, hi: int | None, last: bool) -> _Rang
             first_prev = row[8]
         elif row[8] != prev:
             return cut(seq, f"record {seq} does not follow record {seq - 1}")
-        body = _body(*row[:9])
-        if hashlib.sha256(body).hexdigest() != row[9]:
+        digest, leaf_hash = _hashes(*row[:9])
+        if digest != row[9]:
             return cut(seq, f"record {seq} ({row[3]}) was altered")
-        leaves += merkle.leaf_hash(body)
+        leaves += leaf_hash
         prev, expected = row[9], expected + 1
     if not last and hi is not None and expected <= hi:
         found = session.scalar(select(func.min(RECORDS.c.seq)).where(RECORDS.c.seq > expected))
@@ -341,12 +348,16 @@ def verify(session: Session, checkpoints: Sequence[Checkpoint] = (),
     return Verification(True, checked, root=frontier.root().hex(), proved=kept.proved)
 
 
-def verify_published(settings, db) -> tuple[Verification, list[Checkpoint], str]:
-    """The log checked against the checkpoints of the engine's published folder, each signature
-    checked with the engine's key first; (result, checkpoints, a checkpoint's refusal or "")."""
+def verify_published(settings, db, folder=None, key_file=None
+                     ) -> tuple[Verification, list[Checkpoint], str]:
+    """The log checked against the checkpoints of `folder` (default: the engine's published
+    folder), each signature checked first with the public key in `key_file` (default: the
+    engine's own); (result, checkpoints, a checkpoint's or key's refusal or "")."""
     try:
-        public = checkpoints.signing_key(settings.audit_key_path).public_key()
-        kept = [checkpoint for _, checkpoint in checkpoints.kept(settings.checkpoint_path)]
+        public = checkpoints.read_public_key(key_file) if key_file else \
+            checkpoints.signing_key(settings.audit_key_path).public_key()
+        kept = [checkpoint for _, checkpoint in checkpoints.kept(folder or
+                                                                 settings.checkpoint_path)]
         for checkpoint in kept:
             checkpoints.check(checkpoint, public)
     except checkpoints.CheckpointError as exc:

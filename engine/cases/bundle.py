@@ -182,12 +182,12 @@ def _verify_records(files: dict[str, bytes], public, verdict: Verdict) -> None:
         record = item.get("record", {})
         seq = record.get("seq")
         try:
-            body = audit.body_of(record)
+            digest, leaf = audit.hashes_of(record)
             path = [bytes.fromhex(node) for node in item["path"]]
-            if hashlib.sha256(body).hexdigest() != record["hash"]:
+            if digest != record["hash"]:
                 verdict.problems.append(f"record {seq} ({record.get('action')}) was changed: "
                                         "its contents do not give its hash")
-            elif merkle.root_from_inclusion(merkle.leaf_hash(body), item["leaf_index"],
+            elif merkle.root_from_inclusion(leaf, item["leaf_index"],
                                             checkpoint.size, path) != root:
                 verdict.problems.append(f"record {seq} is not in the signed log: its proof "
                                         "does not lead to the checkpoint's root")
