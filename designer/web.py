@@ -275,16 +275,22 @@ def claim(task_id: int):
     return redirect(url_for("web.task", task_id=task_id))
 
 
+def _instance_or_404(s, instance_id: int) -> ProcessInstance:
+    """The instance, if the person may read it (403 for the role, 404 outside their scope)."""
+    if not allowed(current_user.role, "instances.read"):
+        abort(403)
+    inst = s.get(ProcessInstance, instance_id)
+    if inst is None or not scope.may_read_instance(s, current_user, instance_id):
+        abort(404)
+    return inst
+
+
 @bp.get("/instances/<int:instance_id>")
 @login_required
 def instance(instance_id: int):
     """An instance: status, data, tasks, and its audit history in order."""
-    if not allowed(current_user.role, "instances.read"):
-        abort(403)
     with _ioc().db.session() as s:
-        inst = s.get(ProcessInstance, instance_id)
-        if inst is None or not scope.may_read_instance(s, current_user, instance_id):
-            abort(404)
+        inst = _instance_or_404(s, instance_id)
         rows = list(s.scalars(select(Task).where(Task.instance_id == instance_id)
                               .order_by(Task.id)))
         history = audit.history(s, instance_id)
@@ -336,11 +342,7 @@ def cases_csv():
 
 
 def _case_or_404(s, instance_id: int) -> dict:
-    if not allowed(current_user.role, "instances.read"):
-        abort(403)
-    inst = s.get(ProcessInstance, instance_id)
-    if inst is None or not scope.may_read_instance(s, current_user, instance_id):
-        abort(404)
+    _instance_or_404(s, instance_id)
     return cases.case_file(s, _ioc().runtime, instance_id)
 
 
@@ -349,10 +351,13 @@ def _case_or_404(s, instance_id: int) -> dict:
 def case_page(instance_id: int):
     """Hồ sơ vụ việc / a case file: the events, the rule, the painted path on the diagram of the
     version that ran, tasks with their answers, SLAs, notifications, incidents, the timeline."""
+    form = FindingForm()
     with _ioc().db.session() as s:
         case = _case_or_404(s, instance_id)
         audit.viewed(s, current_user.username, instance_id, "case file")
-    return _case_html(case, FindingForm())
+        if allowed(current_user.role, "audit.findings"):
+            form.department.choices = _unit_choices(s)
+    return _case_html(case, form)
 
 
 def _unit_choices(s) -> list[SelectChoice]:
@@ -360,14 +365,12 @@ def _unit_choices(s) -> list[SelectChoice]:
 
 
 def _case_html(case: dict, finding_form: FindingForm, status: int = 200):
+    """The case file page; `finding_form` has its unit choices."""
     marks = {element: "dry-run-done" for element in case["path"]["elements"]}
     marks.update({element: "dry-run-waiting" for element in case["path"]["waiting"]})
-    may_find = allowed(current_user.role, "audit.findings")
-    if may_find:
-        with _ioc().db.read() as s:
-            finding_form.department.choices = _unit_choices(s)
     return render_template("case.html", case=case, timeline=cases.timeline(case), marks=marks,
-                           form=ActionForm(), finding_form=finding_form, may_find=may_find,
+                           form=ActionForm(), finding_form=finding_form,
+                           may_find=allowed(current_user.role, "audit.findings"),
                            may_export=allowed(current_user.role, "audit.read")), status
 
 
@@ -379,10 +382,10 @@ def case_finding(instance_id: int):
         abort(403)
     form = FindingForm()
     with _ioc().db.read() as s:
-        case = _case_or_404(s, instance_id)
+        _instance_or_404(s, instance_id)
         form.department.choices = _unit_choices(s)
     if not form.validate_on_submit():
-        return _case_html(case, form, 422)
+        return _refused_finding(instance_id, form)
     try:
         finding = findings.record(_ioc().db, _ioc().vocabulary, _ioc().clock, instance_id,
                                   note=form.note.data, severity=form.severity.data,
@@ -390,11 +393,18 @@ def case_finding(instance_id: int):
                                   auditor=f"user:{current_user.username}")
     except findings.FindingRefused as exc:
         flash(f"Không ghi được kết luận / The finding was refused: {exc}", "error")
-        return _case_html(case, form, 422)
+        return _refused_finding(instance_id, form)
     _ioc().wake()
     flash(f"Đã ghi kết luận {finding}; đơn vị sẽ nhận nhiệm vụ giải trình / Finding {finding} "
           "recorded; the unit gets a task to answer it", "ok")
     return redirect(url_for("web.case_page", instance_id=instance_id))
+
+
+def _refused_finding(instance_id: int, form: FindingForm):
+    """The case file again (422), with the finding's form and its errors."""
+    with _ioc().db.read() as s:
+        case = cases.case_file(s, _ioc().runtime, instance_id)
+    return _case_html(case, form, 422)
 
 
 @bp.post("/cases/<int:instance_id>/export")
@@ -406,7 +416,7 @@ def case_export(instance_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     with _ioc().db.read() as s:
-        _case_or_404(s, instance_id)
+        _instance_or_404(s, instance_id)
     try:
         data = _ioc().export_case(instance_id, actor=f"user:{current_user.username}")
     except bundle.BundleError as exc:
