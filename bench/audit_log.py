@@ -30,7 +30,7 @@ from sqlalchemy import insert, select
 from engine import migrate
 from engine.audit import checkpoints, merkle
 from engine.audit import service as audit
-from engine.audit.models import AuditRecord
+from engine.audit.models import AuditRecord, canonical
 from engine.clock import SYSTEM_CLOCK
 from engine.config import Settings
 from engine.db import Database
@@ -61,7 +61,7 @@ def write_records(db: Database, first: int, count: int, prev: str) -> str:
                            "note": "Hồ sơ đầy đủ, đủ điều kiện"}, "department":
                            "trung-tam-phvhcc"}
                 fields = (seq, at, f"user:can-bo-{seq % 40}", "task.completed", "task",
-                          str(seq), seq // 5, details, prev)
+                          str(seq), seq // 5, canonical(details), prev)
                 digest, leaf = audit._hashes(*fields)
                 rows.append({"seq": seq, "at": at, "actor": fields[2], "action": fields[3],
                              "subject_type": "task", "subject_id": str(seq),

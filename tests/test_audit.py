@@ -6,7 +6,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from engine.audit import service as audit
-from engine.audit.models import AuditRecord
+from engine.audit.models import AuditRecord, canonical
 
 
 def _write(db, n):
@@ -60,7 +60,8 @@ def test_a_rewritten_chain_tail_is_detected(db):
         rec = s.query(AuditRecord).filter_by(seq=2).one()
         rec.details = {"i": 99}
         rec.hash, _ = audit._hashes(rec.seq, rec.at, rec.actor, rec.action, rec.subject_type,
-                                    rec.subject_id, rec.instance_id, rec.details, rec.prev_hash)
+                                    rec.subject_id, rec.instance_id, canonical(rec.details),
+                                    rec.prev_hash)
     result = _verify(db)
     assert (result.ok, result.broken_seq) == (False, 3)
 
@@ -166,3 +167,62 @@ def test_the_chain_verifies_whatever_the_session_time_zone(db):
         assert _verify(db).ok and _verify(local).ok
     finally:
         local.dispose()
+
+
+def test_edited_details_are_named_even_when_they_mean_the_same(db):
+    # The details are the hashed text itself: re-formatting them is changing the record.
+    _write(db, 5)
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_records SET details = :same WHERE seq = 3"),
+                     {"same": '{"i": 2, "note": "Bước kiểm thử"}'})
+    result = _verify(db)
+    assert (result.ok, result.broken_seq) == (False, 3)
+    assert "altered" in result.reason
+
+
+def test_records_hashed_before_details_were_text_still_verify(db):
+    # Records written by the engine before migration 0012 (details as JSONB, or SQLAlchemy's
+    # JSON text on SQLite) were hashed as json.dumps of the whole array; after the migration the
+    # same records verify, read back the same details, and the chain goes on.
+    import hashlib
+    import json
+    from datetime import datetime, timezone
+
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
+
+    from engine import migrate
+
+    migrate.downgrade(db.url, "0011")
+    try:
+        old = sa.table("audit_records", *(sa.column(c) for c in (
+            "seq", "at", "actor", "action", "subject_type", "subject_id", "instance_id",
+            "prev_hash", "hash")), sa.column("details", sa.JSON().with_variant(
+                postgresql.JSONB(), "postgresql")))
+        written, prev = [], audit.GENESIS
+        for seq in range(1, 6):
+            at = datetime(2026, 3, 2, 8, seq, 7, 120000, tzinfo=timezone.utc)
+            details = {"zeta": seq, "answers": {"ket_qua": "đạt", "a": [1, 2.5, None]},
+                       "department": "so-tai-nguyen-moi-truong", "note": "Hồ sơ \"đủ\""}
+            body = json.dumps([seq, at.isoformat(timespec="microseconds"), "user:can-bo",
+                               "task.completed", "task", str(seq), 7, details, prev],
+                              sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            digest = hashlib.sha256(body.encode()).hexdigest()
+            written.append(details)
+            with db.engine.begin() as conn:
+                conn.execute(old.insert().values(
+                    seq=seq, at=at, actor="user:can-bo", action="task.completed",
+                    subject_type="task", subject_id=str(seq), instance_id=7, details=details,
+                    prev_hash=prev, hash=digest))
+                conn.execute(text("DELETE FROM audit_head"))
+                conn.execute(text(f"INSERT INTO audit_head (id, seq, hash) VALUES (1, {seq}, "
+                                  f"'{digest}')"))
+            prev = digest
+    finally:
+        migrate.upgrade(db.url)
+    result = _verify(db)
+    assert (result.ok, result.checked) == (True, 5), result.reason
+    with db.read() as s:
+        assert [r.details for r in s.query(AuditRecord).order_by(AuditRecord.seq)] == written
+    _write(db, 2)
+    assert (_verify(db).ok, _verify(db).checked) == (True, 7)

@@ -278,7 +278,8 @@ def test_the_engine_signs_on_its_own_timer_and_tells_the_auditors_webhooks(ioc):
 
 def test_a_large_log_read_by_several_processes_finds_the_same(ioc, monkeypatch):
     """On PostgreSQL a log past PARALLEL_FROM is checked by one process per core: the same
-    verdicts, named the same, at the ranges' seams too (here 3 processes over 31 records)."""
+    verdicts, named the same, at the ranges' seams too (here 3 processes over 31 records, in
+    ranges of whole blocks of 4: 1–12, 13–24, 25–31)."""
     monkeypatch.setattr(audit, "PARALLEL_FROM", 10)
     _write(ioc.db, 31)
     _checkpoint(ioc)
@@ -286,22 +287,58 @@ def test_a_large_log_read_by_several_processes_finds_the_same(ioc, monkeypatch):
     def verdict():
         kept = [c for _, c in checkpoints.kept(ioc.settings.checkpoint_path)]
         with ioc.db.read() as s:
-            result = audit.verify(s, kept, processes=3)
+            result = audit.verify(s, kept, processes=3, block_height=2)
         return result.ok, result.checked, result.broken_seq, result.reason
 
     ok, checked, _, _ = verdict()
     assert (ok, checked) == (True, 31)
     with ioc.db.engine.begin() as conn:  # the first record of the second range
-        conn.execute(text("UPDATE audit_records SET actor = 'x' WHERE seq = 12"))
-    assert verdict()[:3] == (False, 11, 12)
+        conn.execute(text("UPDATE audit_records SET actor = 'x' WHERE seq = 13"))
+    assert verdict()[:3] == (False, 12, 13)
     with ioc.db.engine.begin() as conn:
-        conn.execute(text("UPDATE audit_records SET actor = 'can-bo' WHERE seq = 12"))
-        conn.execute(text("DELETE FROM audit_records WHERE seq = 22"))  # a range's last
-    assert verdict() == (False, 21, 22, "record 22 is missing (next found is 23)")
-    _rehash_from(ioc.db, 22)
+        conn.execute(text("UPDATE audit_records SET actor = 'can-bo' WHERE seq = 13"))
+        conn.execute(text("DELETE FROM audit_records WHERE seq = 24"))  # a range's last
+    assert verdict() == (False, 23, 24, "record 24 is missing (next found is 25)")
+    _rehash_from(ioc.db, 24)
     _, checked, broken, reason = verdict()  # one record fewer than the checkpoint signed
     assert (checked, broken) == (30, 31)
     assert "the log holds 30 records, but the checkpoint of" in reason
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_whole_blocks_hashed_apart_give_the_tree_of_every_record(ioc, monkeypatch, processes):
+    """The stretches hash their whole blocks (here of 4 records) into subtree roots; joined,
+    they are the tree a record at a time gives, and a checkpoint signed inside a block, on its
+    edge or across several is still compared at its own size."""
+    monkeypatch.setattr(audit, "PARALLEL_FROM", 10)
+    for upto in (5, 8, 16, 30):
+        _write(ioc.db, upto - ioc_size(ioc), start=ioc_size(ioc))
+        _checkpoint(ioc)
+    _write(ioc.db, 7, start=30)
+    kept = [c for _, c in checkpoints.kept(ioc.settings.checkpoint_path)]
+
+    def verify(height):
+        with ioc.db.read() as s:
+            return audit.verify(s, kept, processes=processes, block_height=height)
+    by_block, by_record = verify(2), verify(0)
+    with ioc.db.read() as s:
+        tree = audit.tree_head(s)
+    assert (by_block.ok, by_block.checked, by_block.proved) == (True, 37, 4)
+    assert by_block.root == by_record.root == tree.root().hex()
+    with ioc.db.engine.begin() as conn:  # inside the block 17–20, after the checkpoint of 16
+        conn.execute(text("UPDATE audit_records SET actor = 'x' WHERE seq = 19"))
+    _rehash_from(ioc.db, 19)
+    by_block, by_record = verify(2), verify(0)
+    assert (by_block.ok, by_block.broken_seq, by_block.reason) == \
+        (by_record.ok, by_record.broken_seq, by_record.reason) == \
+        (False, 17, by_record.reason)
+    assert "records 17–30 are not the ones the checkpoint" in by_block.reason
+
+
+def ioc_size(ioc) -> int:
+    """How many records the log holds."""
+    with ioc.db.read() as s:
+        return s.execute(text("SELECT count(*) FROM audit_records")).scalar_one()
 
 
 def test_the_auditors_page_lists_checkpoints_gives_the_key_and_verifies(ioc, people):

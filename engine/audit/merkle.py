@@ -39,12 +39,18 @@ class Frontier:
 
     def append(self, leaf: bytes) -> None:
         """Add the next leaf hash."""
-        height, node = 0, leaf
+        self.append_subtree(0, leaf)
+
+    def append_subtree(self, height: int, node: bytes) -> None:
+        """Add the next 2**height leaves at once, as the root of their perfect subtree (the
+        tree so far must hold a multiple of 2**height leaves)."""
+        if self.size % (1 << height):
+            raise ValueError(f"a subtree of 2**{height} leaves cannot follow {self.size} leaves")
+        self.size += 1 << height
         while self._stack and self._stack[-1][0] == height:
             node = node_hash(self._stack.pop()[1], node)
             height += 1
         self._stack.append((height, node))
-        self.size += 1
 
     def state(self) -> list:
         """The frontier as plain data ([[height, hex], …]), to store and grow later."""

@@ -1,12 +1,36 @@
 """Audit records, each carrying the hash of the one before it, and the head of the chain."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from engine.db import Base
+
+
+def canonical(details: dict) -> str:
+    """A record's details as the exact text its hashes cover: sorted keys, no spaces, UTF-8."""
+    return json.dumps(details, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                      default=str)
+
+
+class CanonicalJson(TypeDecorator):
+    """Details stored as their canonical text (a dict in Python). Verifying the log then hashes
+    the stored text as read, instead of parsing JSONB and serialising it again for every record
+    (measured: two thirds of the time verify spent on a record), and a stored value is exactly
+    what was hashed, so no second copy has to be checked against it."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else canonical(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else json.loads(value)
 
 
 class AuditRecord(Base):
@@ -22,7 +46,7 @@ class AuditRecord(Base):
     subject_type: Mapped[str] = mapped_column(String(50))
     subject_id: Mapped[str] = mapped_column(String(100))
     instance_id: Mapped[int | None] = mapped_column(index=True)
-    details: Mapped[dict]
+    details: Mapped[dict] = mapped_column(CanonicalJson)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     # The record's Merkle leaf hash (hex), kept for proofs and checkpoints; None for records
