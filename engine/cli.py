@@ -501,9 +501,120 @@ def users_create(username, role, department, full_name, password, with_token, em
         click.echo(f"API token (shown once): {token}")
 
 
+def _account(run):
+    """Run `run(session, ioc)` in one transaction; the service's refusal is one line."""
+    from engine.auth import service as auth
+
+    ioc = _services()
+    try:
+        with ioc.db.session() as s:
+            return run(s, ioc)
+    except auth.AuthError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@users.command("list")
+@click.option("--role", default="", help="Only this role.")
+@click.option("--department", default="", help="Only this unit key.")
+@click.option("--inactive", is_flag=True, help="Only deactivated users.")
+def users_list(role: str, department: str, inactive: bool) -> None:
+    """List users: username, role, department, active, API token."""
+    from engine.auth import service as auth
+
+    with _services().db.read() as s:
+        found = auth.users(s, role=role, department_key=department,
+                           active=False if inactive else None)
+        for user in found:
+            click.echo(f"{user.username:<24} {user.role:<16} {user.department_key or '-':<36} "
+                       f"{'active' if user.active else 'INACTIVE':<8} "
+                       f"{'token' if user.token_hash else '-'}  {user.full_name}")
+
+
+@users.command("change")
+@click.argument("username")
+@click.option("--role", default=None, help="A new role.")
+@click.option("--department", default=None, help="A new unit key ('' for none).")
+@click.option("--name", "full_name", default=None, help="A new full name.")
+@click.option("--email", default=None, help="A new e-mail address ('' for none).")
+def users_change(username, role, department, full_name, email) -> None:
+    """Change a user's role, department, name or e-mail (audited)."""
+    from engine.auth import service as auth
+
+    def run(s, ioc):
+        user = auth.user_named(s, username)
+        return auth.change_user(
+            s, user.id, role=role or user.role,
+            department_key=user.department_key if department is None else (department or None),
+            full_name=user.full_name if full_name is None else full_name,
+            email=user.email if email is None else (email or None),
+            departments=_departments(ioc))
+    changes = _account(run)
+    click.echo(f"{username}: " + ("; ".join(f"{field} {before or '-'} -> {after or '-'}"
+                                           for field, (before, after) in changes.items())
+                                 if changes else "nothing to change"))
+
+
+@users.command("deactivate")
+@click.argument("username")
+def users_deactivate(username: str) -> None:
+    """Deactivate a user: their sessions end at once, they can no longer log in (audited)."""
+    from engine.auth import service as auth
+
+    _account(lambda s, _: auth.set_active(s, auth.user_named(s, username).id, False))
+    click.echo(f"deactivated {username}")
+
+
+@users.command("activate")
+@click.argument("username")
+def users_activate(username: str) -> None:
+    """Let a deactivated user log in again (audited)."""
+    from engine.auth import service as auth
+
+    _account(lambda s, _: auth.set_active(s, auth.user_named(s, username).id, True))
+    click.echo(f"activated {username}")
+
+
+@users.command("password")
+@click.argument("username")
+@click.password_option("--password", prompt="New password", help="8 characters or more "
+                       "(asked for when not given).")
+def users_password(username: str, password: str) -> None:
+    """Set a new password; the user's sessions end (audited, without the password)."""
+    from engine.auth import service as auth
+
+    _account(lambda s, _: auth.set_password(s, auth.user_named(s, username).id, password))
+    click.echo(f"new password set for {username}")
+
+
+@users.command("token")
+@click.argument("username")
+def users_token(username: str) -> None:
+    """Issue a personal API token (shown once), replacing any earlier one (audited)."""
+    from engine.auth import service as auth
+
+    token = _account(lambda s, _: auth.issue_user_token(s, auth.user_named(s, username).id))
+    click.echo(f"API token (shown once): {token}")
+
+
+@users.command("revoke-token")
+@click.argument("username")
+def users_revoke_token(username: str) -> None:
+    """Revoke the user's API token (audited)."""
+    from engine.auth import service as auth
+
+    revoked = _account(lambda s, _: auth.revoke_user_token(s, auth.user_named(s, username).id))
+    click.echo(f"revoked the API token of {username}" if revoked else
+               f"{username} had no API token")
+
+
 @main.group()
 def sources() -> None:
     """Source systems that send events."""
+
+
+def _types(ioc, types: str) -> tuple[list[str], set[str]]:
+    """The comma-separated event types given, and every type of the vocabulary."""
+    return [t.strip() for t in types.split(",") if t.strip()], set(ioc.vocabulary.types)
 
 
 @sources.command("add")
@@ -517,18 +628,70 @@ def sources_add(name: str, types: str, hmac_secret: str | None, rate_limit: int 
     """Register a source system and print its API token (shown once)."""
     from engine.auth import service as auth
 
-    ioc = _services()
-    allowed = [t.strip() for t in types.split(",") if t.strip()]
-    unknown = [t for t in allowed if ioc.vocabulary.get(t) is None]
-    if unknown:
-        raise click.ClickException(f"--types: unknown event types {', '.join(unknown)}")
-    try:
-        with ioc.db.session() as s:
-            source, token = auth.create_source(s, name, allowed, hmac_secret=hmac_secret,
-                                               rate_limit_per_minute=rate_limit)
-    except auth.AuthError as exc:
-        raise click.ClickException(str(exc)) from None
+    def run(s, ioc):
+        allowed, known = _types(ioc, types)
+        return auth.create_source(s, name, allowed, hmac_secret=hmac_secret,
+                                  rate_limit_per_minute=rate_limit, known_types=known)
+    source, token = _account(run)
     click.echo(f"created source {source.name}")
+    click.echo(f"API token (shown once): {token}")
+
+
+@sources.command("list")
+def sources_list() -> None:
+    """List sources: name, state, guard, counts."""
+    from sqlalchemy import select
+
+    from engine.events import service as events
+    from engine.events.models import Source
+
+    with _services().db.read() as s:
+        for source in s.scalars(select(Source).order_by(Source.name)):
+            row = events.source_to_dict(source)
+            click.echo(f"{row['name']:<24} {'DISABLED' if row['disabled'] else 'enabled':<8} "
+                       f"{'hmac' if row['signed'] else 'token':<5} "
+                       f"{row['rate_limit_per_minute'] or '-':>6}/min "
+                       f"accepted {row['accepted']} refused {row['refused']}  "
+                       f"{','.join(row['allowed_types']) or 'all types'}")
+
+
+@sources.command("change")
+@click.argument("name")
+@click.option("--types", default=None, help="Comma-separated event types it may send ('' for "
+                                            "all).")
+@click.option("--rate-limit", type=click.IntRange(min=0), default=None,
+              help="At most this many requests a minute (0: no limit).")
+@click.option("--hmac-secret", default=None, help="A new HMAC secret ('' to stop requiring "
+                                                  "signatures).")
+@click.option("--disable/--enable", "disabled", default=None, help="Refuse or accept its "
+                                                                   "events.")
+def sources_change(name, types, rate_limit, hmac_secret, disabled) -> None:
+    """Change a source's event types, rate limit, HMAC secret or state (audited)."""
+    from engine.auth import service as auth
+
+    def run(s, ioc):
+        source = auth.source_named(s, name)
+        allowed, known = _types(ioc, types) if types is not None else \
+            (source.allowed_types, set(ioc.vocabulary.types))
+        return auth.change_source(
+            s, source.id, allowed_types=allowed, known_types=known,
+            rate_limit_per_minute=source.rate_limit_per_minute if rate_limit is None
+            else (rate_limit or None),
+            disabled=source.disabled if disabled is None else disabled,
+            hmac_secret=auth.KEEP if hmac_secret is None else (hmac_secret or None))
+    changes = _account(run)
+    click.echo(f"{name}: " + ("; ".join(f"{field} {before} -> {after}"
+                                       for field, (before, after) in changes.items())
+                             if changes else "nothing to change"))
+
+
+@sources.command("rotate-token")
+@click.argument("name")
+def sources_rotate_token(name: str) -> None:
+    """Give the source a new API token (shown once); the old one stops working (audited)."""
+    from engine.auth import service as auth
+
+    token = _account(lambda s, _: auth.rotate_source_token(s, auth.source_named(s, name).id))
     click.echo(f"API token (shown once): {token}")
 
 

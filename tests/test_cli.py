@@ -1,4 +1,5 @@
-"""`ioc users create` and `ioc sources add`: tokens printed once, stored hashed, bad input named."""
+"""`ioc users` and `ioc sources`: tokens printed once, stored hashed, bad input named, every
+change of a person's access or a source's credentials audited."""
 from __future__ import annotations
 
 import re
@@ -95,3 +96,97 @@ def test_users_create_with_an_email_for_notifications(ioc, monkeypatch):
     assert bad.exit_code != 0 and "e-mail" in bad.output
     with ioc.db.read() as s:
         assert [u.email for u in s.query(User)] == ["lanh.dao@soyte.example"]
+
+
+def _audited(ioc, *actions):
+    """The audit records of these actions, oldest first: (action, details)."""
+    from engine.audit.models import AuditRecord
+
+    with ioc.db.read() as s:
+        return [(r.action, r.details) for r in s.query(AuditRecord)
+                .filter(AuditRecord.action.in_(actions)).order_by(AuditRecord.seq)]
+
+
+def test_users_are_managed_from_the_command_line_and_every_change_is_audited(ioc, monkeypatch):
+    monkeypatch.setenv("IOC_DATABASE_URL", ioc.db.url)
+    runner = CliRunner()
+
+    def ioc_(*args):
+        result = runner.invoke(main, list(args))
+        return result.exit_code, result.output
+    assert ioc_("users", "create", "quan.tri", "--role", "admin")[0] == 0
+    assert ioc_("users", "create", "tran.binh", "--role", "civil_servant", "--department",
+                "so-y-te", "--name", "Trần Bình", "--password", "mat-khau-dai")[0] == 0
+    code, out = ioc_("users", "change", "tran.binh", "--role", "department_head",
+                     "--department", "so-nong-nghiep-moi-truong", "--email", "binh@ioc.vn")
+    assert code == 0 and "role civil_servant -> department_head" in out, out
+    # A department merged away in 2025 takes nobody new.
+    code, out = ioc_("users", "change", "tran.binh", "--department", "so-tai-nguyen-moi-truong")
+    assert code != 0 and "department" in out and "so-tai-nguyen-moi-truong" in out
+    code, out = ioc_("users", "list", "--role", "department_head")
+    assert "tran.binh" in out and "so-nong-nghiep-moi-truong" in out and "quan.tri" not in out
+    code, out = ioc_("users", "token", "tran.binh")
+    token = re.search(r"API token \(shown once\): (\S+)", out).group(1)
+    with ioc.db.read() as s:
+        assert auth.user_by_token(s, token).username == "tran.binh"
+    assert "revoked" in ioc_("users", "revoke-token", "tran.binh")[1]
+    assert "had no API token" in ioc_("users", "revoke-token", "tran.binh")[1]
+    with ioc.db.read() as s:
+        assert auth.user_by_token(s, token) is None
+    assert ioc_("users", "deactivate", "tran.binh")[0] == 0
+    assert "INACTIVE" in ioc_("users", "list", "--inactive")[1]
+    assert ioc_("users", "password", "tran.binh", "--password", "mat-khau-moi-2")[0] == 0
+    assert ioc_("users", "activate", "tran.binh")[0] == 0
+    # The last administrator can neither lose the role nor be deactivated.
+    code, out = ioc_("users", "deactivate", "quan.tri")
+    assert code != 0 and "last active administrator" in out
+    code, out = ioc_("users", "change", "quan.tri", "--role", "auditor")
+    assert code != 0 and "last active administrator" in out
+    code, out = ioc_("users", "change", "khong.co", "--role", "auditor")
+    assert code != 0 and "no user named 'khong.co'" in out
+    assert _audited(ioc, "user.role_changed", "user.updated", "user.token_issued",
+                    "user.token_revoked", "user.deactivated", "user.activated",
+                    "user.password_changed") == [
+        ("user.role_changed", {"username": "tran.binh",
+                               "role": ["civil_servant", "department_head"],
+                               "department_key": ["so-y-te", "so-nong-nghiep-moi-truong"]}),
+        ("user.updated", {"username": "tran.binh", "fields": ["email"]}),
+        ("user.token_issued", {"username": "tran.binh", "replaced": False}),
+        ("user.token_revoked", {"username": "tran.binh"}),
+        ("user.deactivated", {"username": "tran.binh"}),
+        ("user.password_changed", {"username": "tran.binh"}),
+        ("user.activated", {"username": "tran.binh"})]
+
+
+def test_sources_are_changed_and_their_token_rotated_from_the_command_line(ioc, monkeypatch):
+    monkeypatch.setenv("IOC_DATABASE_URL", ioc.db.url)
+    runner = CliRunner()
+    out = runner.invoke(main, ["sources", "add", "mot-cua"]).output
+    old = re.search(r"API token \(shown once\): (\S+)", out).group(1)
+    result = runner.invoke(main, ["sources", "change", "mot-cua", "--types", "dossier.received",
+                                  "--rate-limit", "120", "--hmac-secret", "bi-mat-16-ky-tu-tro-len",
+                                  "--disable"])
+    assert result.exit_code == 0, result.output
+    assert "disabled False -> True" in result.output
+    out = runner.invoke(main, ["sources", "list"]).output
+    assert "mot-cua" in out and "DISABLED" in out and "hmac" in out and "120/min" in out
+    bad = runner.invoke(main, ["sources", "change", "mot-cua", "--types", "dossier.lost"])
+    assert bad.exit_code != 0 and "allowed_types" in bad.output and "dossier.lost" in bad.output
+    short = runner.invoke(main, ["sources", "change", "mot-cua", "--hmac-secret", "ngan"])
+    assert short.exit_code != 0 and "hmac_secret" in short.output
+    out = runner.invoke(main, ["sources", "rotate-token", "mot-cua"]).output
+    new = re.search(r"API token \(shown once\): (\S+)", out).group(1)
+    runner.invoke(main, ["sources", "change", "mot-cua", "--enable", "--hmac-secret", "",
+                         "--rate-limit", "0"])
+    with ioc.db.read() as s:
+        assert auth.source_by_token(s, old) is None
+        source = auth.source_by_token(s, new)
+        assert (source.allowed_types, source.rate_limit_per_minute, source.hmac_secret) == \
+            (["dossier.received"], None, None)
+    assert _audited(ioc, "source.changed", "source.token_rotated") == [
+        ("source.changed", {"name": "mot-cua", "allowed_types": [[], ["dossier.received"]],
+                            "rate_limit_per_minute": [None, 120], "disabled": [False, True],
+                            "signed": [False, True]}),
+        ("source.token_rotated", {"name": "mot-cua"}),
+        ("source.changed", {"name": "mot-cua", "rate_limit_per_minute": [120, None],
+                            "disabled": [True, False], "signed": [True, False]})]

@@ -6,7 +6,7 @@ import hashlib
 import re
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -45,16 +45,10 @@ def create_user(session: Session, username: str, role: str, department_key: str 
     """Create a user; return it and its API token (None unless asked for)."""
     if not NAME.match(username or ""):
         raise AuthError("username", "2–100 lower-case letters, digits, '.', '_' or '-'")
-    if role not in ROLES:
-        raise AuthError("role", f"must be one of {', '.join(ROLES)}")
-    if role in ("civil_servant", "department_head") and not department_key:
-        raise AuthError("department", f"a {role} must belong to a department")
-    if department_key and departments is not None and department_key not in departments:
-        raise AuthError("department", f"{department_key!r} is not a unit of the organisation")
-    if email is not None and not EMAIL.match(email):
-        raise AuthError("email", f"{email!r} is not an e-mail address")
-    if password is not None and len(password) < 8:
-        raise AuthError("password", "must be at least 8 characters")
+    _check_role(role, department_key, departments)
+    _check_email(email)
+    if password is not None:
+        _check_password(password)
     if session.scalars(select(User).where(User.username == username)).first():
         raise AuthError("username", f"{username!r} already exists")
     token = new_token("iocu") if with_token else None
@@ -69,18 +63,136 @@ def create_user(session: Session, username: str, role: str, department_key: str 
     return user, token
 
 
+def _check_role(role: str, department_key: str | None, departments: set[str] | None) -> None:
+    if role not in ROLES:
+        raise AuthError("role", f"must be one of {', '.join(ROLES)}")
+    if role in ("civil_servant", "department_head") and not department_key:
+        raise AuthError("department", f"a {role} must belong to a department")
+    if department_key and departments is not None and department_key not in departments:
+        raise AuthError("department", f"{department_key!r} is not a unit of the organisation")
+
+
+def _check_email(email: str | None) -> None:
+    if email is not None and not EMAIL.match(email):
+        raise AuthError("email", f"{email!r} is not an e-mail address")
+
+
+def _check_password(password: str | None) -> None:
+    if password is None or len(password) < 8:
+        raise AuthError("password", "must be at least 8 characters")
+
+
+def users(session: Session, *, text: str = "", role: str = "", department_key: str = "",
+          active: bool | None = None) -> list[User]:
+    """The users matching every filter given (name or username containing `text`), by name."""
+    query = select(User).order_by(User.username)
+    if text:
+        pattern = f"%{text.lower()}%"
+        query = query.where(func.lower(User.username).like(pattern)
+                            | func.lower(User.full_name).like(pattern))
+    if role:
+        query = query.where(User.role == role)
+    if department_key:
+        query = query.where(User.department_key == department_key)
+    if active is not None:
+        query = query.where(User.active == active)
+    return list(session.scalars(query))
+
+
+def user_named(session: Session, username: str) -> User:
+    """The user with this username; AuthError naming `username` when there is none."""
+    user = session.scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        raise AuthError("username", f"no user named {username!r}")
+    return user
+
+
+def _active_admins(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(User)
+                          .where(User.role == "admin", User.active)) or 0
+
+
+def _keeps_an_admin(session: Session, user: User, field: str) -> None:
+    """Refuse taking the administrator's role or account from the last active administrator:
+    nobody could manage people any more."""
+    if user.role == "admin" and user.active and _active_admins(session) <= 1:
+        raise AuthError(field, f"{user.username} is the last active administrator: make "
+                               "another one first")
+
+
+def change_user(session: Session, user_id: int, *, role: str, department_key: str | None,
+                full_name: str, email: str | None, departments: set[str] | None = None,
+                actor: str = "cli") -> dict:
+    """Change a user's role, department, name or e-mail; a new role or department is a
+    permission change, audited as such (with what it was), the rest as an update. Returns the
+    changes, {field: [before, after]}."""
+    user = _user(session, user_id)
+    _check_role(role, department_key, departments)
+    _check_email(email)
+    if len(full_name) > 200:
+        raise AuthError("full_name", "at most 200 characters")
+    if role != "admin":
+        _keeps_an_admin(session, user, "role")
+    changes = {field: [getattr(user, field), value] for field, value in (
+        ("role", role), ("department_key", department_key), ("full_name", full_name),
+        ("email", email)) if getattr(user, field) != value}
+    for field, (_, value) in changes.items():
+        setattr(user, field, value)
+    access = {k: v for k, v in changes.items() if k in ("role", "department_key")}
+    if access:
+        audit.record(session, "user.role_changed", actor=actor, subject_type="user",
+                     subject_id=user_id, details={"username": user.username, **access})
+    profile = {k: v for k, v in changes.items() if k not in access}
+    if profile:
+        # Whether the e-mail changed, not the addresses (as when a user is created).
+        audit.record(session, "user.updated", actor=actor, subject_type="user",
+                     subject_id=user_id, details={"username": user.username, "fields":
+                                                  sorted(profile)})
+    return changes
+
+
+def issue_user_token(session: Session, user_id: int, *, actor: str = "cli") -> str:
+    """A new personal API token for the user (shown once), replacing any earlier one."""
+    user = _user(session, user_id)
+    token, replaced = new_token("iocu"), user.token_hash is not None
+    user.token_hash = hash_token(token)
+    audit.record(session, "user.token_issued", actor=actor, subject_type="user",
+                 subject_id=user_id, details={"username": user.username, "replaced": replaced})
+    return token
+
+
+def revoke_user_token(session: Session, user_id: int, *, actor: str = "cli") -> bool:
+    """Revoke the user's API token; False when they had none (nothing recorded)."""
+    user = _user(session, user_id)
+    if user.token_hash is None:
+        return False
+    user.token_hash = None
+    audit.record(session, "user.token_revoked", actor=actor, subject_type="user",
+                 subject_id=user_id, details={"username": user.username})
+    return True
+
+
+def _check_source(hmac_secret: str | None, rate_limit_per_minute: int | None,
+                  allowed_types: list[str], known_types: set[str] | None) -> None:
+    if hmac_secret is not None and len(hmac_secret) < 16:
+        raise AuthError("hmac_secret", "an HMAC secret needs 16 characters or more")
+    if rate_limit_per_minute is not None and rate_limit_per_minute < 1:
+        raise AuthError("rate_limit_per_minute", "a rate limit is 1 request a minute or more")
+    unknown = sorted(set(allowed_types) - known_types) if known_types is not None else []
+    if unknown:
+        raise AuthError("allowed_types", f"unknown event types: {', '.join(unknown)}")
+
+
 def create_source(session: Session, name: str, allowed_types: list[str] | None = None, *,
                   actor: str = "cli", hmac_secret: str | None = None,
-                  rate_limit_per_minute: int | None = None) -> tuple[Source, str]:
+                  rate_limit_per_minute: int | None = None,
+                  known_types: set[str] | None = None) -> tuple[Source, str]:
     """Register a source system; return it and its API token (shown only this once)."""
     if not NAME.match(name or ""):
         raise AuthError("name", "2–100 lower-case letters, digits, '.', '_' or '-'")
     if session.scalars(select(Source).where(Source.name == name)).first():
         raise AuthError("name", f"source {name!r} already exists")
-    if hmac_secret is not None and len(hmac_secret) < 16:
-        raise AuthError("hmac_secret", "an HMAC secret needs 16 characters or more")
-    if rate_limit_per_minute is not None and rate_limit_per_minute < 1:
-        raise AuthError("rate_limit_per_minute", "a rate limit is 1 request a minute or more")
+    _check_source(hmac_secret, rate_limit_per_minute, allowed_types or [], known_types)
     token = new_token("iocs")
     source = Source(name=name, token_hash=hash_token(token), allowed_types=allowed_types or [],
                     hmac_secret=hmac_secret, rate_limit_per_minute=rate_limit_per_minute)
@@ -91,6 +203,55 @@ def create_source(session: Session, name: str, allowed_types: list[str] | None =
                                                 "signed": hmac_secret is not None,
                                                 "rate_limit_per_minute": rate_limit_per_minute})
     return source, token
+
+
+def source_named(session: Session, name: str) -> Source:
+    """The source with this name; AuthError naming `name` when there is none."""
+    source = session.scalars(select(Source).where(Source.name == name)).first()
+    if source is None:
+        raise AuthError("name", f"no source named {name!r}")
+    return source
+
+
+KEEP = object()  # change_source: leave the HMAC secret as it is
+
+
+def change_source(session: Session, source_id: int, *, allowed_types: list[str],
+                  rate_limit_per_minute: int | None, disabled: bool, hmac_secret=KEEP,
+                  known_types: set[str] | None = None, actor: str = "cli") -> dict:
+    """Change what a source may send, its rate limit, whether it is on, and its HMAC secret
+    (KEEP it, None to stop requiring signatures, or a new secret); audited without the
+    secret. Returns the changes, {field: [before, after]} (the secret as signed: bool)."""
+    source = session.get(Source, source_id)
+    if source is None:
+        raise AuthError("source", f"no source with id {source_id}")
+    _check_source(None if hmac_secret is KEEP else hmac_secret, rate_limit_per_minute,
+                  allowed_types, known_types)
+    changes = {field: [getattr(source, field), value] for field, value in (
+        ("allowed_types", allowed_types), ("rate_limit_per_minute", rate_limit_per_minute),
+        ("disabled", disabled)) if getattr(source, field) != value}
+    if hmac_secret is not KEEP and hmac_secret != source.hmac_secret:
+        changes["signed"] = [bool(source.hmac_secret), bool(hmac_secret)]
+        source.hmac_secret = hmac_secret
+    for field, (_, value) in changes.items():
+        if field != "signed":
+            setattr(source, field, value)
+    if changes:
+        audit.record(session, "source.changed", actor=actor, subject_type="source",
+                     subject_id=source_id, details={"name": source.name, **changes})
+    return changes
+
+
+def rotate_source_token(session: Session, source_id: int, *, actor: str = "cli") -> str:
+    """A new API token for the source (shown once); the old one stops working at once."""
+    source = session.get(Source, source_id)
+    if source is None:
+        raise AuthError("source", f"no source with id {source_id}")
+    token = new_token("iocs")
+    source.token_hash = hash_token(token)
+    audit.record(session, "source.token_rotated", actor=actor, subject_type="source",
+                 subject_id=source_id, details={"name": source.name})
+    return token
 
 
 def user_by_token(session: Session, token: str) -> User | None:
@@ -152,8 +313,7 @@ def revoke_sessions(session: Session, user_id: int) -> None:
 
 def set_password(session: Session, user_id: int, password: str, *, actor: str = "cli") -> None:
     """Give the user a new password; their sessions end (audited, without the password)."""
-    if password is None or len(password) < 8:
-        raise AuthError("password", "must be at least 8 characters")
+    _check_password(password)
     user = _user(session, user_id)
     user.password_hash = generate_password_hash(password)
     revoke_sessions(session, user_id)
@@ -164,6 +324,10 @@ def set_password(session: Session, user_id: int, password: str, *, actor: str = 
 def set_active(session: Session, user_id: int, active: bool, *, actor: str = "cli") -> None:
     """Activate or deactivate a user; deactivation ends their sessions at once (audited)."""
     user = _user(session, user_id)
+    if not active:
+        _keeps_an_admin(session, user, "active")
+    if user.active == active:
+        return
     user.active = active
     if not active:
         revoke_sessions(session, user_id)
