@@ -22,6 +22,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
+from designer import actions
 from designer.forms import (
     CaseSearchForm,
     ClaimForm,
@@ -125,6 +126,11 @@ def _readable(value) -> str:
 def _status(value: str) -> str:
     """A status in Vietnamese and English."""
     return STATUS_NAMES.get(value, value)
+
+
+bp.add_app_template_filter(actions.action_name, "action_name")
+bp.add_app_template_filter(actions.details_lines, "details_lines")
+bp.add_app_template_filter(actions.actor_name, "actor_name")
 
 
 @bp.app_template_filter("local")

@@ -72,3 +72,11 @@ def log_in(tab, base_url: str, username: str, password: str = "password-123") ->
     tab.fill("#password", password)
     tab.click("button[type=submit]")
     tab.wait_for_url(lambda url: "/login" not in url)
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def overflow(tab) -> int:
+    """How many pixels the page is wider than the window (0 when nothing scrolls sideways)."""
+    return tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -37,6 +37,8 @@ class AuditRecord(Base):
     """One step that happened: who, when, what, on which subject; chained by hash."""
 
     __tablename__ = "audit_records"
+    # A person's or a source's records (their administration page), newest first.
+    __table_args__ = (Index("ix_audit_records_subject", "subject_type", "subject_id", "seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(unique=True)

@@ -464,6 +464,14 @@ def viewed(session: Session, username: str, instance_id: int, via: str) -> None:
            subject_id=instance_id, details={"via": via})
 
 
+def about(session: Session, subject_type: str, subject_id: object,
+          limit: int = 50) -> list[AuditRecord]:
+    """The newest records about one subject (a user, a source), newest first."""
+    return list(session.scalars(select(AuditRecord).where(
+        AuditRecord.subject_type == subject_type, AuditRecord.subject_id == str(subject_id))
+        .order_by(AuditRecord.seq.desc()).limit(limit)))
+
+
 def history(session: Session, instance_id: int) -> list[AuditRecord]:
     """An instance's audit records in the order they happened."""
     return list(session.scalars(select(AuditRecord).where(AuditRecord.instance_id == instance_id)

@@ -26,7 +26,8 @@ PERMISSIONS: dict[str, set[str]] = {
                               "sla.any_department", "incidents.read",
                               "scenarios.read", "events.read"},
     "admin": _EVERY_CASE | {"tasks.read", "tasks.claim", "tasks.complete", "tasks.any_department",
-                            "sla.any_department", "sources.read",
+                            "sla.any_department", "sources.read", "sources.manage",
+                            "users.manage",
                             "audit.read", "scenarios.read", "scenarios.design", "events.read",
                             "events.dead_letters", "incidents.read", "incidents.manage"},
 }

@@ -44,13 +44,14 @@ def create_user(session: Session, username: str, role: str, department_key: str 
                 email: str | None = None) -> tuple[User, str | None]:
     """Create a user; return it and its API token (None unless asked for)."""
     if not NAME.match(username or ""):
-        raise AuthError("username", "2–100 lower-case letters, digits, '.', '_' or '-'")
+        raise AuthError("username", "2–100 chữ thường không dấu, số, '.', '_' hoặc '-' / 2–100 "
+                                   "lower-case letters, digits, '.', '_' or '-'")
     _check_role(role, department_key, departments)
     _check_email(email)
     if password is not None:
         _check_password(password)
     if session.scalars(select(User).where(User.username == username)).first():
-        raise AuthError("username", f"{username!r} already exists")
+        raise AuthError("username", f"{username!r} đã có / already exists")
     token = new_token("iocu") if with_token else None
     user = User(username=username, role=role, department_key=department_key, email=email,
                 full_name=full_name, password_hash=generate_password_hash(password)
@@ -65,21 +66,23 @@ def create_user(session: Session, username: str, role: str, department_key: str 
 
 def _check_role(role: str, department_key: str | None, departments: set[str] | None) -> None:
     if role not in ROLES:
-        raise AuthError("role", f"must be one of {', '.join(ROLES)}")
+        raise AuthError("role", f"phải là một trong / must be one of {', '.join(ROLES)}")
     if role in ("civil_servant", "department_head") and not department_key:
-        raise AuthError("department", f"a {role} must belong to a department")
+        raise AuthError("department", f"vai trò này phải thuộc một đơn vị / a {role} must "
+                                     "belong to a department")
     if department_key and departments is not None and department_key not in departments:
-        raise AuthError("department", f"{department_key!r} is not a unit of the organisation")
+        raise AuthError("department", f"{department_key!r} không phải đơn vị đang hoạt động / "
+                                     "is not a unit of the organisation")
 
 
 def _check_email(email: str | None) -> None:
     if email is not None and not EMAIL.match(email):
-        raise AuthError("email", f"{email!r} is not an e-mail address")
+        raise AuthError("email", f"{email!r} không phải địa chỉ thư / is not an e-mail address")
 
 
 def _check_password(password: str | None) -> None:
     if password is None or len(password) < 8:
-        raise AuthError("password", "must be at least 8 characters")
+        raise AuthError("password", "ít nhất 8 ký tự / must be at least 8 characters")
 
 
 def users(session: Session, *, text: str = "", role: str = "", department_key: str = "",
@@ -103,7 +106,7 @@ def user_named(session: Session, username: str) -> User:
     """The user with this username; AuthError naming `username` when there is none."""
     user = session.scalars(select(User).where(User.username == username)).first()
     if user is None:
-        raise AuthError("username", f"no user named {username!r}")
+        raise AuthError("username", f"không có người dùng / no user named {username!r}")
     return user
 
 
@@ -116,8 +119,9 @@ def _keeps_an_admin(session: Session, user: User, field: str) -> None:
     """Refuse taking the administrator's role or account from the last active administrator:
     nobody could manage people any more."""
     if user.role == "admin" and user.active and _active_admins(session) <= 1:
-        raise AuthError(field, f"{user.username} is the last active administrator: make "
-                               "another one first")
+        raise AuthError(field, f"{user.username} là quản trị viên cuối cùng còn hoạt động: hãy "
+                               f"tạo người khác trước / {user.username} is the last active "
+                               "administrator: make another one first")
 
 
 def change_user(session: Session, user_id: int, *, role: str, department_key: str | None,
@@ -130,7 +134,7 @@ def change_user(session: Session, user_id: int, *, role: str, department_key: st
     _check_role(role, department_key, departments)
     _check_email(email)
     if len(full_name) > 200:
-        raise AuthError("full_name", "at most 200 characters")
+        raise AuthError("full_name", "tối đa 200 ký tự / at most 200 characters")
     if role != "admin":
         _keeps_an_admin(session, user, "role")
     changes = {field: [getattr(user, field), value] for field, value in (
@@ -175,12 +179,15 @@ def revoke_user_token(session: Session, user_id: int, *, actor: str = "cli") -> 
 def _check_source(hmac_secret: str | None, rate_limit_per_minute: int | None,
                   allowed_types: list[str], known_types: set[str] | None) -> None:
     if hmac_secret is not None and len(hmac_secret) < 16:
-        raise AuthError("hmac_secret", "an HMAC secret needs 16 characters or more")
+        raise AuthError("hmac_secret", "khóa HMAC cần ít nhất 16 ký tự / an HMAC secret needs "
+                                      "16 characters or more")
     if rate_limit_per_minute is not None and rate_limit_per_minute < 1:
-        raise AuthError("rate_limit_per_minute", "a rate limit is 1 request a minute or more")
+        raise AuthError("rate_limit_per_minute", "ít nhất 1 yêu cầu mỗi phút / a rate limit "
+                                                "is 1 request a minute or more")
     unknown = sorted(set(allowed_types) - known_types) if known_types is not None else []
     if unknown:
-        raise AuthError("allowed_types", f"unknown event types: {', '.join(unknown)}")
+        raise AuthError("allowed_types", f"loại sự kiện không có / unknown event types: "
+                                        f"{', '.join(unknown)}")
 
 
 def create_source(session: Session, name: str, allowed_types: list[str] | None = None, *,
@@ -189,9 +196,10 @@ def create_source(session: Session, name: str, allowed_types: list[str] | None =
                   known_types: set[str] | None = None) -> tuple[Source, str]:
     """Register a source system; return it and its API token (shown only this once)."""
     if not NAME.match(name or ""):
-        raise AuthError("name", "2–100 lower-case letters, digits, '.', '_' or '-'")
+        raise AuthError("name", "2–100 chữ thường không dấu, số, '.', '_' hoặc '-' / 2–100 "
+                               "lower-case letters, digits, '.', '_' or '-'")
     if session.scalars(select(Source).where(Source.name == name)).first():
-        raise AuthError("name", f"source {name!r} already exists")
+        raise AuthError("name", f"nguồn {name!r} đã có / source {name!r} already exists")
     _check_source(hmac_secret, rate_limit_per_minute, allowed_types or [], known_types)
     token = new_token("iocs")
     source = Source(name=name, token_hash=hash_token(token), allowed_types=allowed_types or [],
@@ -209,7 +217,7 @@ def source_named(session: Session, name: str) -> Source:
     """The source with this name; AuthError naming `name` when there is none."""
     source = session.scalars(select(Source).where(Source.name == name)).first()
     if source is None:
-        raise AuthError("name", f"no source named {name!r}")
+        raise AuthError("name", f"không có nguồn / no source named {name!r}")
     return source
 
 
@@ -224,7 +232,7 @@ def change_source(session: Session, source_id: int, *, allowed_types: list[str],
     secret. Returns the changes, {field: [before, after]} (the secret as signed: bool)."""
     source = session.get(Source, source_id)
     if source is None:
-        raise AuthError("source", f"no source with id {source_id}")
+        raise AuthError("source", f"không có nguồn / no source with id {source_id}")
     _check_source(None if hmac_secret is KEEP else hmac_secret, rate_limit_per_minute,
                   allowed_types, known_types)
     changes = {field: [getattr(source, field), value] for field, value in (
@@ -246,7 +254,7 @@ def rotate_source_token(session: Session, source_id: int, *, actor: str = "cli")
     """A new API token for the source (shown once); the old one stops working at once."""
     source = session.get(Source, source_id)
     if source is None:
-        raise AuthError("source", f"no source with id {source_id}")
+        raise AuthError("source", f"không có nguồn / no source with id {source_id}")
     token = new_token("iocs")
     source.token_hash = hash_token(token)
     audit.record(session, "source.token_rotated", actor=actor, subject_type="source",
@@ -338,5 +346,5 @@ def set_active(session: Session, user_id: int, active: bool, *, actor: str = "cl
 def _user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise AuthError("user", f"no user with id {user_id}")
+        raise AuthError("user", f"không có người dùng / no user with id {user_id}")
     return user
