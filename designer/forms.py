@@ -113,3 +113,22 @@ class CaseSearchForm(FlaskForm):
         SelectChoice("incident", "sự cố / incident"), SelectChoice("none", "khác / other")])
     outcome = StringField("Kết quả / Outcome", validators=[Optional(), Length(max=100)])
     before = IntegerField(validators=[Optional(), NumberRange(min=1)])
+
+
+class AccessSearchForm(FlaskForm):
+    """Nhật ký truy cập / the access log's filters, kept in the URL (GET, no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    kind = SelectField("Loại / Kind", validators=[Optional()], default="", choices=[
+        SelectChoice("", "tất cả / any"), SelectChoice("logins", "đăng nhập, đăng xuất / logins"),
+        SelectChoice("failed_logins", "đăng nhập không thành công / failed logins"),
+        SelectChoice("permissions", "tài khoản, phân quyền / accounts and permissions"),
+        SelectChoice("sources", "hệ thống nguồn / sources"),
+        SelectChoice("case_views", "xem, xuất hồ sơ / case files read or exported")])
+    person = StringField("Người dùng / Person (username)", validators=[Optional(),
+                                                                      Length(max=100)])
+    since = DateField("Từ ngày / From", validators=[Optional()])
+    until = DateField("Đến ngày / Until", validators=[Optional()])
+    before = IntegerField(validators=[Optional(), NumberRange(min=1)])

@@ -24,6 +24,7 @@ from wtforms.fields.choices import SelectChoice
 
 from designer import actions
 from designer.forms import (
+    AccessSearchForm,
     CaseSearchForm,
     ClaimForm,
     FindingForm,
@@ -33,7 +34,7 @@ from designer.forms import (
     task_form,
 )
 from designer.scenarios.forms import ActionForm
-from engine.audit import checkpoints
+from engine.audit import access, checkpoints
 from engine.audit import service as audit
 from engine.auth import logins
 from engine.auth.permissions import ROLE_NAMES, allowed
@@ -514,6 +515,27 @@ def audit_verify():
         abort(400)
     result, _, _ = audit.verify_published(_ioc().settings, _ioc().db)
     return _audit_page(result)
+
+
+@bp.get("/audit/access")
+@login_required
+def audit_access():
+    """Nhật ký truy cập / who logged in or failed to, whose access changed, who read which case
+    file: filtered by kind, person and period, newest first, a page at a time."""
+    if not allowed(current_user.role, "audit.read"):
+        abort(403)
+    form = AccessSearchForm(request.args)
+    rows, after, total = [], None, 0
+    valid = form.validate()
+    if valid:
+        filters = access.Filters(kind=form.kind.data or None, person=form.person.data or None,
+                                 since=form.since.data, until=form.until.data)
+        with _ioc().db.read() as s:
+            rows, after, total = access.search(s, filters, form.before.data)
+    args = {k: v for k, v in request.args.items() if k != "before" and v}
+    return render_template("audit_access.html", form=form, rows=rows, total=total,
+                           next_url=url_for("web.audit_access", **args, before=after)
+                           if after else None), 200 if valid else 400
 
 
 def _may_handle_dead_letters() -> None:

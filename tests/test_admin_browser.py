@@ -1,6 +1,7 @@
 """The administrator's journey in a real browser (issues 20 and 23): add a person, give them a
 new role, issue an API token (shown once), deactivate them after confirming, and register a
-source; at 1366 px and at 390 px (a phone) nothing scrolls sideways. Screenshots go to
+source; the auditor then finds those changes in the access log. At 1366 px and at 390 px (a
+phone) nothing scrolls sideways. Screenshots go to
 test-artifacts/."""
 from __future__ import annotations
 
@@ -67,3 +68,19 @@ def test_the_administrator_manages_people_and_sources_on_desktop_and_phone(
         assert overflow(page) == 0, f"{url} is {overflow(page)} px wider than a phone"
     page.goto(f"{server}/admin/users")
     screenshot(page, "admin-3-people-phone")
+
+    # The auditor finds every change made to the person's access in the access log.
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.click("header button.link")  # log out
+    log_in(page, server, "auditor")
+    page.goto(f"{server}/audit")
+    page.click("#access-log")
+    page.fill("#access-filters input[name=person]", "pham.van.duc")
+    page.click("#access-filters button[type=submit]")
+    page.wait_for_url(lambda url: "person=pham.van.duc" in url)
+    assert page.inner_text("#access-total") == "4"
+    assert "Khóa tài khoản / Account deactivated" in page.inner_text("#access")
+    screenshot(page, "admin-4-access-log")
+    page.set_viewport_size(PHONE)
+    assert overflow(page) == 0
+    screenshot(page, "admin-5-access-log-phone")

@@ -187,3 +187,58 @@ def test_only_administrators_open_the_administration(ioc, people, username):
         page = client.get(url)
         assert page.status_code == 403 and "Bạn không có quyền" in page.get_data(as_text=True)
     assert "/admin/users" not in client.get("/").get_data(as_text=True)
+
+
+def test_the_auditor_reads_logins_failures_permission_changes_and_case_views(ioc, admin, people):
+    """Issue 20: logins, failed logins, permission changes and who read which case file are
+    in the audit log, and the auditor finds them by kind, person and period."""
+    from engine.app import create_app
+
+    url = f"/admin/users/{people['phvhcc'][0]}"
+    assert _post(admin, url, {"role": "department_head", "department": "trung-tam-phvhcc"}
+                 ).status_code == 302
+    stranger = create_app(services=ioc).test_client()
+    assert _login(stranger, "phvhcc", "doan-sai-mat-khau").status_code == 401
+    assert _login(stranger, "khong-ai-ca", "doan-sai-mat-khau").status_code == 401
+    with ioc.db.session() as s:  # a case file read (as the case page records it)
+        from engine.audit import service as audit
+        audit.viewed(s, "auditor", 41, "page")
+
+    auditor = create_app(services=ioc).test_client()
+    assert _login(auditor, "auditor").status_code == 302
+    page = auditor.get("/audit/access").get_data(as_text=True)
+    for text in ("Đổi vai trò hoặc đơn vị", "Đăng nhập không thành công", "sai mật khẩu",
+                 "tên đăng nhập không có", "Xem hồ sơ", "/cases/41", "Đăng nhập / Logged in"):
+        assert text in page, text
+    failed = auditor.get("/audit/access?kind=failed_logins").get_data(as_text=True)
+    assert 'id="access-total">2<' in failed and "Đổi vai trò" not in failed
+    theirs = auditor.get("/audit/access?person=phvhcc").get_data(as_text=True)
+    # What was done to phvhcc (the account made, the role, the failed login), nobody else's.
+    assert 'id="access-total">3<' in theirs and "khong-ai-ca" not in theirs
+    assert "Tạo tài khoản" in theirs
+    assert "Lãnh đạo sở / phòng / Department head" in theirs
+    assert 'id="access-total">0<' in auditor.get(
+        "/audit/access?since=2020-01-01&until=2020-01-02").get_data(as_text=True)
+    assert auditor.get("/audit/access?kind=nothing").status_code == 400
+    assert auditor.get("/audit/access?since=hom-qua").status_code == 400
+    officer = create_app(services=ioc).test_client()
+    assert _login(officer, "phvhcc2").status_code == 302
+    assert officer.get("/audit/access").status_code == 403
+
+
+def test_the_access_log_pages_newest_first_without_gaps(ioc, people):
+    from engine.audit import access
+    from engine.audit import service as audit
+
+    with ioc.db.session() as s:
+        for case in range(1, 8):
+            audit.viewed(s, "auditor", case, "page")
+    seen, before = [], None
+    with ioc.db.read() as s:
+        while True:
+            rows, before, total = access.search(s, access.Filters(kind="case_views"), before,
+                                                limit=3)
+            seen += [int(r.subject_id) for r in rows]
+            if before is None:
+                break
+    assert (seen, total) == (list(range(7, 0, -1)), 7)

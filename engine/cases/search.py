@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.auth.models import User
-from engine.org.service import TIMEZONE
+from engine.org.service import day_start
 from engine.processes import scope
 from engine.processes.models import ProcessInstance
 from engine.scenarios.models import ScenarioVersion
@@ -41,10 +41,6 @@ class Filters:
     outcome: str | None = None
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time(), TIMEZONE)
-
-
 def _query(session: Session, user: User, f: Filters):
     ward = func.coalesce(ProcessInstance.data["unit"].as_string(),
                          ProcessInstance.data["ward"].as_string())
@@ -53,9 +49,9 @@ def _query(session: Session, user: User, f: Filters):
              .outerjoin(Violation, Violation.instance_id == ProcessInstance.id))
     query = scope.instances(user, query)
     if f.since:
-        query = query.where(ProcessInstance.started_at >= _day_start(f.since))
+        query = query.where(ProcessInstance.started_at >= day_start(f.since))
     if f.until:  # the whole day
-        query = query.where(ProcessInstance.started_at < _day_start(f.until + timedelta(days=1)))
+        query = query.where(ProcessInstance.started_at < day_start(f.until + timedelta(days=1)))
     if f.department:
         query = query.where(exists().where(Task.instance_id == ProcessInstance.id, or_(
             Task.department_key == f.department, Task.escalated_to == f.department)))

@@ -14,7 +14,7 @@ per such day, set at load.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -89,7 +89,7 @@ def schedule(session: Session, today: date) -> list[date]:
         select(OrgUnit.valid_to).where(OrgUnit.valid_to >= today,
                                        OrgUnit.successor_key.is_not(None)).distinct())})
     for day in days:
-        midnight = datetime.combine(day, time(), org.TIMEZONE)
+        midnight = org.day_start(day)
         timers.reschedule(session, ORG, f"handover:{day.isoformat()}", midnight,
                           payload={"on": day.isoformat()})
     return days

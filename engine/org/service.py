@@ -5,7 +5,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -67,6 +67,11 @@ def today() -> date:
 def local_time(moment: datetime) -> datetime:
     """A stored (UTC) moment as the province's clocks show it."""
     return moment.astimezone(TIMEZONE)
+
+
+def day_start(day: date) -> datetime:
+    """Midnight at the start of `day` on the province's clocks."""
+    return datetime.combine(day, time(), TIMEZONE)
 
 
 # ---------------------------------------------------------------------------------------- loading
