@@ -28,6 +28,13 @@ class ClaimForm(FlaskForm):
     """An empty form: it only carries the CSRF token of the claim button."""
 
 
+class AssignForm(FlaskForm):
+    """Giao cho đồng nghiệp / hand a task to a colleague of its department."""
+
+    to = SelectField("Giao cho / Hand to", validators=[
+        DataRequired("Chọn người nhận / Choose a colleague")])
+
+
 def task_form(definition: dict, formdata=None) -> FlaskForm:
     """A FlaskForm with one field per field of the task's form definition."""
     class TaskForm(FlaskForm):

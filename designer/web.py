@@ -25,6 +25,7 @@ from wtforms.fields.choices import SelectChoice
 from designer import actions
 from designer.forms import (
     AccessSearchForm,
+    AssignForm,
     CaseSearchForm,
     ClaimForm,
     FindingForm,
@@ -37,6 +38,7 @@ from designer.scenarios.forms import ActionForm
 from engine.audit import access, checkpoints
 from engine.audit import service as audit
 from engine.auth import logins
+from engine.auth.models import User
 from engine.auth.permissions import ROLE_NAMES, allowed
 from engine.cases import bundle, findings, search
 from engine.cases import service as cases
@@ -240,6 +242,21 @@ def _task_or_404(s, task_id: int) -> Task:
         abort(404)
 
 
+def _assign_form(s, row: Task) -> AssignForm | None:
+    """The hand-over form, for the task's holder and its department's head; None for others."""
+    holds = row.status == "claimed" and row.assignee_id == current_user.id
+    manages = allowed(current_user.role, "tasks.assign") and (
+        allowed(current_user.role, "tasks.any_department")
+        or row.department_key == current_user.department_key)
+    if row.status not in ACTIVE or not (holds or manages):
+        return None
+    form = AssignForm()
+    form.to.choices = [SelectChoice("", "— chọn / choose —")] + [
+        SelectChoice(u.username, f"{u.full_name or u.username} ({u.username})")
+        for u in tasks.colleagues(s, row) if u.id != row.assignee_id]
+    return form
+
+
 @bp.route("/tasks/<int:task_id>", methods=["GET", "POST"])
 @login_required
 def task(task_id: int):
@@ -248,6 +265,8 @@ def task(task_id: int):
         row = _task_or_404(s, task_id)
         instance = s.get(ProcessInstance, row.instance_id)
         sla = _ioc().sla.for_tasks(s, [row]).get(row.id) if row.status in ACTIVE else None
+        holder = s.get(User, row.assignee_id) if row.assignee_id else None
+        assign_form = _assign_form(s, row)
     form = task_form(row.form, formdata=request.form if request.method == "POST" else None)
     if request.method == "POST" and form.validate():
         try:
@@ -262,8 +281,12 @@ def task(task_id: int):
             return redirect(url_for("web.inbox"))
     status = 422 if request.method == "POST" else 200
     return render_template("task.html", task=row, instance=instance, form=form,
-                           claim_form=ClaimForm(), sla=sla,
-                           may_work=row.status in ACTIVE and (
+                           claim_form=ClaimForm(), sla=sla, holder=holder,
+                           assign_form=assign_form,
+                           may_release=row.status == "claimed" and (
+                               row.assignee_id == current_user.id or assign_form is not None),
+                           may_work=row.status in ACTIVE and allowed(
+                               current_user.role, "tasks.complete") and (
                                row.assignee_id in (None, current_user.id))), status
 
 
@@ -277,6 +300,42 @@ def claim(task_id: int):
         with _ioc().db.session() as s:
             row = tasks.claim(s, current_user, task_id, _ioc().runtime)
         flash(f"Đã nhận xử lý / Claimed: {row.name}", "ok")
+    except TaskError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for("web.task", task_id=task_id))
+
+
+@bp.post("/tasks/<int:task_id>/release")
+@login_required
+def release(task_id: int):
+    """Trả lại / give a claimed task back to the department."""
+    if not ClaimForm().validate_on_submit():
+        abort(400)
+    try:
+        with _ioc().db.session() as s:
+            row = tasks.release(s, current_user, task_id)
+        flash(f"Đã trả lại cho đơn vị / Released to the department: {row.name}", "ok")
+    except TaskError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for("web.task", task_id=task_id))
+
+
+@bp.post("/tasks/<int:task_id>/assign")
+@login_required
+def assign(task_id: int):
+    """Giao cho đồng nghiệp / hand the task to a colleague of its department."""
+    with _ioc().db.read() as s:
+        row = _task_or_404(s, task_id)
+        form = _assign_form(s, row)
+    if form is None:
+        abort(403)
+    if not form.validate_on_submit():
+        flash("Chọn người nhận / Choose a colleague", "error")
+        return redirect(url_for("web.task", task_id=task_id))
+    try:
+        with _ioc().db.session() as s:
+            row = tasks.assign(s, current_user, task_id, form.to.data, _ioc().runtime)
+        flash(f"Đã giao cho {form.to.data} / Handed to {form.to.data}: {row.name}", "ok")
     except TaskError as exc:
         flash(exc.message, "error")
     return redirect(url_for("web.task", task_id=task_id))

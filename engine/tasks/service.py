@@ -1,4 +1,5 @@
-"""Department tasks: list what a person may see, claim, complete (answers checked against the form)."""
+"""Department tasks: list what a person may see, claim, release, hand to a colleague, complete
+(answers checked against the form)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -104,6 +105,74 @@ def claim(session: Session, user: User, task_id: int,
                  details={"task": task.bpmn_id, "department": task.department_key})
     if runtime is not None:
         runtime.task_claimed(session, task)
+    return task
+
+
+def _may_manage(user: User, task: Task) -> bool:
+    """Whether `user` may release or reassign `task` whoever holds it: the head of its
+    department, or a role over every department's tasks."""
+    return allowed(user.role, "tasks.assign") and (
+        allowed(user.role, "tasks.any_department") or task.department_key == user.department_key)
+
+
+def _holder(session: Session, task: Task) -> str | None:
+    holder = session.get(User, task.assignee_id) if task.assignee_id else None
+    return holder.username if holder else None
+
+
+def release(session: Session, user: User, task_id: int) -> Task:
+    """Give a claimed task back to the department's open tasks: its holder may, and so may the
+    head of its department (audited: who released whose)."""
+    task = _get_to_change(session, user, task_id)
+    if task.status != CLAIMED:
+        raise TaskError(409, f"nhiệm vụ {task.id} không có ai đang giữ / task {task.id} is "
+                             f"{task.status}, nobody holds it")
+    if task.assignee_id != user.id and not _may_manage(user, task):
+        raise TaskError(403, "chỉ người đang giữ hoặc lãnh đạo đơn vị mới trả lại được / only "
+                             "its holder or the department's head may release it")
+    holder = _holder(session, task)
+    task.status, task.assignee_id, task.claimed_at = OPEN, None, None
+    audit.record(session, "task.released", actor=f"user:{user.username}", subject_type="task",
+                 subject_id=task.id, instance_id=task.instance_id,
+                 details={"task": task.bpmn_id, "department": task.department_key,
+                          "from": holder})
+    return task
+
+
+def colleagues(session: Session, task: Task) -> list[User]:
+    """The people a task may be given to: active members of its department who work tasks."""
+    return list(session.scalars(select(User).where(
+        User.department_key == task.department_key, User.active,
+        User.role.in_(("civil_servant", "department_head"))).order_by(User.username)))
+
+
+def assign(session: Session, user: User, task_id: int, to: str,
+           runtime: ProcessRuntime | None = None) -> Task:
+    """Hand a task to a colleague of its department: its holder may hand it on, the head of
+    the department may give any of its open or claimed tasks to anyone in it (audited)."""
+    task = _get_to_change(session, user, task_id)
+    if task.status not in (OPEN, CLAIMED):
+        raise TaskError(409, f"nhiệm vụ {task.id} đã {task.status} / task {task.id} is "
+                             f"{task.status}")
+    if not (task.status == CLAIMED and task.assignee_id == user.id) and \
+            not _may_manage(user, task):
+        raise TaskError(403, "chỉ người đang giữ hoặc lãnh đạo đơn vị mới giao lại được / only "
+                             "its holder or the department's head may hand it on")
+    target = next((u for u in colleagues(session, task) if u.username == to), None)
+    if target is None:
+        raise TaskError(422, f"{to!r} không phải cán bộ đang làm việc của đơn vị này / is not "
+                             "an active member of the task's department",
+                        [{"field": "to", "message": "not a colleague in the task's department"}])
+    if task.assignee_id == target.id:
+        return task
+    holder, was_open = _holder(session, task), task.status == OPEN
+    task.status, task.assignee_id, task.claimed_at = CLAIMED, target.id, utcnow()
+    audit.record(session, "task.assigned", actor=f"user:{user.username}", subject_type="task",
+                 subject_id=task.id, instance_id=task.instance_id,
+                 details={"task": task.bpmn_id, "department": task.department_key,
+                          "from": holder, "to": target.username})
+    if was_open and runtime is not None:
+        runtime.task_claimed(session, task)  # someone now holds it, as a claim
     return task
 
 

@@ -1,4 +1,4 @@
-"""Task API: list, claim, complete."""
+"""Task API: list, claim, release, assign, complete."""
 from __future__ import annotations
 
 from flask import g, jsonify, request
@@ -59,6 +59,36 @@ def claim_task(task_id: int):
         except TaskError as exc:
             raise _as_problem(exc) from None
         return jsonify(service.to_dict(task, g.user.username))
+
+
+@bp.post("/tasks/<int:task_id>/release")
+@require_user("tasks.read")
+def release_task(task_id: int):
+    """Give a claimed task back to its department (its holder, or the department's head)."""
+    with services().db.session() as s:
+        try:
+            task = service.release(s, g.user, task_id)
+        except TaskError as exc:
+            raise _as_problem(exc) from None
+        return jsonify(service.to_dict(task))
+
+
+@bp.post("/tasks/<int:task_id>/assign")
+@require_user("tasks.read")
+def assign_task(task_id: int):
+    """Hand a task to a colleague of its department: body {"to": "username"} (its holder, or
+    the department's head for any of its tasks)."""
+    body = json_body()
+    to = body.get("to") if isinstance(body, dict) else None
+    if not isinstance(to, str) or not to:
+        raise ApiProblem(422, "Invalid Body", "the body must be {\"to\": \"username\"}",
+                         [{"field": "to", "message": "a colleague's username is required"}])
+    with services().db.session() as s:
+        try:
+            task = service.assign(s, g.user, task_id, to, services().runtime)
+        except TaskError as exc:
+            raise _as_problem(exc) from None
+        return jsonify(service.to_dict(task, to))
 
 
 @bp.post("/tasks/<int:task_id>/complete")
