@@ -22,7 +22,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
-from designer import actions
+from designer import display
 from designer.forms import (
     AccessSearchForm,
     AssignForm,
@@ -78,8 +78,14 @@ def _globals():
                 current_user.role not in ("admin", "inspector"):
             return None
         return _ioc().calendar.coverage_warning(_ioc().clock.now())
+    def context_lines(context, names=None):
+        # The vocabulary's field labels, read once per app.
+        labels = current_app.extensions.setdefault(
+            "ioc.field_labels", display.field_labels(_ioc().vocabulary))
+        return display.context_lines({**(context or {}), **(names or {})}, labels, unit_name)
     return {"unit_name": unit_name, "role_names": ROLE_NAMES, "allowed": allowed,
-            "calendar_warning": calendar_warning}
+            "calendar_warning": calendar_warning, "context_lines": context_lines,
+            "process_hidden": display.PROCESS_HIDDEN, "answer_text": display.answer_text}
 
 
 STATUS_NAMES = {"running": "Đang xử lý / running", "completed": "Đã kết thúc / completed",
@@ -131,9 +137,8 @@ def _status(value: str) -> str:
     return STATUS_NAMES.get(value, value)
 
 
-bp.add_app_template_filter(actions.action_name, "action_name")
-bp.add_app_template_filter(actions.details_lines, "details_lines")
-bp.add_app_template_filter(actions.actor_name, "actor_name")
+for _name in ("action_name", "details_lines", "actor_name", "number", "percent"):
+    bp.add_app_template_filter(getattr(display, _name), _name)
 
 
 @bp.app_template_filter("local")
@@ -152,9 +157,9 @@ def _time_left(item: dict) -> str:
     if item["basis"] == "working":
         day = _ioc().calendar.day_length.total_seconds()
         days, rest = divmod(round(seconds), round(day))
-        hours = f"{rest / 3600:.1f}".rstrip("0").rstrip(".")
+        hours, hours_en = display.number(rest / 3600), display.number(rest / 3600, locale="en")
         parts_vi = ([f"{days} ngày"] if days else []) + ([f"{hours} giờ"] if rest or not days else [])
-        parts_en = ([f"{days} d"] if days else []) + ([f"{hours} h"] if rest or not days else [])
+        parts_en = ([f"{days} d"] if days else []) + ([f"{hours_en} h"] if rest or not days else [])
         text = " ".join(parts_vi) + " làm việc"
         english = " ".join(parts_en) + " of working time"
     else:
@@ -267,6 +272,9 @@ def task(task_id: int):
         sla = _ioc().sla.for_tasks(s, [row]).get(row.id) if row.status in ACTIVE else None
         holder = s.get(User, row.assignee_id) if row.assignee_id else None
         assign_form = _assign_form(s, row)
+        version = s.get(ScenarioVersion, instance.scenario_version_id) if instance else None
+        violation = s.scalars(select(Violation).where(
+            Violation.instance_id == row.instance_id)).first()
     form = task_form(row.form, formdata=request.form if request.method == "POST" else None)
     if request.method == "POST" and form.validate():
         try:
@@ -283,6 +291,10 @@ def task(task_id: int):
     return render_template("task.html", task=row, instance=instance, form=form,
                            claim_form=ClaimForm(), sla=sla, holder=holder,
                            assign_form=assign_form,
+                           scenario_name=version.name_vi if version else "",
+                           # The violation's title says what the rule key only codes.
+                           names={"violation_type": f"{violation.title_vi} / "
+                                                    f"{violation.title_en}"} if violation else {},
                            may_release=row.status == "claimed" and (
                                row.assignee_id == current_user.id or assign_form is not None),
                            may_work=row.status in ACTIVE and allowed(
@@ -361,9 +373,10 @@ def instance(instance_id: int):
                               .order_by(Task.id)))
         history = audit.history(s, instance_id)
         failures = incidents.open_for_instance(s, instance_id)
+        version = s.get(ScenarioVersion, inst.scenario_version_id)
         audit.viewed(s, current_user.username, instance_id, "web")
     return render_template("instance.html", instance=inst, tasks=rows, history=history,
-                           incidents=failures)
+                           incidents=failures, scenario_name=version.name_vi if version else "")
 
 
 def _case_filters() -> tuple[CaseSearchForm, search.Filters | None]:

@@ -89,7 +89,7 @@ def test_escalation_reaches_the_heads_notifications_and_inbox(drive, client):
     drive.at(local("2026-03-03 09:30"))  # acknowledgement overdue by half an hour
     page = client.get("/inbox").get_data(as_text=True)
     assert 'class="open breached"' in page
-    assert "quá hạn 0.5 giờ làm việc" in page
+    assert "quá hạn 0,5 giờ làm việc / 0.5 h of working time late" in page
     assert "Đã chuyển lên cấp 1" in page
 
     notes = client.get("/api/v1/notifications", headers=auth(head.token)).get_json()

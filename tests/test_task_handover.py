@@ -108,6 +108,11 @@ def test_the_task_page_shows_only_what_the_role_may_do(client, loaded, people, t
     assert _login(client, "phvhcc").status_code == 302
     page = client.get(f"/tasks/{task_id}").get_data(as_text=True)
     assert "Nhận và hoàn thành" in page and 'id="release"' not in page
+    # The task's information box reads as words: names, labels, the violation's title.
+    assert "Phường Thủ Dầu Một" in page and "Mã hồ sơ / dossier number" in page
+    for raw in ("phuong-thu-dau-mot", "rule_window", "{'", "repeated-supplement-request",
+                "dossier-violations"):
+        assert raw not in page, raw
     assert 'id="assign-form"' not in page  # an open task: an officer claims it, not assigns
     client.post(f"/tasks/{task_id}/claim", data={"csrf_token": _csrf(page)})
     page = client.get(f"/tasks/{task_id}").get_data(as_text=True)

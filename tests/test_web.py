@@ -84,7 +84,13 @@ def test_history_page_shows_the_audit_trail(app, people, open_violation):
     page = client.get("/violations").get_data(as_text=True)
     instance_id = int(re.search(r'/instances/(\d+)"', page).group(1))
     history = client.get(f"/instances/{instance_id}").get_data(as_text=True)
-    assert "instance.started" in history and "task.created" in history
+    assert "Bắt đầu quy trình / Process started" in history
+    assert "Giao nhiệm vụ / Task assigned to the unit" in history
+    assert "Trung tâm Phục vụ hành chính công" in history  # the unit by its name
+    # Issue 23: no step codes, unit keys, Python reprs or rule internals on the page.
+    for raw in ("instance.started", "task.created", "trung-tam-phvhcc", "{'", "rule_window",
+                "rule:dossier-violations"):
+        assert raw not in history, raw
 
 
 def test_who_read_which_case_file_is_audited(app, loaded, people, open_violation):

@@ -15,10 +15,8 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 
+from designer.display import SEVERITY_NAMES
 from engine.scenarios.service import KEY, SEVERITIES
-
-SEVERITY_NAMES = {"low": "Thấp / low", "medium": "Trung bình / medium", "high": "Cao / high",
-                  "critical": "Nghiêm trọng / critical"}
 
 
 class NewScenarioForm(FlaskForm):

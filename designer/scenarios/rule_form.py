@@ -35,6 +35,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length
 
+from designer.display import SEVERITY_NAMES
 from engine.auth.permissions import ROLE_NAMES, ROLES
 from engine.events.vocabulary import Vocabulary, parse_datetime
 from engine.rules.dialect import regex_problem
@@ -88,8 +89,6 @@ DEADLINES = (("within", "Trong khoảng thời gian / Within a length of time"),
              ("by", "Trước hạn ghi trong sự kiện / By a deadline field of the event"))
 OPEN_CHOICES = (("", "Chỉ khởi động quy trình / Only start the process"),
                 ("violation", "Vi phạm / Violation"), ("incident", "Sự cố / Incident"))
-SEVERITY_NAMES = {"low": "Thấp / Low", "medium": "Trung bình / Medium", "high": "Cao / High",
-                  "critical": "Nghiêm trọng / Critical"}
 SEVERITY_CHOICES = (("", "Theo kịch bản / The scenario's default"), *SEVERITY_NAMES.items(),
                     ("bands", "Theo dải giá trị của một trường số / By bands of a number field"))
 KIND_NAMES = {"string": ("văn bản", "text"), "integer": ("số nguyên", "whole number"),
