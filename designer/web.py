@@ -275,6 +275,7 @@ def task(task_id: int):
         version = s.get(ScenarioVersion, instance.scenario_version_id) if instance else None
         violation = s.scalars(select(Violation).where(
             Violation.instance_id == row.instance_id)).first()
+        may_read_case = scope.may_read_instance(s, current_user, row.instance_id)
     form = task_form(row.form, formdata=request.form if request.method == "POST" else None)
     if request.method == "POST" and form.validate():
         try:
@@ -292,6 +293,7 @@ def task(task_id: int):
                            claim_form=ClaimForm(), sla=sla, holder=holder,
                            assign_form=assign_form,
                            scenario_name=version.name_vi if version else "",
+                           may_read_case=may_read_case,
                            # The violation's title says what the rule key only codes.
                            names={"violation_type": f"{violation.title_vi} / "
                                                     f"{violation.title_en}"} if violation else {},
@@ -355,7 +357,7 @@ def assign(task_id: int):
 
 def _instance_or_404(s, instance_id: int) -> ProcessInstance:
     """The instance, if the person may read it (403 for the role, 404 outside their scope)."""
-    if not allowed(current_user.role, "instances.read"):
+    if not scope.may_open_cases(current_user):
         abort(403)
     inst = s.get(ProcessInstance, instance_id)
     if inst is None or not scope.may_read_instance(s, current_user, instance_id):

@@ -138,3 +138,26 @@ def test_the_task_page_shows_only_what_the_role_may_do(client, loaded, people, t
     assert 'id="release"' in page and '<option value="phvhcc">' in page
     released = head.post(f"/tasks/{task_id}/release", data={"csrf_token": _csrf(page)})
     assert released.status_code == 302 and _task(loaded, task_id) == ("open", None)
+
+
+def test_an_officer_opens_the_history_of_the_cases_they_worked_on_and_no_other(
+        client, loaded, people, task_id):
+    with loaded.db.read() as s:
+        instance_id = s.get(Task, task_id).instance_id
+    assert _login(client, "phvhcc").status_code == 302
+    assert client.get(f"/instances/{instance_id}").status_code == 404  # not theirs yet
+    page = client.get(f"/tasks/{task_id}").get_data(as_text=True)
+    assert f"/instances/{instance_id}" not in page
+    client.post(f"/tasks/{task_id}/claim", data={"csrf_token": _csrf(page)})
+    page = client.get(f"/tasks/{task_id}").get_data(as_text=True)
+    assert f"/instances/{instance_id}" in page
+    history = client.get(f"/instances/{instance_id}")
+    assert history.status_code == 200 and "Nhận xử lý / Task claimed" in \
+        history.get_data(as_text=True)
+    assert client.get(f"/cases/{instance_id}").status_code == 200
+    # A colleague who never held it, and the API's case lists, stay closed to officers.
+    colleague = create_app(services=loaded).test_client()
+    assert _login(colleague, "phvhcc2").status_code == 302
+    assert colleague.get(f"/instances/{instance_id}").status_code == 404
+    assert client.get("/api/v1/instances", headers=auth(people["phvhcc"][1])).status_code == 403
+    assert client.get("/cases").status_code == 403

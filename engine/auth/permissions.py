@@ -18,7 +18,7 @@ _EVERY_CASE = _READ_CASES | {"cases.any_department"}
 PERMISSIONS: dict[str, set[str]] = {
     "inspector": _EVERY_CASE | {"scenarios.read", "scenarios.design", "events.read",
                                 "sla.any_department", "incidents.read", "incidents.manage"},
-    "civil_servant": {"tasks.read", "tasks.claim", "tasks.complete"},
+    "civil_servant": {"tasks.read", "tasks.claim", "tasks.complete", "instances.own"},
     "department_head": {"tasks.read", "tasks.claim", "tasks.complete", "tasks.assign"}
     | _READ_CASES,
     "commander": _EVERY_CASE | {"tasks.read", "tasks.any_department", "scenarios.read",

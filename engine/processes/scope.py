@@ -4,7 +4,8 @@ One scope per role (README, Roles): inspectors, commanders, auditors and adminis
 cases of every department (`cases.any_department`); a department head reads the cases their
 department works on: an instance with a task of the department, assigned to it or escalated to it
 (the same tasks the task API shows them), and the violations those instances handle. A violation
-that opened no instance belongs to no department.
+that opened no instance belongs to no department. A civil servant opens the cases of the tasks
+they hold or completed (`instances.own`), on the pages only.
 """
 from __future__ import annotations
 
@@ -46,7 +47,21 @@ def violations(user: User, query: Select) -> Select:
     return _narrowed(user, query, Violation.instance_id)
 
 
+def may_open_cases(user: User) -> bool:
+    """Whether `user` may open any case's page: readers of cases, and officers their own."""
+    return allowed(user.role, "instances.read") or allowed(user.role, "instances.own")
+
+
 def may_read_instance(session, user: User, instance_id: int) -> bool:
-    """Whether `user` may read this instance (its data, tasks and history)."""
-    query = instances(user, select(ProcessInstance.id).where(ProcessInstance.id == instance_id))
-    return session.scalar(query) is not None
+    """Whether `user` may read this instance (its data, tasks and history): in their scope, or,
+    for an officer (`instances.own`), a case where they hold or completed a task."""
+    if allowed(user.role, "instances.read"):
+        query = instances(user, select(ProcessInstance.id)
+                          .where(ProcessInstance.id == instance_id))
+        return session.scalar(query) is not None
+    if allowed(user.role, "instances.own"):
+        return session.scalar(select(Task.id).where(
+            Task.instance_id == instance_id,
+            or_(Task.assignee_id == user.id, Task.completed_by_id == user.id)).limit(1)) \
+            is not None
+    return False
