@@ -211,6 +211,12 @@ def answer_text(field: dict, value) -> str:
     return str(value)
 
 
+def event_name(vocabulary, type_name: str) -> str:
+    """An event type as its vocabulary describes it ("Trả kết quả / result returned…")."""
+    found = vocabulary.get(type_name)
+    return found.description if found is not None and found.description else type_name
+
+
 def field_labels(vocabulary) -> dict[str, list[tuple[str, str, str | None]]]:
     """Every event field of the vocabulary: name → its (label, type, ref) in the types that
     have it, one entry per meaning ("unit" is a processing unit in dossiers, a measurement unit

@@ -50,7 +50,7 @@ from engine.incidents import service as incidents
 from engine.incidents.service import IncidentError
 from engine.notify import service as notify
 from engine.org import service as org
-from engine.processes import scope
+from engine.processes import scope, waiting
 from engine.processes.models import ProcessInstance
 from engine.scenarios.models import ScenarioVersion
 from engine.tasks import service as tasks
@@ -85,7 +85,8 @@ def _globals():
         return display.context_lines({**(context or {}), **(names or {})}, labels, unit_name)
     return {"unit_name": unit_name, "role_names": ROLE_NAMES, "allowed": allowed,
             "calendar_warning": calendar_warning, "context_lines": context_lines,
-            "process_hidden": display.PROCESS_HIDDEN, "answer_text": display.answer_text}
+            "process_hidden": display.PROCESS_HIDDEN, "answer_text": display.answer_text,
+            "event_name": lambda name: display.event_name(_ioc().vocabulary, name)}
 
 
 STATUS_NAMES = {"running": "Đang xử lý / running", "completed": "Đã kết thúc / completed",
@@ -376,9 +377,11 @@ def instance(instance_id: int):
         history = audit.history(s, instance_id)
         failures = incidents.open_for_instance(s, instance_id)
         version = s.get(ScenarioVersion, inst.scenario_version_id)
+        waits = waiting.waiting_for(s, _ioc().runtime, inst)
         audit.viewed(s, current_user.username, instance_id, "web")
     return render_template("instance.html", instance=inst, tasks=rows, history=history,
-                           incidents=failures, scenario_name=version.name_vi if version else "")
+                           incidents=failures, scenario_name=version.name_vi if version else "",
+                           waits=waits)
 
 
 def _case_filters() -> tuple[CaseSearchForm, search.Filters | None]:
@@ -449,7 +452,11 @@ def _case_html(case: dict, finding_form: FindingForm, status: int = 200):
     """The case file page; `finding_form` has its unit choices."""
     marks = {element: "dry-run-done" for element in case["path"]["elements"]}
     marks.update({element: "dry-run-waiting" for element in case["path"]["waiting"]})
+    with _ioc().db.read() as s:
+        waits = waiting.waiting_for(s, _ioc().runtime,
+                                    s.get(ProcessInstance, case["instance"]["id"]))
     return render_template("case.html", case=case, timeline=cases.timeline(case), marks=marks,
+                           waits=waits,
                            form=ActionForm(), finding_form=finding_form,
                            may_find=allowed(current_user.role, "audit.findings"),
                            may_export=allowed(current_user.role, "audit.read")), status
