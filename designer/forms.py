@@ -139,3 +139,25 @@ class AccessSearchForm(FlaskForm):
     since = DateField("Từ ngày / From", validators=[Optional()])
     until = DateField("Đến ngày / Until", validators=[Optional()])
     before = IntegerField(validators=[Optional(), NumberRange(min=1)])
+
+
+class InboxForm(FlaskForm):
+    """Lọc hộp công việc / the inbox's filters and order, kept in the URL (GET, no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    state = SelectField("Trạng thái / State", validators=[Optional()], default="", choices=[
+        SelectChoice("", "cần xử lý / to do"), SelectChoice("open", "chờ nhận / open"),
+        SelectChoice("claimed", "đang xử lý / claimed"),
+        SelectChoice("completed", "đã hoàn thành / completed")])
+    mine = BooleanField("Việc của tôi / My tasks")
+    department = SelectField("Đơn vị / Unit", validators=[Optional()], default="")
+    scenario = SelectField("Kịch bản / Scenario", validators=[Optional()], default="")
+    subject = StringField("Đối tượng (mã hồ sơ, phiếu…) / Subject", validators=[
+        Optional(), Length(max=100)])
+    sort = SelectField("Sắp xếp / Order", validators=[Optional()], default="urgent", choices=[
+        SelectChoice("urgent", "gấp nhất trước / most urgent first"),
+        SelectChoice("newest", "mới nhất trước / newest first"),
+        SelectChoice("oldest", "cũ nhất trước / oldest first")])
+    cursor = StringField(validators=[Optional(), Length(max=80)])

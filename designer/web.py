@@ -29,6 +29,7 @@ from designer.forms import (
     CaseSearchForm,
     ClaimForm,
     FindingForm,
+    InboxForm,
     LoginForm,
     ReasonForm,
     answers,
@@ -52,7 +53,8 @@ from engine.notify import service as notify
 from engine.org import service as org
 from engine.processes import scope, waiting
 from engine.processes.models import ProcessInstance
-from engine.scenarios.models import ScenarioVersion
+from engine.scenarios.models import PUBLISHED, ScenarioVersion
+from engine.tasks import inbox as inbox_service
 from engine.tasks import service as tasks
 from engine.tasks.models import ACTIVE, Task
 from engine.tasks.service import TaskError
@@ -223,22 +225,48 @@ def home():
 @bp.get("/inbox")
 @login_required
 def inbox():
-    """The department's open and claimed tasks, newest first."""
+    """The tasks a person may see, filtered and sorted (the most urgent first), a page at a
+    time; the filters stay in the URL, so a view can be shared."""
     if not allowed(current_user.role, "tasks.read"):
         return redirect(url_for("web.violations"))
+    form = InboxForm(request.args)
+    every_unit = allowed(current_user.role, "tasks.any_department")
     with _ioc().db.read() as s:
-        rows = [t for t in tasks.list_tasks(s, current_user, limit=500) if t.status in ACTIVE]
-        done = tasks.list_tasks(s, current_user, status="completed", limit=20)
+        form.department.choices = [SelectChoice("", "tất cả / all")] + (
+            [SelectChoice(u.key, org.display_name(u)) for u in org.units(s)] if every_unit
+            else [])
+        scenario_rows = s.execute(select(ScenarioVersion.key, ScenarioVersion.name_vi)
+                                  .where(ScenarioVersion.status == PUBLISHED)
+                                  .order_by(ScenarioVersion.name_vi)).all()
+        form.scenario.choices = [SelectChoice("", "tất cả / all")] + [
+            SelectChoice(key, name) for key, name in scenario_rows]
+        rows, deadlines, following, total = [], {}, None, 0
+        valid = form.validate()
+        if valid:
+            filters = inbox_service.Filters(
+                state=form.state.data or "", mine=bool(form.mine.data),
+                department=form.department.data or "", scenario=form.scenario.data or "",
+                subject=form.subject.data or "", sort=form.sort.data or "urgent")
+            try:
+                rows, deadlines, following, total = inbox_service.page(
+                    s, current_user, filters, form.cursor.data or "")
+            except TaskError as exc:
+                valid = False
+                form.form_errors.append(exc.message)
         instances = {i.id: i for i in s.scalars(select(ProcessInstance).where(
-            ProcessInstance.id.in_({t.instance_id for t in rows + done})))}
+            ProcessInstance.id.in_({t.instance_id for t in rows})))}
         names = dict(s.execute(select(ScenarioVersion.id, ScenarioVersion.name_vi)).all())
-        slas = _ioc().sla.for_tasks(s, rows)
+        slas = _ioc().sla.for_tasks(s, [t for t in rows if t.status in ACTIVE])
+        holders = {u.id: u for u in s.scalars(select(User).where(
+            User.id.in_({t.assignee_id for t in rows if t.assignee_id})))}
         notices = notify.for_user(s, current_user, limit=10)
-    # The most urgent first: breached, then at risk, then by time left; tasks without an SLA last.
-    rows.sort(key=lambda t: (t.id not in slas, slas.get(t.id, {}).get("remaining_seconds", 0)))
-    return render_template("inbox.html", tasks=rows, done=done, instances=instances,
-                           scenario_names=names, claim_form=ClaimForm(), slas=slas,
-                           notices=notices)
+    args = {k: v for k, v in request.args.items() if k != "cursor" and v}
+    return render_template("inbox.html", form=form, tasks=rows, total=total,
+                           instances=instances, scenario_names=names, claim_form=ClaimForm(),
+                           slas=slas, holders=holders, notices=notices,
+                           every_unit=every_unit,
+                           next_url=url_for("web.inbox", **args, cursor=following)
+                           if following else None), 200 if valid else 400
 
 
 def _task_or_404(s, task_id: int) -> Task:

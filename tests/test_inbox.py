@@ -1,0 +1,100 @@
+"""The inbox a page at a time (engine/tasks/inbox.py, issue 23): filters, three orders, keyset
+pages that add up to the whole list with nothing lost or doubled, a count, the filters kept in
+the URL; bad filters are a 400 naming them."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from engine.app import create_app
+from engine.auth.models import User
+from engine.clock import ManualClock
+from engine.sla.models import OPEN_STATES, SlaClock
+from engine.tasks import inbox
+from engine.tasks.models import Task
+from tests.conftest import on_clock
+from tests.spine_helpers import dossier, send, ticket
+from tests.test_web import _login
+from tests.time_helpers import local
+
+
+@pytest.fixture
+def many(loaded, source, people):
+    """Four hotline tickets (tasks with an SLA) and three dossier violations (without), on a
+    Monday morning's clock."""
+    ioc = on_clock(loaded, ManualClock(local("2026-03-02 09:00")))
+    client = create_app(services=ioc).test_client()
+    for n in range(4):
+        send(client, source[1], ticket(f"1022-70{n}", ward="phuong-di-an"))
+        ioc.pipeline.drain()
+        ioc.clock.advance(minutes=7)  # each ticket's deadline a little later
+    for n in range(3):
+        send(client, source[1], dossier("dossier.supplement_requested", f"H08.{n}"),
+             dossier("dossier.supplement_requested", f"H08.{n}"))
+    ioc.pipeline.drain()
+    return ioc
+
+
+def _all_pages(session, user, filters, limit=3):
+    seen, cursor = [], ""
+    while True:
+        rows, _, cursor, total = inbox.page(session, user, filters, cursor, limit=limit)
+        seen += [t.id for t in rows]
+        if cursor is None:
+            return seen, total
+
+
+def test_every_order_pages_through_every_task_once(many):
+    with many.db.read() as s:
+        admin = s.scalars(select(User).where(User.username == "admin")).one()
+        tasks = list(s.scalars(select(Task)))
+        due = {}
+        for clock in s.scalars(select(SlaClock).where(SlaClock.status.in_(OPEN_STATES))):
+            if clock.task_id:
+                due[clock.task_id] = min(filter(None, (due.get(clock.task_id), clock.due_at)))
+        expected_urgent = sorted((t.id for t in tasks),
+                                 key=lambda i: (i not in due, due.get(i) or 0, i))
+        assert len(tasks) == 7 and 0 < len(due) < 7
+        urgent, total = _all_pages(s, admin, inbox.Filters())
+        assert (urgent, total) == (expected_urgent, 7)
+        ids = sorted(t.id for t in tasks)
+        assert _all_pages(s, admin, inbox.Filters(sort="newest"))[0] == ids[::-1]
+        assert _all_pages(s, admin, inbox.Filters(sort="oldest"))[0] == ids
+        hotline = _all_pages(s, admin, inbox.Filters(scenario="hotline-ticket"))[0]
+        assert sorted(hotline) == sorted(due) and len(hotline) == 4
+        assert _all_pages(s, admin, inbox.Filters(subject="h08.1"))[0] == [
+            t.id for t in tasks if t.context.get("dossier_id") == "H08.1"]
+        assert _all_pages(s, admin, inbox.Filters(department="so-nong-nghiep-moi-truong"))[1] \
+            == 4
+
+
+def test_the_inbox_page_keeps_its_filters_in_the_url_and_refuses_bad_ones(many, people):
+    client = create_app(services=many).test_client()
+    assert _login(client, "admin").status_code == 302
+    page = client.get("/inbox?sort=oldest&scenario=hotline-ticket").get_data(as_text=True)
+    assert 'id="task-total">4<' in page, re.findall(r"task-total.{0,20}", page)
+    assert client.get("/inbox?state=lost").status_code == 400
+    assert client.get("/inbox?cursor=abc~x").status_code == 400
+    # A civil servant sees their unit's tasks only; another unit's filter is refused.
+    officer = create_app(services=many).test_client()
+    assert _login(officer, "phvhcc").status_code == 302
+    mine = officer.get("/inbox").get_data(as_text=True)
+    assert 'id="task-total">3<' in mine and 'name="department"' not in mine
+    assert officer.get("/inbox?department=so-nong-nghiep-moi-truong").status_code == 400
+
+
+def test_pages_of_a_long_inbox_link_to_each_other(many, monkeypatch):
+    monkeypatch.setattr(inbox, "PAGE", 3)
+    client = create_app(services=many).test_client()
+    assert _login(client, "admin").status_code == 302
+    url, seen = "/inbox?sort=newest&state=", []
+    while url:
+        page = client.get(url).get_data(as_text=True)
+        assert "sort=newest" in page or url.endswith("state=")
+        seen += [int(i) for i in re.findall(r'<td data-label="#">(\d+)</td>',
+                                                           page)]
+        found = re.search(r'href="([^"]+)" id="next-page"', page)
+        url = found.group(1).replace("&amp;", "&") if found else None
+    assert seen == sorted(seen, reverse=True) and len(seen) == len(set(seen)) == 7
