@@ -14,6 +14,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from designer.display import SEVERITY_NAMES
 from engine.events import dead_letters
 
 
@@ -161,3 +162,28 @@ class InboxForm(FlaskForm):
         SelectChoice("newest", "mới nhất trước / newest first"),
         SelectChoice("oldest", "cũ nhất trước / oldest first")])
     cursor = StringField(validators=[Optional(), Length(max=80)])
+
+
+class ViolationSearchForm(FlaskForm):
+    """Lọc vi phạm, sự cố / the violations list's filters, kept in the URL (GET, no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    kind = SelectField("Loại / Kind", validators=[Optional()], default="", choices=[
+        SelectChoice("", "tất cả / any"), SelectChoice("violation", "vi phạm / violation"),
+        SelectChoice("incident", "sự cố / incident")])
+    status = SelectField("Trạng thái / Status", validators=[Optional()], default="", choices=[
+        SelectChoice("", "tất cả / any"), SelectChoice("open", "đang mở / open"),
+        SelectChoice("closed", "đã đóng / closed")])
+    severity = SelectField("Mức độ / Severity", validators=[Optional()], default="",
+                           choices=[SelectChoice("", "tất cả / any")] + [
+                               SelectChoice(key, name) for key, name in SEVERITY_NAMES.items()])
+    scenario = SelectField("Kịch bản / Scenario", validators=[Optional()], default="")
+    subject = StringField("Đối tượng / Subject", validators=[Optional(), Length(max=100)])
+    since = DateField("Từ ngày / From", validators=[Optional()])
+    until = DateField("Đến ngày / Until", validators=[Optional()])
+    order = SelectField("Sắp xếp / Order", validators=[Optional()], default="newest", choices=[
+        SelectChoice("newest", "mới nhất trước / newest first"),
+        SelectChoice("oldest", "cũ nhất trước / oldest first")])
+    after = IntegerField(validators=[Optional(), NumberRange(min=1)])

@@ -32,6 +32,7 @@ from designer.forms import (
     InboxForm,
     LoginForm,
     ReasonForm,
+    ViolationSearchForm,
     answers,
     task_form,
 )
@@ -58,6 +59,7 @@ from engine.tasks import inbox as inbox_service
 from engine.tasks import service as tasks
 from engine.tasks.models import ACTIVE, Task
 from engine.tasks.service import TaskError
+from engine.violations import search as violation_search
 from engine.violations.models import Violation
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
@@ -88,7 +90,8 @@ def _globals():
     return {"unit_name": unit_name, "role_names": ROLE_NAMES, "allowed": allowed,
             "calendar_warning": calendar_warning, "context_lines": context_lines,
             "process_hidden": display.PROCESS_HIDDEN, "answer_text": display.answer_text,
-            "event_name": lambda name: display.event_name(_ioc().vocabulary, name)}
+            "event_name": lambda name: display.event_name(_ioc().vocabulary, name),
+            "severity_name": lambda key: display.SEVERITY_NAMES.get(key, key)}
 
 
 STATUS_NAMES = {"running": "Đang xử lý / running", "completed": "Đã kết thúc / completed",
@@ -235,11 +238,7 @@ def inbox():
         form.department.choices = [SelectChoice("", "tất cả / all")] + (
             [SelectChoice(u.key, org.display_name(u)) for u in org.units(s)] if every_unit
             else [])
-        scenario_rows = s.execute(select(ScenarioVersion.key, ScenarioVersion.name_vi)
-                                  .where(ScenarioVersion.status == PUBLISHED)
-                                  .order_by(ScenarioVersion.name_vi)).all()
-        form.scenario.choices = [SelectChoice("", "tất cả / all")] + [
-            SelectChoice(key, name) for key, name in scenario_rows]
+        form.scenario.choices = _scenario_choices(s)
         rows, deadlines, following, total = [], {}, None, 0
         valid = form.validate()
         if valid:
@@ -570,16 +569,39 @@ def sources():
     return render_template("sources.html", sources=rows)
 
 
+def _scenario_choices(s) -> list[SelectChoice]:
+    """Every published scenario by its name, for a filter ("" first: any)."""
+    rows = s.execute(select(ScenarioVersion.key, ScenarioVersion.name_vi)
+                     .where(ScenarioVersion.status == PUBLISHED)
+                     .order_by(ScenarioVersion.name_vi)).all()
+    return [SelectChoice("", "tất cả / all")] + [SelectChoice(key, name) for key, name in rows]
+
+
 @bp.get("/violations")
 @login_required
 def violations():
-    """Vi phạm và sự cố / violations and incidents, newest first."""
+    """Vi phạm và sự cố / violations and incidents: filtered, newest first, a page at a time."""
     if not allowed(current_user.role, "violations.read"):
         abort(403)
+    form = ViolationSearchForm(request.args)
+    rows, after, total = [], None, 0
     with _ioc().db.read() as s:
-        rows = list(s.scalars(scope.violations(current_user, select(Violation))
-                              .order_by(Violation.id.desc()).limit(200)))
-    return render_template("violations.html", violations=rows)
+        form.scenario.choices = _scenario_choices(s)
+        valid = form.validate()
+        if valid:
+            filters = violation_search.Filters(
+                kind=form.kind.data or "", status=form.status.data or "",
+                severity=form.severity.data or "", scenario=form.scenario.data or "",
+                subject=form.subject.data or "", since=form.since.data, until=form.until.data,
+                oldest_first=form.order.data == "oldest")
+            rows, after, total = violation_search.search(s, current_user, filters,
+                                                         form.after.data)
+        names = dict(s.execute(select(ScenarioVersion.key, ScenarioVersion.name_vi)).all())
+    args = {k: v for k, v in request.args.items() if k != "after" and v}
+    return render_template("violations.html", form=form, violations=rows, total=total,
+                           scenario_names=names,
+                           next_url=url_for("web.violations", **args, after=after)
+                           if after else None), 200 if valid else 400
 
 
 def _audit_page(result=None):

@@ -446,7 +446,7 @@ class Pipeline:
                 severity=filled["severity"] or version.severity,
                 title_vi=(title.get("vi") or version.name_vi)[:500],
                 title_en=(title.get("en") or version.name_en)[:500],
-                subject=subject, event_ids=ids)
+                subject=subject, event_ids=ids, opened_at=self.clock.now())
             session.add(violation)
             session.flush()
             audit.record(session, f"{action.open}.opened", actor=actor,

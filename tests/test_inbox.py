@@ -98,3 +98,35 @@ def test_pages_of_a_long_inbox_link_to_each_other(many, monkeypatch):
         found = re.search(r'href="([^"]+)" id="next-page"', page)
         url = found.group(1).replace("&amp;", "&") if found else None
     assert seen == sorted(seen, reverse=True) and len(seen) == len(set(seen)) == 7
+
+
+def test_violations_are_filtered_paged_and_counted(many, people, monkeypatch):
+    from engine.violations import search
+    from engine.violations.models import Violation
+
+    with many.db.read() as s:
+        severity = {v.severity for v in s.scalars(select(Violation))}
+    assert len(severity) == 1  # the three dossier violations of one rule
+    client = create_app(services=many).test_client()
+    assert _login(client, "auditor").status_code == 302
+
+    def total(query=""):
+        page = client.get(f"/violations?{query}").get_data(as_text=True)
+        return int(re.search(r'id="violation-total">(\d+)<', page).group(1))
+    assert total() == 3
+    assert (total("kind=violation"), total("kind=incident")) == (3, 0)
+    assert total(f"severity={severity.pop()}&status=open") == 3
+    assert total("severity=critical") == 0
+    assert total("subject=h08.2") == 1
+    assert total("since=2026-03-03") == 0
+    assert total("since=2026-03-02&until=2026-03-02") == 3
+    for bad in ("kind=other", "since=hom-nay", "severity=urgent", "after=0"):
+        assert client.get(f"/violations?{bad}").status_code == 400, bad
+    monkeypatch.setattr(search, "PAGE", 2)
+    url, seen = "/violations?order=oldest", []
+    while url:
+        page = client.get(url).get_data(as_text=True)
+        seen += [int(i) for i in re.findall(r'<td data-label="#">(\d+)</td>', page)]
+        found = re.search(r'href="([^"]+)" id="next-page"', page)
+        url = found.group(1).replace("&amp;", "&") if found else None
+    assert seen == sorted(seen) and len(set(seen)) == 3

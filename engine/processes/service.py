@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session
 
 from engine.audit import service as audit
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.db import utcnow
 from engine.expressions import ExpressionError, evaluate
 from engine.incidents import service as incidents
 from engine.incidents.models import MESSAGE, START, TASK, TIMER
@@ -174,14 +173,15 @@ class ProcessRuntime:
             self._keep(session, instance, version, workflow, actor, done, fresh=True)
         return instance
 
-    @staticmethod
-    def _insert(session: Session, version: ScenarioVersion, workflow: BpmnWorkflow, data: dict,
-                actor: str, subject: str | None, details: dict | None,
+    def _insert(self, session: Session, version: ScenarioVersion, workflow: BpmnWorkflow,
+                data: dict, actor: str, subject: str | None, details: dict | None,
                 failed: ProcessError | None = None) -> ProcessInstance:
-        """Write a new instance's row (once, with its state) and its `instance.started`."""
+        """Write a new instance's row (once, with its state) and its `instance.started`; it
+        started at the engine's clock, as its deadlines count from it."""
         error = str(failed)[:2000] if failed is not None else None
         instance = ProcessInstance(
             scenario_version_id=version.id, scenario_key=version.key, subject=subject,
+            started_at=self.clock.now(),
             state=spiff.dump_state(workflow), status=ERROR if failed else RUNNING, error=error,
             data=ProcessRuntime._data(workflow, _plain(data)) if not failed else _plain(data))
         session.add(instance)
@@ -291,7 +291,7 @@ class ProcessRuntime:
             raise ProcessError(f"task {task.bpmn_id}: {exc}", _element_of(exc) or task.bpmn_id) \
                 from exc
         task.status, task.result = TASK_COMPLETED, _plain(answers)
-        task.completed_at, task.completed_by_id = utcnow(), user_id
+        task.completed_at, task.completed_by_id = self.clock.now(), user_id
         audit.record(session, "task.completed", actor=actor, subject_type="task",
                      subject_id=task.id, instance_id=instance.id,
                      details={"task": task.bpmn_id, "department": task.department_key,
@@ -585,7 +585,8 @@ class ProcessRuntime:
             row = Task(instance_id=instance.id, spiff_task_id=tid, bpmn_id=spec.bpmn_id,
                        name=spec.bpmn_name or spec.bpmn_id,
                        department_key=self._department(session, spiff_task, version),
-                       form=forms.form_from_spec(spec), context=_plain(spiff_task.data))
+                       form=forms.form_from_spec(spec), context=_plain(spiff_task.data),
+                       created_at=self.clock.now())
             session.add(row)
             session.flush()
             created.append(row)
@@ -634,14 +635,14 @@ class ProcessRuntime:
             timers.schedule(session, BPMN, ref, due, instance_id=instance.id)
 
     def _finish(self, session: Session, instance: ProcessInstance, actor: str) -> None:
-        instance.status, instance.ended_at = COMPLETED, utcnow()
+        instance.status, instance.ended_at = COMPLETED, self.clock.now()
         outcome = instance.data.get("outcome")
         audit.record(session, "instance.ended", actor=actor, subject_type="instance",
                      subject_id=instance.id, instance_id=instance.id,
                      details={"status": COMPLETED, "outcome": outcome})
         for violation in session.scalars(select(Violation).where(
                 Violation.instance_id == instance.id, Violation.status == "open")):
-            violation.status, violation.closed_at = "closed", utcnow()
+            violation.status, violation.closed_at = "closed", self.clock.now()
             violation.outcome = str(outcome) if outcome is not None else "completed"
             audit.record(session, "violation.closed", actor=actor, subject_type="violation",
                          subject_id=violation.id, instance_id=instance.id,

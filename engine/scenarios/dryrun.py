@@ -247,8 +247,9 @@ class _SandboxMatcher(RuleMatcher):
 class _Timeline:
     """Maps the real time at which something was written to the sandbox clock's time then.
 
-    Records carry real timestamps (audit, created_at, SpiffWorkflow's state changes); the clock
-    stands still during each pass, so a record belongs to the first pass that ended after it.
+    Some records carry real timestamps (audit, rule matches, notifications, SpiffWorkflow's
+    state changes; violations, instances and tasks carry the engine clock's); the clock stands
+    still during each pass, so a record belongs to the first pass that ended after it.
     """
 
     def __init__(self, clock: ManualClock):
@@ -436,7 +437,7 @@ def _report(box: _Sandbox, scenario: service.Scenario, events: list, moments: li
                    for m in s.scalars(select(RuleMatch).order_by(RuleMatch.id))]
         violations = [{"id": v.id, "kind": v.kind, "title": {"vi": v.title_vi, "en": v.title_en},
                        "severity": v.severity, "subject": v.subject, "rule": v.rule_key,
-                       "status": v.status, "instance_id": v.instance_id, "at": at(v.opened_at)}
+                       "status": v.status, "instance_id": v.instance_id, "at": iso(v.opened_at)}
                       for v in s.scalars(select(Violation).order_by(Violation.id))]
         flows = _flow_ids(scenario)
         instances, workflows = [], {}
@@ -448,7 +449,7 @@ def _report(box: _Sandbox, scenario: service.Scenario, events: list, moments: li
         tasks = [{"id": t.id, "instance_id": t.instance_id, "element": t.bpmn_id,
                   "name": t.name, "department": t.department_key, "status": t.status,
                   "form": [f["id"] for f in (t.form or {}).get("fields", [])],
-                  "escalated_to": t.escalated_to, "at": at(t.created_at)}
+                  "escalated_to": t.escalated_to, "at": iso(t.created_at)}
                  for t in s.scalars(select(Task).order_by(Task.id))]
         notifications = [{"kind": n.kind, "channel": n.channel,
                           "to": n.department_key or (f"user:{n.user_id}" if n.user_id else None),

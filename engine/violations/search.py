@@ -1,0 +1,74 @@
+"""Finding violations and incidents: by kind, status, severity, scenario, subject and period,
+newest or oldest first, a page at a time (keyset: after the last id shown), within what the
+person may read."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.auth.models import User
+from engine.org.service import day_start
+from engine.processes import scope
+from engine.violations.models import Violation
+
+PAGE = 50
+KINDS, STATUSES = ("violation", "incident"), ("open", "closed")
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+class SearchError(ValueError):
+    """A filter that is not one of its choices; names the field."""
+
+    def __init__(self, field: str, message: str):
+        self.field, self.message = field, message
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What to look for; empty is "any"."""
+
+    kind: str = ""
+    status: str = ""
+    severity: str = ""
+    scenario: str = ""
+    subject: str = ""
+    since: date | None = None
+    until: date | None = None
+    oldest_first: bool = False
+
+
+def _query(user: User, f: Filters):
+    for field, value, choices in (("kind", f.kind, KINDS), ("status", f.status, STATUSES),
+                                  ("severity", f.severity, SEVERITIES)):
+        if value and value not in choices:
+            raise SearchError(field, f"one of {', '.join(choices)}")
+    query = scope.violations(user, select(Violation))
+    for column, value in ((Violation.kind, f.kind), (Violation.status, f.status),
+                          (Violation.severity, f.severity),
+                          (Violation.scenario_key, f.scenario)):
+        if value:
+            query = query.where(column == value)
+    if f.subject:
+        query = query.where(func.lower(Violation.subject).like(f"%{f.subject.lower()}%"))
+    if f.since:
+        query = query.where(Violation.opened_at >= day_start(f.since))
+    if f.until:  # the whole day
+        query = query.where(Violation.opened_at < day_start(f.until + timedelta(days=1)))
+    return query
+
+
+def search(session: Session, user: User, filters: Filters, after: int | None = None,
+           limit: int = PAGE) -> tuple[list[Violation], int | None, int]:
+    """(a page of violations, the `after` of the next page or None, how many match)."""
+    query = _query(user, filters)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    if after:
+        query = query.where(Violation.id > after if filters.oldest_first
+                            else Violation.id < after)
+    query = query.order_by(Violation.id if filters.oldest_first else Violation.id.desc())
+    rows = list(session.scalars(query.limit(limit + 1)))
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None), total
