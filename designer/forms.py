@@ -187,3 +187,15 @@ class ViolationSearchForm(FlaskForm):
         SelectChoice("newest", "mới nhất trước / newest first"),
         SelectChoice("oldest", "cũ nhất trước / oldest first")])
     after = IntegerField(validators=[Optional(), NumberRange(min=1)])
+
+
+class SlaFilterForm(FlaskForm):
+    """Lọc bảng thời hạn / the SLA board's period, unit and scenario (GET, no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    since = DateField("Từ ngày / From", validators=[Optional()])
+    until = DateField("Đến ngày / Until", validators=[Optional()])
+    department = SelectField("Đơn vị / Unit", validators=[Optional()], default="")
+    scenario = SelectField("Kịch bản / Scenario", validators=[Optional()], default="")

@@ -32,6 +32,7 @@ from designer.forms import (
     InboxForm,
     LoginForm,
     ReasonForm,
+    SlaFilterForm,
     ViolationSearchForm,
     answers,
     task_form,
@@ -544,18 +545,37 @@ def case_export(instance_id: int):
 @bp.get("/sla")
 @login_required
 def sla_board():
-    """Bảng theo dõi thời hạn / the SLA board: per department and scenario, and open items."""
+    """Bảng theo dõi thời hạn / the SLA board: per department and scenario, and open items, over
+    a period (default the last 30 days), for a unit and a scenario; kept in the URL."""
     if not allowed(current_user.role, "sla.read"):
         abort(403)
     ioc = _ioc()
-    until = ioc.clock.now()
-    department = None if allowed(current_user.role, "sla.any_department") \
-        else current_user.department_key
+    form = SlaFilterForm(request.args)
+    every_unit = allowed(current_user.role, "sla.any_department")
     with ioc.db.read() as s:
-        report = ioc.sla.report(s, since=until - timedelta(days=30), until=until,
-                                department=department)
+        form.department.choices = [SelectChoice("", "tất cả / all")] + (
+            [SelectChoice(u.key, org.display_name(u)) for u in org.units(s)] if every_unit
+            else [])
+        form.scenario.choices = _scenario_choices(s)
+        valid = form.validate()
+        until = org.day_start(form.until.data + timedelta(days=1)) if valid and \
+            form.until.data else ioc.clock.now()
+        since = org.day_start(form.since.data) if valid and form.since.data else \
+            until - timedelta(days=30)
+        if since >= until:
+            form.since.errors = [*form.since.errors, "Phải trước ngày kết thúc / must be before "
+                                                     "the end"]
+            valid = False
+        report = {"departments": [], "scenarios": [], "items": []}
+        if valid:
+            report = ioc.sla.report(s, since=since, until=until,
+                                    department=(form.department.data or None) if every_unit
+                                    else current_user.department_key,
+                                    scenario=form.scenario.data or None)
         names = dict(s.execute(select(ScenarioVersion.key, ScenarioVersion.name_vi)).all())
-    return render_template("sla.html", report=report, scenario_names=names)
+    return render_template("sla.html", report=report, scenario_names=names, form=form,
+                           every_unit=every_unit, since=since,
+                           until=until - timedelta(seconds=1)), 200 if valid else 400
 
 
 @bp.get("/sources")

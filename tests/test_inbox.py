@@ -130,3 +130,21 @@ def test_violations_are_filtered_paged_and_counted(many, people, monkeypatch):
         found = re.search(r'href="([^"]+)" id="next-page"', page)
         url = found.group(1).replace("&amp;", "&") if found else None
     assert seen == sorted(seen) and len(set(seen)) == 3
+
+
+def test_the_sla_board_takes_a_period_a_unit_and_a_scenario(many, people):
+    client = create_app(services=many).test_client()
+    assert _login(client, "auditor").status_code == 302
+
+    def items(query):
+        resp = client.get(f"/sla?{query}")
+        page = resp.get_data(as_text=True)
+        return resp.status_code, page.count('data-label="Còn lại / Left"')
+    assert items("") == (200, 8)  # two open clocks for each of the four tickets
+    assert items("scenario=hotline-ticket&department=so-nong-nghiep-moi-truong") == (200, 8)
+    assert items("scenario=dossier-violations") == (200, 0)
+    assert items("department=so-xay-dung") == (200, 0)
+    page = client.get("/sla?since=2026-03-01&until=2026-03-31").get_data(as_text=True)
+    assert "Từ 01/03/2026 đến 31/03/2026" in page
+    assert items("since=2026-03-10&until=2026-03-01")[0] == 400
+    assert items("scenario=khong-co")[0] == 400
