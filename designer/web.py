@@ -92,12 +92,15 @@ def _globals():
             "calendar_warning": calendar_warning, "context_lines": context_lines,
             "process_hidden": display.PROCESS_HIDDEN, "answer_text": display.answer_text,
             "event_name": lambda name: display.event_name(_ioc().vocabulary, name),
-            "severity_name": lambda key: display.SEVERITY_NAMES.get(key, key)}
+            "severity_name": lambda key: display.SEVERITY_NAMES.get(key, key),
+            "sla_status": lambda key: display.SLA_STATUS_NAMES.get(key, key)}
 
 
 STATUS_NAMES = {"running": "Đang xử lý / running", "completed": "Đã kết thúc / completed",
                 "cancelled": "Đã hủy / cancelled", "error": "Lỗi / error",
-                "open": "Chờ nhận / open", "claimed": "Đang xử lý / claimed"}
+                "open": "Chờ nhận / open", "claimed": "Đang xử lý / claimed",
+                "pending": "Chờ gửi / pending", "sent": "Đã gửi / sent",
+                "failed": "Gửi lỗi / failed", "resolved": "Đã xử lý / resolved"}
 
 
 # What a person is told on an error page, Vietnamese first: (title, what to do).
@@ -429,11 +432,13 @@ def cases_page():
         abort(403)
     form, filters = _case_filters()
     rows, after, total = [], None, 0
-    if filters is not None:
-        with _ioc().db.read() as s:
+    with _ioc().db.read() as s:
+        if filters is not None:
             rows, after, total = search.search(s, current_user, filters, form.before.data)
+        names = dict(s.execute(select(ScenarioVersion.key, ScenarioVersion.name_vi)).all())
     args = {k: v for k, v in request.args.items() if k != "before" and v}
     return render_template("cases.html", form=form, rows=rows, total=total, args=args,
+                           scenario_names=names,
                            next_url=url_for("web.cases_page", **args, before=after)
                            if after else None), 200 if filters is not None else 400
 
@@ -483,8 +488,11 @@ def _case_html(case: dict, finding_form: FindingForm, status: int = 200):
     with _ioc().db.read() as s:
         waits = waiting.waiting_for(s, _ioc().runtime,
                                     s.get(ProcessInstance, case["instance"]["id"]))
+        # The forms the answers were given on: their labels and options name the answers.
+        task_forms = dict(s.execute(select(Task.id, Task.form).where(
+            Task.instance_id == case["instance"]["id"])).all())
     return render_template("case.html", case=case, timeline=cases.timeline(case), marks=marks,
-                           waits=waits,
+                           waits=waits, task_forms=task_forms,
                            form=ActionForm(), finding_form=finding_form,
                            may_find=allowed(current_user.role, "audit.findings"),
                            may_export=allowed(current_user.role, "audit.read")), status

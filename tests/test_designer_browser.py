@@ -185,10 +185,14 @@ def test_an_inspector_builds_dry_runs_and_publishes_a_scenario(server, loaded, p
     # Publish.
     page.click("nav.tabs a:has-text('Quy trình')")
     page.wait_for_selector("body[data-editor-ready=true]")
-    page.click("#publish")
+    page.click("#publish")  # a page says what publishing changes, then asks
+    page.wait_for_selector("#confirm-publish")
+    assert "first version" in page.inner_text("#publish-summary")
+    screenshot(page, "designer-5-confirm-publish")
+    page.click("#confirm-publish")
     page.wait_for_url(f"{server}/designer/scenarios/{KEY}")
     assert "Published version 1" in page.inner_text("main")
-    screenshot(page, "designer-5-versions")
+    screenshot(page, "designer-6-versions")
     with loaded.db.read() as s:
         version = s.scalars(select(ScenarioVersion).where(ScenarioVersion.key == KEY)).one()
         assert (version.status, version.loaded_by) == (PUBLISHED, "inspector")

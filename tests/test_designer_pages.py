@@ -105,6 +105,9 @@ def test_draw_save_check_publish_and_the_rule_goes_live(inspector, loaded, sourc
     assert "<bpmn:lane" in config["xml"] and config["camunda"]["prefix"] == "camunda"
     assert config["problems"], "the empty template is not ready to publish"
 
+    # Publishing asks first on its own page; an unfinished draft gets its problems, no button.
+    ask = inspector.get(f"/designer/drafts/{draft_id}/publish").get_data(as_text=True)
+    assert "Not ready" in ask and 'id="confirm-publish"' not in ask
     # Publishing an unfinished draft is refused and nothing is stored.
     resp = inspector.post(f"/designer/drafts/{draft_id}/publish", data={"csrf_token": csrf})
     assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/drafts/{draft_id}")
@@ -132,6 +135,9 @@ def test_draw_save_check_publish_and_the_rule_goes_live(inspector, loaded, sourc
     assert inspector.get(f"/designer/drafts/{draft_id}/problems.json").get_json() == {
         "problems": []}
 
+    ask = inspector.get(f"/designer/drafts/{draft_id}/publish").get_data(as_text=True)
+    assert 'id="confirm-publish"' in ask and "first version" in ask
+    assert "Kiểm tra hiện trường" in ask  # the new task among what changes
     resp = inspector.post(f"/designer/drafts/{draft_id}/publish", data={"csrf_token": csrf})
     assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/scenarios/{KEY}")
     with loaded.db.read() as s:
@@ -179,7 +185,11 @@ def test_versions_diff_export_import_and_retire(inspector, loaded):
     text = diff.get_data(as_text=True)
     assert diff.status_code == 200 and "keyword-spreading" in text
     assert "when.count" in text and "30" in text
+    assert inspector.get("/designer/scenarios/hot-topic/diff?a=1&b=draft").status_code == 200
     assert inspector.get("/designer/scenarios/hot-topic/diff?a=1&b=9").status_code == 404
+    # Before publishing, the same change against the version in force, and what happens.
+    ask = inspector.get(f"/designer/drafts/{draft_id}/publish").get_data(as_text=True)
+    assert "Version 1, in force now, is replaced" in ask and "when.count" in ask
 
     inspector.post(f"/designer/drafts/{draft_id}/publish", data={"csrf_token": csrf})
     with loaded.db.read() as s:

@@ -292,6 +292,24 @@ def edit_file(draft_id: int, name: str):
                            files=sorted(files), problems=problem_dicts(problems)), status
 
 
+@bp.get("/drafts/<int:draft_id>/publish")
+@design_required
+def confirm_publish(draft_id: int):
+    """Xác nhận xuất bản / what publishing would change, against the version in force, and the
+    button that does it (nothing is published without this page)."""
+    with services().db.read() as s:
+        draft = draft_or_404(s, draft_id)
+        files = dict(draft.files)
+        problems = drafts.problems(s, draft, services().vocabulary)
+        current = s.scalars(select(ScenarioVersion).where(
+            ScenarioVersion.key == draft.key, ScenarioVersion.status == PUBLISHED)
+            .order_by(ScenarioVersion.version.desc())).first()
+        before = dict(current.files) if current else {}
+    return render_template("scenarios/publish.html", draft=draft, manifest=manifest_of(files),
+                           current=current, problems=problem_dicts(problems),
+                           diff=scenario_diff.diff(before, files), action_form=ActionForm())
+
+
 @bp.post("/drafts/<int:draft_id>/publish")
 @design_required
 def publish(draft_id: int):

@@ -2,6 +2,15 @@
 // needs (departments, forms, timers, messages, conditions) and hands back the new XML.
 (function () {
   "use strict";
+  // Drawing needs a tablet or larger: on a phone the page says so plainly instead of opening a
+  // modeler too narrow to use (checks, files and publishing still work from here).
+  if (window.matchMedia("(max-width: 699px)").matches) {
+    document.querySelectorAll("#save, #check").forEach((button) => { button.disabled = true; });
+    document.getElementById("phone-note").hidden = false;
+    document.querySelector(".editor").hidden = true;
+    document.body.dataset.editorPhone = "true";
+    return;
+  }
   const config = JSON.parse(document.getElementById("designer-config").textContent);
   const csrf = document.getElementById("csrf").value;
   const panel = document.getElementById("panel");
@@ -266,12 +275,9 @@
   document.getElementById("save").addEventListener("click", () => save().catch(failed));
   document.getElementById("check").addEventListener("click", () => save().catch(failed));
 
-  // Publishing, a dry run or another tab first saves the diagram, so nothing drawn is lost.
-  document.getElementById("publish-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    save().then((ok) => ok && event.target.submit()).catch(failed);
-  });
-  document.querySelectorAll("nav.tabs a").forEach((link) => {
+  // Publishing (its page shows the changes first), a dry run or another tab first saves the
+  // diagram, so nothing drawn is lost.
+  document.querySelectorAll("nav.tabs a, #publish").forEach((link) => {
     link.addEventListener("click", (event) => {
       if (!dirty) return;
       event.preventDefault();
