@@ -91,6 +91,8 @@ def action_name(action: str) -> str:
     return f"{vi} / {en}" if en else vi
 
 
+EVENT_STATE_NAMES = {"pending": "chờ xử lý / pending", "processed": "đã xử lý / processed",
+                     "failed": "lỗi / failed", "discarded": "đã bỏ qua / discarded"}
 SLA_STATUS_NAMES = {"running": "đang tính / running", "paused": "tạm dừng / paused",
                     "met": "đúng hạn / met", "breached": "quá hạn / breached"}
 SEVERITY_NAMES = {"low": "Thấp / Low", "medium": "Trung bình / Medium", "high": "Cao / High",

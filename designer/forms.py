@@ -199,3 +199,21 @@ class SlaFilterForm(FlaskForm):
     until = DateField("Đến ngày / Until", validators=[Optional()])
     department = SelectField("Đơn vị / Unit", validators=[Optional()], default="")
     scenario = SelectField("Kịch bản / Scenario", validators=[Optional()], default="")
+
+
+class EventSearchForm(FlaskForm):
+    """Lọc sự kiện / the events' (and dead letters') filters, kept in the URL (GET, no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    status = SelectField("Trạng thái / State", validators=[Optional()], default="", choices=[
+        SelectChoice("", "tất cả / any"), SelectChoice("pending", "chờ xử lý / pending"),
+        SelectChoice("processed", "đã xử lý / processed"),
+        SelectChoice("failed", "lỗi / failed"), SelectChoice("discarded", "đã bỏ qua / discarded")])
+    type = SelectField("Loại sự kiện / Event type", validators=[Optional()], default="")
+    source = SelectField("Nguồn / Source", validators=[Optional()], default="")
+    subject = StringField("Đối tượng / Subject", validators=[Optional(), Length(max=100)])
+    since = DateField("Nhận từ ngày / Received from", validators=[Optional()])
+    until = DateField("Đến ngày / Until", validators=[Optional()])
+    before = IntegerField(validators=[Optional(), NumberRange(min=1)])

@@ -28,6 +28,7 @@ from designer.forms import (
     AssignForm,
     CaseSearchForm,
     ClaimForm,
+    EventSearchForm,
     FindingForm,
     InboxForm,
     LoginForm,
@@ -46,6 +47,7 @@ from engine.auth.permissions import ROLE_NAMES, allowed
 from engine.cases import bundle, findings, search
 from engine.cases import service as cases
 from engine.events import dead_letters
+from engine.events import search as event_search
 from engine.events import service as events
 from engine.events.dead_letters import DeadLetterError
 from engine.events.models import Source
@@ -93,7 +95,8 @@ def _globals():
             "process_hidden": display.PROCESS_HIDDEN, "answer_text": display.answer_text,
             "event_name": lambda name: display.event_name(_ioc().vocabulary, name),
             "severity_name": lambda key: display.SEVERITY_NAMES.get(key, key),
-            "sla_status": lambda key: display.SLA_STATUS_NAMES.get(key, key)}
+            "sla_status": lambda key: display.SLA_STATUS_NAMES.get(key, key),
+            "event_state": lambda key: display.EVENT_STATE_NAMES.get(key, key)}
 
 
 STATUS_NAMES = {"running": "Đang xử lý / running", "completed": "Đã kết thúc / completed",
@@ -702,13 +705,48 @@ def _may_handle_dead_letters() -> None:
         abort(403)
 
 
+def _event_page(template: str, endpoint: str, fixed_status: str = "", **context):
+    """A page of stored events found by the filters in the URL (the events page, and the dead
+    letters with their state fixed to failed)."""
+    form = EventSearchForm(request.args)
+    ioc = _ioc()
+    form.type.choices = [SelectChoice("", "tất cả / any")] + [
+        SelectChoice(name, f"{display.event_name(ioc.vocabulary, name)} ({name})")
+        for name in sorted(ioc.vocabulary.types)]
+    rows, before, total = [], None, 0
+    with ioc.db.read() as s:
+        sources = list(s.scalars(select(Source).order_by(Source.name)))
+        form.source.choices = [SelectChoice("", "tất cả / any")] + [
+            SelectChoice(str(src.id), src.name) for src in sources]
+        valid = form.validate()
+        if valid:
+            rows, before, total = event_search.search(s, event_search.Filters(
+                status=fixed_status or form.status.data or "", type=form.type.data or "",
+                source_id=int(form.source.data) if form.source.data else None,
+                subject=form.subject.data or "", since=form.since.data, until=form.until.data),
+                form.before.data)
+    args = {k: v for k, v in request.args.items() if k != "before" and v}
+    return render_template(template, form=form, events=[events.to_dict(e) for e in rows],
+                           attempts={e.id: e.attempts for e in rows}, total=total,
+                           next_url=url_for(endpoint, **args, before=before) if before else None,
+                           **context), 200 if valid else 400
+
+
+@bp.get("/events")
+@login_required
+def events_page():
+    """Sự kiện / the events received from every source, filtered, newest first, a page at a
+    time (inspectors, auditors, administrators)."""
+    if not allowed(current_user.role, "events.read"):
+        abort(403)
+    return _event_page("events.html", "web.events_page")
+
+
 def _dead_letters_page(discard_form: ReasonForm | None = None, failed_id: int | None = None,
                        status: int = 200):
-    with _ioc().db.read() as s:
-        rows = [dead_letters.to_dict(e) for e in dead_letters.list_dead(s, limit=200)]
-        total = dead_letters.count_dead(s)
-    return render_template("dead_letters.html", events=rows, total=total,
-                           discard_form=discard_form or ReasonForm(), failed_id=failed_id), status
+    page, code = _event_page("dead_letters.html", "web.dead_letters_page", fixed_status="failed",
+                             discard_form=discard_form or ReasonForm(), failed_id=failed_id)
+    return page, code if code != 200 else status
 
 
 @bp.get("/dead-letters")

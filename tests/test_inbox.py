@@ -148,3 +148,44 @@ def test_the_sla_board_takes_a_period_a_unit_and_a_scenario(many, people):
     assert "Từ 01/03/2026 đến 31/03/2026" in page
     assert items("since=2026-03-10&until=2026-03-01")[0] == 400
     assert items("scenario=khong-co")[0] == 400
+
+
+def test_events_and_dead_letters_are_filtered_paged_and_counted(many, people, monkeypatch):
+    from engine.events import search
+    from engine.events.models import Event
+
+    with many.db.session() as s:  # one event failed for good: a dead letter
+        dead = s.scalars(select(Event).where(Event.subject == "1022-702")).one()
+        dead.status, dead.error = "failed", "KeyError: 'ward'"
+    client = create_app(services=many).test_client()
+    assert _login(client, "inspector").status_code == 302
+
+    def total(path):
+        resp = client.get(path)
+        assert resp.status_code == 200, (path, resp.status_code)
+        return int(re.search(r'id="event-total">(\d+)<', resp.get_data(as_text=True)).group(1))
+    assert total("/events") == 10  # four tickets, three dossiers sent twice
+    assert total("/events?type=hotline.ticket.created") == 4
+    assert total("/events?status=failed") == 1
+    assert total("/events?subject=H08.1") == 2
+    assert total("/events?since=2030-01-01") == 0
+    assert client.get("/events?status=lost").status_code == 400
+    assert client.get("/events?type=made.up").status_code == 400
+    monkeypatch.setattr(search, "PAGE", 4)
+    url, seen = "/events?type=", []
+    while url:
+        page = client.get(url).get_data(as_text=True)
+        seen += [int(i) for i in re.findall(r'<td class="num" data-label="#">(\d+)</td>', page)]
+        found = re.search(r'href="([^"]+)" id="next-page"', page)
+        url = found.group(1).replace("&amp;", "&") if found else None
+    assert seen == sorted(seen, reverse=True) and len(set(seen)) == 10
+
+    admin = create_app(services=many).test_client()
+    assert _login(admin, "admin").status_code == 302
+    letters = admin.get("/dead-letters").get_data(as_text=True)
+    assert 'id="event-total">1<' in letters and "KeyError" in letters
+    assert 'id="event-total">0<' in admin.get(
+        "/dead-letters?type=dossier.supplement_requested").get_data(as_text=True)
+    officer = create_app(services=many).test_client()
+    assert _login(officer, "phvhcc").status_code == 302
+    assert officer.get("/events").status_code == 403

@@ -55,9 +55,11 @@ PAGES = {
     "phvhcc": ["/inbox", "/tasks/{task}"],
     "phvhcc.truong": ["/inbox", "/tasks/{task}", "/violations", "/sla", "/cases",
                       "/instances/{case}", "/cases/{case}"],
-    "inspector": ["/violations", "/sla", "/cases", "/instances/{case}", "/process-incidents"],
+    "inspector": ["/violations", "/sla", "/cases", "/instances/{case}", "/process-incidents",
+                  "/events"],
     "chihuy": ["/inbox", "/tasks/{task}", "/violations", "/sla", "/cases", "/cases/{case}"],
-    "auditor": ["/inbox", "/violations", "/cases", "/cases/{case}", "/audit", "/audit/access"],
+    "auditor": ["/inbox", "/violations", "/cases", "/cases/{case}", "/audit", "/audit/access",
+                "/events"],
     "admin": ["/inbox", "/sources", "/dead-letters", "/admin/users", "/process-incidents"],
 }
 
