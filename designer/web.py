@@ -339,34 +339,35 @@ def task(task_id: int):
                                row.assignee_id in (None, current_user.id))), status
 
 
-@bp.post("/tasks/<int:task_id>/claim")
-@login_required
-def claim(task_id: int):
-    """Nhận xử lý / claim a task."""
+def _task_action(task_id: int, run, done: str):
+    """One button on a task (CSRF-checked): `run(session)` moves it; `done` (with the task's
+    name) or the refusal is flashed on the task's page."""
     if not ClaimForm().validate_on_submit():
         abort(400)
     try:
         with _ioc().db.session() as s:
-            row = tasks.claim(s, current_user, task_id, _ioc().runtime)
-        flash(f"Đã nhận xử lý / Claimed: {row.name}", "ok")
+            row = run(s)
+        flash(f"{done}: {row.name}", "ok")
     except TaskError as exc:
         flash(exc.message, "error")
     return redirect(url_for("web.task", task_id=task_id))
+
+
+@bp.post("/tasks/<int:task_id>/claim")
+@login_required
+def claim(task_id: int):
+    """Nhận xử lý / claim a task."""
+    return _task_action(task_id, lambda s: tasks.claim(s, current_user, task_id,
+                                                       _ioc().runtime),
+                        "Đã nhận xử lý / Claimed")
 
 
 @bp.post("/tasks/<int:task_id>/release")
 @login_required
 def release(task_id: int):
     """Trả lại / give a claimed task back to the department."""
-    if not ClaimForm().validate_on_submit():
-        abort(400)
-    try:
-        with _ioc().db.session() as s:
-            row = tasks.release(s, current_user, task_id)
-        flash(f"Đã trả lại cho đơn vị / Released to the department: {row.name}", "ok")
-    except TaskError as exc:
-        flash(exc.message, "error")
-    return redirect(url_for("web.task", task_id=task_id))
+    return _task_action(task_id, lambda s: tasks.release(s, current_user, task_id),
+                        "Đã trả lại cho đơn vị / Released to the department")
 
 
 @bp.post("/tasks/<int:task_id>/assign")
@@ -381,13 +382,9 @@ def assign(task_id: int):
     if not form.validate_on_submit():
         flash("Chọn người nhận / Choose a colleague", "error")
         return redirect(url_for("web.task", task_id=task_id))
-    try:
-        with _ioc().db.session() as s:
-            row = tasks.assign(s, current_user, task_id, form.to.data, _ioc().runtime)
-        flash(f"Đã giao cho {form.to.data} / Handed to {form.to.data}: {row.name}", "ok")
-    except TaskError as exc:
-        flash(exc.message, "error")
-    return redirect(url_for("web.task", task_id=task_id))
+    return _task_action(task_id, lambda s: tasks.assign(s, current_user, task_id, form.to.data,
+                                                        _ioc().runtime),
+                        f"Đã giao cho {form.to.data} / Handed to {form.to.data}")
 
 
 def _instance_or_404(s, instance_id: int) -> ProcessInstance:

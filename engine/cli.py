@@ -513,6 +513,14 @@ def _account(run):
         raise click.ClickException(str(exc)) from None
 
 
+def _said(name: str, changes: dict) -> None:
+    """Print what a change did: "name: field before -> after; …"."""
+    click.echo(f"{name}: " + ("; ".join(
+        f"{field} {'-' if before in (None, '') else before} -> "
+        f"{'-' if after in (None, '') else after}" for field, (before, after) in changes.items())
+        if changes else "nothing to change"))
+
+
 @users.command("list")
 @click.option("--role", default="", help="Only this role.")
 @click.option("--department", default="", help="Only this unit key.")
@@ -548,10 +556,7 @@ def users_change(username, role, department, full_name, email) -> None:
             full_name=user.full_name if full_name is None else full_name,
             email=user.email if email is None else (email or None),
             departments=_departments(ioc))
-    changes = _account(run)
-    click.echo(f"{username}: " + ("; ".join(f"{field} {before or '-'} -> {after or '-'}"
-                                           for field, (before, after) in changes.items())
-                                 if changes else "nothing to change"))
+    _said(username, _account(run))
 
 
 @users.command("deactivate")
@@ -679,10 +684,7 @@ def sources_change(name, types, rate_limit, hmac_secret, disabled) -> None:
             else (rate_limit or None),
             disabled=source.disabled if disabled is None else disabled,
             hmac_secret=auth.KEEP if hmac_secret is None else (hmac_secret or None))
-    changes = _account(run)
-    click.echo(f"{name}: " + ("; ".join(f"{field} {before} -> {after}"
-                                       for field, (before, after) in changes.items())
-                             if changes else "nothing to change"))
+    _said(name, _account(run))
 
 
 @sources.command("rotate-token")

@@ -46,6 +46,17 @@ def _all_pages(session, user, filters, limit=3):
             return seen, total
 
 
+def _follow(client, url: str, ids: str = r'<td data-label="#">(\d+)</td>') -> list[int]:
+    """The ids on every page of a list, following its "next page" links from `url`."""
+    seen = []
+    while url:
+        page = client.get(url).get_data(as_text=True)
+        seen += [int(i) for i in re.findall(ids, page)]
+        found = re.search(r'href="([^"]+)" id="next-page"', page)
+        url = found.group(1).replace("&amp;", "&") if found else None
+    return seen
+
+
 def test_every_order_pages_through_every_task_once(many):
     with many.db.read() as s:
         admin = s.scalars(select(User).where(User.username == "admin")).one()
@@ -89,14 +100,7 @@ def test_pages_of_a_long_inbox_link_to_each_other(many, monkeypatch):
     monkeypatch.setattr(inbox, "PAGE", 3)
     client = create_app(services=many).test_client()
     assert _login(client, "admin").status_code == 302
-    url, seen = "/inbox?sort=newest&state=", []
-    while url:
-        page = client.get(url).get_data(as_text=True)
-        assert "sort=newest" in page or url.endswith("state=")
-        seen += [int(i) for i in re.findall(r'<td data-label="#">(\d+)</td>',
-                                                           page)]
-        found = re.search(r'href="([^"]+)" id="next-page"', page)
-        url = found.group(1).replace("&amp;", "&") if found else None
+    seen = _follow(client, "/inbox?sort=newest&state=")  # the order kept on every page
     assert seen == sorted(seen, reverse=True) and len(seen) == len(set(seen)) == 7
 
 
@@ -123,12 +127,7 @@ def test_violations_are_filtered_paged_and_counted(many, people, monkeypatch):
     for bad in ("kind=other", "since=hom-nay", "severity=urgent", "after=0"):
         assert client.get(f"/violations?{bad}").status_code == 400, bad
     monkeypatch.setattr(search, "PAGE", 2)
-    url, seen = "/violations?order=oldest", []
-    while url:
-        page = client.get(url).get_data(as_text=True)
-        seen += [int(i) for i in re.findall(r'<td data-label="#">(\d+)</td>', page)]
-        found = re.search(r'href="([^"]+)" id="next-page"', page)
-        url = found.group(1).replace("&amp;", "&") if found else None
+    seen = _follow(client, "/violations?order=oldest")
     assert seen == sorted(seen) and len(set(seen)) == 3
 
 
@@ -172,12 +171,7 @@ def test_events_and_dead_letters_are_filtered_paged_and_counted(many, people, mo
     assert client.get("/events?status=lost").status_code == 400
     assert client.get("/events?type=made.up").status_code == 400
     monkeypatch.setattr(search, "PAGE", 4)
-    url, seen = "/events?type=", []
-    while url:
-        page = client.get(url).get_data(as_text=True)
-        seen += [int(i) for i in re.findall(r'<td class="num" data-label="#">(\d+)</td>', page)]
-        found = re.search(r'href="([^"]+)" id="next-page"', page)
-        url = found.group(1).replace("&amp;", "&") if found else None
+    seen = _follow(client, "/events?type=", r'<td class="num" data-label="#">(\d+)</td>')
     assert seen == sorted(seen, reverse=True) and len(set(seen)) == 10
 
     admin = create_app(services=many).test_client()

@@ -4,14 +4,14 @@ records, newest first, a page at a time (keyset: `before` the last seq shown).""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from engine.audit.models import AuditRecord
 from engine.auth.models import User
-from engine.org.service import day_start
+from engine.lists import keyset, narrowed
 
 PAGE = 50
 # The kinds of access an auditor asks about, and the audit actions of each.
@@ -48,20 +48,11 @@ def _query(session: Session, f: Filters):
         subjects = [f.person] + ([str(user_id)] if user_id is not None else [])
         query = query.where(or_(AuditRecord.actor == f"user:{f.person}", and_(
             AuditRecord.subject_type == "user", AuditRecord.subject_id.in_(subjects))))
-    if f.since:
-        query = query.where(AuditRecord.at >= day_start(f.since))
-    if f.until:  # the whole day
-        query = query.where(AuditRecord.at < day_start(f.until + timedelta(days=1)))
-    return query
+    return narrowed(query, period=(AuditRecord.at, f.since, f.until))
 
 
 def search(session: Session, filters: Filters, before: int | None = None,
            limit: int = PAGE) -> tuple[list[AuditRecord], int | None, int]:
     """(a page of access records newest first, the `before` of the next page or None, how many
     match)."""
-    query = _query(session, filters)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    if before:
-        query = query.where(AuditRecord.seq < before)
-    rows = list(session.scalars(query.order_by(AuditRecord.seq.desc()).limit(limit + 1)))
-    return rows[:limit], (rows[limit - 1].seq if len(rows) > limit else None), total
+    return keyset(session, _query(session, filters), AuditRecord.seq, before, limit)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.auth.models import User
-from engine.org.service import day_start
+from engine.lists import narrowed
 from engine.processes import scope
 from engine.processes.models import ProcessInstance
 from engine.scenarios.models import ScenarioVersion
@@ -48,10 +48,7 @@ def _query(session: Session, user: User, f: Filters):
              .join(ScenarioVersion, ScenarioVersion.id == ProcessInstance.scenario_version_id)
              .outerjoin(Violation, Violation.instance_id == ProcessInstance.id))
     query = scope.instances(user, query)
-    if f.since:
-        query = query.where(ProcessInstance.started_at >= day_start(f.since))
-    if f.until:  # the whole day
-        query = query.where(ProcessInstance.started_at < day_start(f.until + timedelta(days=1)))
+    query = narrowed(query, period=(ProcessInstance.started_at, f.since, f.until))
     if f.department:
         query = query.where(exists().where(Task.instance_id == ProcessInstance.id, or_(
             Task.department_key == f.department, Task.escalated_to == f.department)))

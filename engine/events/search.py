@@ -4,13 +4,13 @@ The dead-letter list is the same search over the failed ones."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.events.models import DISCARDED, FAILED, PENDING, PROCESSED, Event
-from engine.org.service import day_start
+from engine.lists import keyset, narrowed
 
 PAGE = 50
 STATES = (PENDING, PROCESSED, FAILED, DISCARDED)
@@ -34,19 +34,8 @@ def search(session: Session, f: Filters, before: int | None = None,
     match); ValueError naming `status` when it is not a state."""
     if f.status and f.status not in STATES:
         raise ValueError(f"status: one of {', '.join(STATES)}")
-    query = select(Event)
-    for column, value in ((Event.status, f.status), (Event.type, f.type),
-                          (Event.source_id, f.source_id)):
-        if value:
-            query = query.where(column == value)
-    if f.subject:
-        query = query.where(func.lower(Event.subject).like(f"%{f.subject.lower()}%"))
-    if f.since:
-        query = query.where(Event.received_at >= day_start(f.since))
-    if f.until:  # the whole day
-        query = query.where(Event.received_at < day_start(f.until + timedelta(days=1)))
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    if before:
-        query = query.where(Event.id < before)
-    rows = list(session.scalars(query.order_by(Event.id.desc()).limit(limit + 1)))
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None), total
+    query = narrowed(select(Event), equal=((Event.status, f.status), (Event.type, f.type),
+                                           (Event.source_id, f.source_id)),
+                     contains=(Event.subject, f.subject),
+                     period=(Event.received_at, f.since, f.until))
+    return keyset(session, query, Event.id, before, limit)

@@ -49,28 +49,29 @@ def get_task(task_id: int):
         return jsonify(service.to_dict(task, _assignees(s, [task]).get(task.assignee_id)))
 
 
+def _moved(run, assignee=None):
+    """Run one move of a task (`run(session)` gives the task) as a JSON answer."""
+    with services().db.session() as s:
+        try:
+            task = run(s)
+        except TaskError as exc:
+            raise _as_problem(exc) from None
+        return jsonify(service.to_dict(task, assignee))
+
+
 @bp.post("/tasks/<int:task_id>/claim")
 @require_user("tasks.claim")
 def claim_task(task_id: int):
     """Claim an open task of one's department."""
-    with services().db.session() as s:
-        try:
-            task = service.claim(s, g.user, task_id, services().runtime)
-        except TaskError as exc:
-            raise _as_problem(exc) from None
-        return jsonify(service.to_dict(task, g.user.username))
+    return _moved(lambda s: service.claim(s, g.user, task_id, services().runtime),
+                  g.user.username)
 
 
 @bp.post("/tasks/<int:task_id>/release")
 @require_user("tasks.read")
 def release_task(task_id: int):
     """Give a claimed task back to its department (its holder, or the department's head)."""
-    with services().db.session() as s:
-        try:
-            task = service.release(s, g.user, task_id)
-        except TaskError as exc:
-            raise _as_problem(exc) from None
-        return jsonify(service.to_dict(task))
+    return _moved(lambda s: service.release(s, g.user, task_id))
 
 
 @bp.post("/tasks/<int:task_id>/assign")
@@ -83,12 +84,7 @@ def assign_task(task_id: int):
     if not isinstance(to, str) or not to:
         raise ApiProblem(422, "Invalid Body", "the body must be {\"to\": \"username\"}",
                          [{"field": "to", "message": "a colleague's username is required"}])
-    with services().db.session() as s:
-        try:
-            task = service.assign(s, g.user, task_id, to, services().runtime)
-        except TaskError as exc:
-            raise _as_problem(exc) from None
-        return jsonify(service.to_dict(task, to))
+    return _moved(lambda s: service.assign(s, g.user, task_id, to, services().runtime), to)
 
 
 @bp.post("/tasks/<int:task_id>/complete")

@@ -4,13 +4,13 @@ person may read."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.auth.models import User
-from engine.org.service import day_start
+from engine.lists import keyset, narrowed
 from engine.processes import scope
 from engine.violations.models import Violation
 
@@ -46,29 +46,15 @@ def _query(user: User, f: Filters):
                                   ("severity", f.severity, SEVERITIES)):
         if value and value not in choices:
             raise SearchError(field, f"one of {', '.join(choices)}")
-    query = scope.violations(user, select(Violation))
-    for column, value in ((Violation.kind, f.kind), (Violation.status, f.status),
-                          (Violation.severity, f.severity),
-                          (Violation.scenario_key, f.scenario)):
-        if value:
-            query = query.where(column == value)
-    if f.subject:
-        query = query.where(func.lower(Violation.subject).like(f"%{f.subject.lower()}%"))
-    if f.since:
-        query = query.where(Violation.opened_at >= day_start(f.since))
-    if f.until:  # the whole day
-        query = query.where(Violation.opened_at < day_start(f.until + timedelta(days=1)))
-    return query
+    return narrowed(scope.violations(user, select(Violation)),
+                    equal=((Violation.kind, f.kind), (Violation.status, f.status),
+                           (Violation.severity, f.severity), (Violation.scenario_key, f.scenario)),
+                    contains=(Violation.subject, f.subject),
+                    period=(Violation.opened_at, f.since, f.until))
 
 
 def search(session: Session, user: User, filters: Filters, after: int | None = None,
            limit: int = PAGE) -> tuple[list[Violation], int | None, int]:
     """(a page of violations, the `after` of the next page or None, how many match)."""
-    query = _query(user, filters)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    if after:
-        query = query.where(Violation.id > after if filters.oldest_first
-                            else Violation.id < after)
-    query = query.order_by(Violation.id if filters.oldest_first else Violation.id.desc())
-    rows = list(session.scalars(query.limit(limit + 1)))
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None), total
+    return keyset(session, _query(user, filters), Violation.id, after, limit,
+                  newest_first=not filters.oldest_first)
