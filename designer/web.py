@@ -38,6 +38,7 @@ from designer.forms import (
     answers,
     task_form,
 )
+from designer.scenarios import department_choices
 from designer.scenarios.forms import ActionForm
 from engine.audit import access, checkpoints
 from engine.audit import service as audit
@@ -243,7 +244,7 @@ def inbox():
     every_unit = allowed(current_user.role, "tasks.any_department")
     with _ioc().db.read() as s:
         form.department.choices = [SelectChoice("", "tất cả / all")] + (
-            [SelectChoice(u.key, org.display_name(u)) for u in org.units(s)] if every_unit
+            department_choices(s) if every_unit
             else [])
         form.scenario.choices = _scenario_choices(s)
         rows, deadlines, following, total = [], {}, None, 0
@@ -473,12 +474,8 @@ def case_page(instance_id: int):
         case = _case_or_404(s, instance_id)
         audit.viewed(s, current_user.username, instance_id, "case file")
         if allowed(current_user.role, "audit.findings"):
-            form.department.choices = _unit_choices(s)
+            form.department.choices = department_choices(s)
     return _case_html(case, form)
-
-
-def _unit_choices(s) -> list[SelectChoice]:
-    return [SelectChoice(u.key, u.name_vi) for u in org.units(s)]
 
 
 def _case_html(case: dict, finding_form: FindingForm, status: int = 200):
@@ -507,7 +504,7 @@ def case_finding(instance_id: int):
     form = FindingForm()
     with _ioc().db.read() as s:
         _instance_or_404(s, instance_id)
-        form.department.choices = _unit_choices(s)
+        form.department.choices = department_choices(s)
     if not form.validate_on_submit():
         return _refused_finding(instance_id, form)
     try:
@@ -562,7 +559,7 @@ def sla_board():
     every_unit = allowed(current_user.role, "sla.any_department")
     with ioc.db.read() as s:
         form.department.choices = [SelectChoice("", "tất cả / all")] + (
-            [SelectChoice(u.key, org.display_name(u)) for u in org.units(s)] if every_unit
+            department_choices(s) if every_unit
             else [])
         form.scenario.choices = _scenario_choices(s)
         valid = form.validate()

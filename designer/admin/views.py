@@ -8,6 +8,7 @@ from wtforms.fields.choices import SelectChoice
 
 from designer.admin import bp, manage_required
 from designer.admin.forms import PasswordForm, PersonForm, SourceForm
+from designer.scenarios import department_choices
 from designer.scenarios.forms import ActionForm
 from engine.audit import service as audit
 from engine.auth import service as auth
@@ -39,10 +40,8 @@ def _refused(form, exc: auth.AuthError) -> None:
 
 
 def _units(session) -> list[SelectChoice]:
-    """The units in force today by name, Vietnamese alphabetical order ("" first: none)."""
-    units = sorted(org.units(session), key=lambda u: org.vi_sort_key(org.display_name(u)))
-    return [SelectChoice("", "— không thuộc đơn vị nào / none —")] + [
-        SelectChoice(u.key, org.display_name(u)) for u in units]
+    """The units in force by name ("" first: none)."""
+    return [SelectChoice("", "— không thuộc đơn vị nào / none —")] + department_choices(session)
 
 
 # -- people --------------------------------------------------------------------------------------

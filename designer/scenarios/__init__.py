@@ -62,9 +62,10 @@ def problem_dicts(problems) -> list[dict]:
 
 
 def department_choices(session) -> list[SelectChoice]:
-    """Every unit of the organisation, Vietnamese alphabetical order, for a drop-down."""
+    """Every unit of the organisation in force, by name in Vietnamese alphabetical order, for a
+    drop-down (the key is the option's value, not shown)."""
     units = sorted(org.units(session), key=lambda u: org.vi_sort_key(org.display_name(u)))
-    return [SelectChoice(u.key, f"{org.display_name(u)} ({u.key})") for u in units]
+    return [SelectChoice(u.key, org.display_name(u)) for u in units]
 
 
 def register(app: Flask) -> None:
