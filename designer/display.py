@@ -7,6 +7,9 @@ from datetime import datetime
 
 from babel.numbers import format_decimal, format_percent
 
+from engine.auth.permissions import ROLE_NAMES
+from engine.org.service import local_time
+
 LOCALE = "vi"
 
 
@@ -98,6 +101,19 @@ def action_name(action: str) -> str:
     return f"{vi} / {en}" if en else vi
 
 
+# States of instances, tasks, notifications and incidents.
+STATUS_NAMES = {"running": "Đang xử lý / running", "completed": "Đã kết thúc / completed",
+                "cancelled": "Đã hủy / cancelled", "error": "Lỗi / error",
+                "open": "Chờ nhận / open", "claimed": "Đang xử lý / claimed",
+                "pending": "Chờ gửi / pending", "sent": "Đã gửi / sent",
+                "failed": "Gửi lỗi / failed", "resolved": "Đã xử lý / resolved"}
+
+
+def status_name(value: str) -> str:
+    """A state in Vietnamese and English."""
+    return STATUS_NAMES.get(value, value)
+
+
 EVENT_STATE_NAMES = {"pending": "chờ xử lý / pending", "processed": "đã xử lý / processed",
                      "failed": "lỗi / failed", "discarded": "đã bỏ qua / discarded"}
 SLA_STATUS_NAMES = {"running": "đang tính / running", "paused": "tạm dừng / paused",
@@ -135,8 +151,6 @@ _MOMENTS = ("due_at",)
 def _value(field: str, value, unit_name) -> str:
     """One value as people read it: names for roles, units and severities, có/không for yes/no,
     Vietnamese numbers, local times."""
-    from engine.auth.permissions import ROLE_NAMES
-
     if value is None or value == "" or value == []:
         return "—"
     if isinstance(value, bool):
@@ -166,19 +180,17 @@ def _value(field: str, value, unit_name) -> str:
     return str(value)
 
 
-def local_text(moment) -> str:
-    """A stored moment (datetime or ISO text) on the province's clocks, dd/mm/yyyy hh:mm; text
-    that is not a moment as it is."""
-    from engine.org.service import local_time
-
+def local_text(moment, fmt: str = "%d/%m/%Y %H:%M") -> str:
+    """A stored (UTC) moment, a datetime or ISO text, on the province's clocks (Asia/Ho_Chi_Minh)
+    in `fmt`; "" for none, text that is not a moment as it is."""
+    if not moment:
+        return ""
     if isinstance(moment, str):
         try:
             moment = datetime.fromisoformat(moment)
         except ValueError:
             return moment
-    if moment.tzinfo is None:
-        return moment.strftime("%d/%m/%Y %H:%M")
-    return local_time(moment).strftime("%d/%m/%Y %H:%M")
+    return (local_time(moment) if moment.tzinfo else moment).strftime(fmt)
 
 
 def _is_change(field: str, value) -> bool:

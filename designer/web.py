@@ -12,6 +12,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -77,9 +78,13 @@ def _ioc():
 @bp.app_context_processor
 def _globals():
     def unit_name(key):
-        with _ioc().db.read() as s:
-            unit = org.resolve(s, key) if key else None
-            return org.display_name(unit) if unit else (key or "—")
+        # Once per key and request: history and case pages name the same units many times.
+        known = g.setdefault("unit_names", {})
+        if key not in known:
+            with _ioc().db.read() as s:
+                unit = org.resolve(s, key) if key else None
+                known[key] = org.display_name(unit) if unit else (key or "—")
+        return known[key]
     def calendar_warning():
         # Those who can act on it: administrators add the year's file, inspectors plan with it.
         if not getattr(current_user, "is_authenticated", False) or \
@@ -87,9 +92,12 @@ def _globals():
             return None
         return _ioc().calendar.coverage_warning(_ioc().clock.now())
     def context_lines(context, names=None):
-        # The vocabulary's field labels, read once per app.
-        labels = current_app.extensions.setdefault(
-            "ioc.field_labels", display.field_labels(_ioc().vocabulary))
+        # The vocabulary's field labels, read once per app (not at every call: setdefault
+        # would build them each time).
+        labels = current_app.extensions.get("ioc.field_labels")
+        if labels is None:
+            labels = current_app.extensions["ioc.field_labels"] = display.field_labels(
+                _ioc().vocabulary)
         return display.context_lines({**(context or {}), **(names or {})}, labels, unit_name)
     return {"unit_name": unit_name, "role_names": ROLE_NAMES, "allowed": allowed,
             "calendar_warning": calendar_warning, "context_lines": context_lines,
@@ -98,13 +106,6 @@ def _globals():
             "severity_name": lambda key: display.SEVERITY_NAMES.get(key, key),
             "sla_status": lambda key: display.SLA_STATUS_NAMES.get(key, key),
             "event_state": lambda key: display.EVENT_STATE_NAMES.get(key, key)}
-
-
-STATUS_NAMES = {"running": "Đang xử lý / running", "completed": "Đã kết thúc / completed",
-                "cancelled": "Đã hủy / cancelled", "error": "Lỗi / error",
-                "open": "Chờ nhận / open", "claimed": "Đang xử lý / claimed",
-                "pending": "Chờ gửi / pending", "sent": "Đã gửi / sent",
-                "failed": "Gửi lỗi / failed", "resolved": "Đã xử lý / resolved"}
 
 
 # What a person is told on an error page, Vietnamese first: (title, what to do).
@@ -145,22 +146,14 @@ def _readable(value) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-@bp.app_template_filter("status")
-def _status(value: str) -> str:
-    """A status in Vietnamese and English."""
-    return STATUS_NAMES.get(value, value)
+bp.add_app_template_filter(display.status_name, "status")
 
 
 for _name in ("action_name", "details_lines", "actor_name", "number", "percent"):
     bp.add_app_template_filter(getattr(display, _name), _name)
 
 
-@bp.app_template_filter("local")
-def _local(moment, fmt: str = "%d/%m/%Y %H:%M"):
-    """A UTC moment (or ISO text) shown in the province's time (Asia/Ho_Chi_Minh)."""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return org.local_time(moment).strftime(fmt) if moment else ""
+bp.add_app_template_filter(display.local_text, "local")
 
 
 @bp.app_template_filter("time_left")
@@ -243,11 +236,9 @@ def inbox():
     form = InboxForm(request.args)
     every_unit = allowed(current_user.role, "tasks.any_department")
     with _ioc().db.read() as s:
-        form.department.choices = [SelectChoice("", "tất cả / all")] + (
-            department_choices(s) if every_unit
-            else [])
+        form.department.choices = _unit_filter(s, every_unit)
         form.scenario.choices = _scenario_choices(s)
-        rows, deadlines, following, total = [], {}, None, 0
+        rows, following, total = [], None, 0
         valid = form.validate()
         if valid:
             filters = inbox_service.Filters(
@@ -255,7 +246,7 @@ def inbox():
                 department=form.department.data or "", scenario=form.scenario.data or "",
                 subject=form.subject.data or "", sort=form.sort.data or "urgent")
             try:
-                rows, deadlines, following, total = inbox_service.page(
+                rows, following, total = inbox_service.page(
                     s, current_user, filters, form.cursor.data or "")
             except TaskError as exc:
                 valid = False
@@ -285,11 +276,7 @@ def _task_or_404(s, task_id: int) -> Task:
 
 def _assign_form(s, row: Task) -> AssignForm | None:
     """The hand-over form, for the task's holder and its department's head; None for others."""
-    holds = row.status == "claimed" and row.assignee_id == current_user.id
-    manages = allowed(current_user.role, "tasks.assign") and (
-        allowed(current_user.role, "tasks.any_department")
-        or row.department_key == current_user.department_key)
-    if row.status not in ACTIVE or not (holds or manages):
+    if row.status not in ACTIVE or not tasks.may_hand_over(current_user, row):
         return None
     form = AssignForm()
     form.to.choices = [SelectChoice("", "— chọn / choose —")] + [
@@ -558,9 +545,7 @@ def sla_board():
     form = SlaFilterForm(request.args)
     every_unit = allowed(current_user.role, "sla.any_department")
     with ioc.db.read() as s:
-        form.department.choices = [SelectChoice("", "tất cả / all")] + (
-            department_choices(s) if every_unit
-            else [])
+        form.department.choices = _unit_filter(s, every_unit)
         form.scenario.choices = _scenario_choices(s)
         valid = form.validate()
         until = org.day_start(form.until.data + timedelta(days=1)) if valid and \
@@ -592,6 +577,11 @@ def sources():
     with _ioc().db.read() as s:
         rows = [events.source_to_dict(src) for src in s.scalars(select(Source).order_by(Source.name))]
     return render_template("sources.html", sources=rows)
+
+
+def _unit_filter(s, every_unit: bool) -> list[SelectChoice]:
+    """A unit filter's choices: "all", then every unit for roles over every unit."""
+    return [SelectChoice("", "tất cả / all")] + (department_choices(s) if every_unit else [])
 
 
 def _scenario_choices(s) -> list[SelectChoice]:

@@ -475,6 +475,18 @@ def users() -> None:
     """People who use the product."""
 
 
+def _account(run):
+    """Run `run(session, ioc)` in one transaction; the service's refusal is one line."""
+    from engine.auth import service as auth
+
+    ioc = _services()
+    try:
+        with ioc.db.session() as s:
+            return run(s, ioc)
+    except auth.AuthError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @users.command("create")
 @click.argument("username")
 @click.option("--role", required=True, help="inspector, civil_servant, department_head, "
@@ -488,29 +500,12 @@ def users_create(username, role, department, full_name, password, with_token, em
     """Create a user with a role and a department."""
     from engine.auth import service as auth
 
-    ioc = _services()
-    try:
-        with ioc.db.session() as s:
-            user, token = auth.create_user(s, username, role, department, full_name=full_name,
-                                           password=password, with_token=with_token,
-                                           departments=_departments(ioc), email=email)
-    except auth.AuthError as exc:
-        raise click.ClickException(str(exc)) from None
+    user, token = _account(lambda s, ioc: auth.create_user(
+        s, username, role, department, full_name=full_name, password=password,
+        with_token=with_token, departments=_departments(ioc), email=email))
     click.echo(f"created user {user.username} ({user.role}, {user.department_key or '-'})")
     if token:
         click.echo(f"API token (shown once): {token}")
-
-
-def _account(run):
-    """Run `run(session, ioc)` in one transaction; the service's refusal is one line."""
-    from engine.auth import service as auth
-
-    ioc = _services()
-    try:
-        with ioc.db.session() as s:
-            return run(s, ioc)
-    except auth.AuthError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _said(name: str, changes: dict) -> None:
@@ -707,15 +702,14 @@ def import_() -> None:
 
 
 def _source_id(ioc, name: str) -> int:
-    from sqlalchemy import select
+    from engine.auth import service as auth
 
-    from engine.events.models import Source
-
-    with ioc.db.read() as s:
-        source = s.scalars(select(Source).where(Source.name == name)).first()
-    if source is None:
-        raise click.ClickException(f"--source: no source named {name!r} (see `ioc sources add`)")
-    return source.id
+    try:
+        with ioc.db.read() as s:
+            return auth.source_named(s, name).id
+    except auth.AuthError:
+        raise click.ClickException(f"--source: no source named {name!r} (see `ioc sources add`)"
+                                   ) from None
 
 
 def _print_result(result) -> None:

@@ -40,7 +40,7 @@ def many(loaded, source, people):
 def _all_pages(session, user, filters, limit=3):
     seen, cursor = [], ""
     while True:
-        rows, _, cursor, total = inbox.page(session, user, filters, cursor, limit=limit)
+        rows, cursor, total = inbox.page(session, user, filters, cursor, limit=limit)
         seen += [t.id for t in rows]
         if cursor is None:
             return seen, total

@@ -230,9 +230,7 @@ def change_source(session: Session, source_id: int, *, allowed_types: list[str],
     """Change what a source may send, its rate limit, whether it is on, and its HMAC secret
     (KEEP it, None to stop requiring signatures, or a new secret); audited without the
     secret. Returns the changes, {field: [before, after]} (the secret as signed: bool)."""
-    source = session.get(Source, source_id)
-    if source is None:
-        raise AuthError("source", f"không có nguồn / no source with id {source_id}")
+    source = _source(session, source_id)
     _check_source(None if hmac_secret is KEEP else hmac_secret, rate_limit_per_minute,
                   allowed_types, known_types)
     changes = {field: [getattr(source, field), value] for field, value in (
@@ -252,9 +250,7 @@ def change_source(session: Session, source_id: int, *, allowed_types: list[str],
 
 def rotate_source_token(session: Session, source_id: int, *, actor: str = "cli") -> str:
     """A new API token for the source (shown once); the old one stops working at once."""
-    source = session.get(Source, source_id)
-    if source is None:
-        raise AuthError("source", f"không có nguồn / no source with id {source_id}")
+    source = _source(session, source_id)
     token = new_token("iocs")
     source.token_hash = hash_token(token)
     audit.record(session, "source.token_rotated", actor=actor, subject_type="source",
@@ -341,6 +337,13 @@ def set_active(session: Session, user_id: int, active: bool, *, actor: str = "cl
         revoke_sessions(session, user_id)
     audit.record(session, "user.activated" if active else "user.deactivated", actor=actor,
                  subject_type="user", subject_id=user_id, details={"username": user.username})
+
+
+def _source(session: Session, source_id: int) -> Source:
+    source = session.get(Source, source_id)
+    if source is None:
+        raise AuthError("source", f"không có nguồn / no source with id {source_id}")
+    return source
 
 
 def _user(session: Session, user_id: int) -> User:

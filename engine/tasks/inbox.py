@@ -13,7 +13,7 @@ from engine.auth.models import User
 from engine.processes.models import ProcessInstance
 from engine.sla.models import OPEN_STATES, SlaClock
 from engine.tasks.models import ACTIVE, CLAIMED, COMPLETED, OPEN, Task
-from engine.tasks.service import TaskError, visible_departments
+from engine.tasks.service import TaskError, visible
 
 PAGE = 50
 SORTS = ("urgent", "newest", "oldest")
@@ -49,15 +49,7 @@ def _query(user: User, f: Filters):
     if f.sort not in SORTS:
         raise TaskError(400, f"sort: one of {', '.join(SORTS)}",
                         [{"field": "sort", "message": "unknown order"}])
-    scope = visible_departments(user)
-    query = select(Task)
-    if f.department:
-        if scope is not None and f.department not in scope:
-            raise TaskError(403, "you may only see your own department's tasks")
-        query = query.where(or_(Task.department_key == f.department,
-                                Task.escalated_to == f.department))
-    elif scope is not None:  # a department also oversees what an SLA escalated to it
-        query = query.where(or_(Task.department_key.in_(scope), Task.escalated_to.in_(scope)))
+    query = visible(user, select(Task), f.department or None)
     query = query.where(Task.status.in_(ACTIVE) if not f.state else Task.status == f.state)
     if f.mine:
         query = query.where(or_(Task.assignee_id == user.id, Task.completed_by_id == user.id))
@@ -82,9 +74,8 @@ def _parse(cursor: str) -> tuple[datetime | None, int]:
 
 
 def page(session: Session, user: User, filters: Filters, cursor: str = "",
-         limit: int = PAGE) -> tuple[list[Task], dict[int, datetime | None], str | None, int]:
-    """(a page of tasks, their SLA deadlines by id, the cursor of the next page or None, how
-    many match in all)."""
+         limit: int = PAGE) -> tuple[list[Task], str | None, int]:
+    """(a page of tasks, the cursor of the next page or None, how many match in all)."""
     query = _query(user, filters)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     due = _due().label("due")
@@ -106,9 +97,8 @@ def page(session: Session, user: User, filters: Filters, cursor: str = "",
             query = query.where(Task.id < after_id if newest else Task.id > after_id)
     rows = session.execute(query.limit(limit + 1)).all()
     shown = rows[:limit]
-    deadlines = {task.id: deadline for task, deadline in shown}
     following = None
     if len(rows) > limit:
         task, deadline = shown[-1]
         following = f"{deadline.isoformat() if deadline else '-'}~{task.id}"
-    return [task for task, _ in shown], deadlines, following, total
+    return [task for task, _ in shown], following, total

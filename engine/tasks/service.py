@@ -33,6 +33,21 @@ def visible_departments(user: User) -> set[str] | None:
     return {user.department_key} if user.department_key else set()
 
 
+def visible(user: User, query, department: str | None = None):
+    """`query` over Task narrowed to the tasks `user` may see, of `department` if given (a
+    department also oversees what an SLA escalated to it); TaskError 403 for a department
+    outside the user's."""
+    scope = visible_departments(user)
+    if department is not None:
+        if scope is not None and department not in scope:
+            raise TaskError(403, f"you may only see tasks of {', '.join(sorted(scope)) or 'none'}")
+        return query.where(or_(Task.department_key == department,
+                               Task.escalated_to == department))
+    if scope is None:
+        return query
+    return query.where(or_(Task.department_key.in_(scope), Task.escalated_to.in_(scope)))
+
+
 def list_tasks(session: Session, user: User, *, department: str | None = None,
                status: str | None = None, assignee: str | None = None,
                limit: int = 100, offset: int = 0) -> list[Task]:
@@ -40,16 +55,8 @@ def list_tasks(session: Session, user: User, *, department: str | None = None,
     if status is not None and status not in STATUSES:
         raise TaskError(400, f"status must be one of {', '.join(STATUSES)}",
                         [{"field": "status", "message": "unknown status"}])
-    scope = visible_departments(user)
-    query = select(Task).order_by(Task.id.desc()).limit(limit).offset(offset)
-    if department is not None:
-        if scope is not None and department not in scope:
-            raise TaskError(403, f"you may only see tasks of {', '.join(sorted(scope)) or 'none'}")
-        query = query.where(or_(Task.department_key == department,
-                                Task.escalated_to == department))
-    elif scope is not None:
-        # A department also oversees what an SLA escalated to it.
-        query = query.where(or_(Task.department_key.in_(scope), Task.escalated_to.in_(scope)))
+    query = visible(user, select(Task).order_by(Task.id.desc()).limit(limit).offset(offset),
+                    department)
     if status is not None:
         query = query.where(Task.status == status)
     if assignee is not None:
@@ -115,6 +122,11 @@ def _may_manage(user: User, task: Task) -> bool:
         allowed(user.role, "tasks.any_department") or task.department_key == user.department_key)
 
 
+def may_hand_over(user: User, task: Task) -> bool:
+    """Whether `user` may hand `task` to someone (its holder, or whoever manages it)."""
+    return (task.status == CLAIMED and task.assignee_id == user.id) or _may_manage(user, task)
+
+
 def _holder(session: Session, task: Task) -> str | None:
     holder = session.get(User, task.assignee_id) if task.assignee_id else None
     return holder.username if holder else None
@@ -154,8 +166,7 @@ def assign(session: Session, user: User, task_id: int, to: str,
     if task.status not in (OPEN, CLAIMED):
         raise TaskError(409, f"nhiệm vụ {task.id} đã {task.status} / task {task.id} is "
                              f"{task.status}")
-    if not (task.status == CLAIMED and task.assignee_id == user.id) and \
-            not _may_manage(user, task):
+    if not may_hand_over(user, task):
         raise TaskError(403, "chỉ người đang giữ hoặc lãnh đạo đơn vị mới giao lại được / only "
                              "its holder or the department's head may hand it on")
     target = next((u for u in colleagues(session, task) if u.username == to), None)
