@@ -364,8 +364,9 @@ class Pipeline:
 
     def fire_process_timer(self, session: Session, timer: Timer) -> None:
         """A BPMN timer is due (scheduler handler): fire it, unless a message its instance waits
-        for was received before it fell due and is not handled yet: that message came first,
-        so the timer waits for it (and loses an event-based gateway to it)."""
+        for was received before it fell due, or at that very moment, and is not handled yet:
+        that message came first, so the timer waits for it (and loses an event-based gateway
+        to it; a tie goes to the message, as in runtime.deliver_message)."""
         deferred = timer.payload.get("deferred_from")
         due = datetime.fromisoformat(deferred) if deferred else timer.due_at
         waits = session.execute(select(MessageWait.message_name, MessageWait.correlation_property,
@@ -382,11 +383,11 @@ class Pipeline:
 
     @staticmethod
     def _message_pending_before(session: Session, waits: list, moment: datetime) -> bool:
-        """True if an event received before `moment` and not yet handled would be delivered
-        through one of these message waits (its type, its correlation value)."""
+        """True if an event received by `moment` (at it or before) and not yet handled would be
+        delivered through one of these message waits (its type, its correlation value)."""
         candidates = session.scalars(select(Event).where(
             Event.status == PENDING, Event.type.in_({w.message_name for w in waits}),
-            Event.received_at < moment))
+            Event.received_at <= moment))
         return any(_wait_matches(prop, value, event.data)
                    for event in candidates for name, prop, value in waits
                    if name == event.type)

@@ -149,6 +149,17 @@ def test_a_message_at_the_very_moment_a_timer_falls_due_wins(drive):
     assert _outcome(drive)[0] == "answered"
 
 
+def test_a_message_at_the_very_moment_wins_though_the_scheduler_gets_there_first(drive):
+    # A tie, whichever process is first: the worker (above) or the scheduler (here).
+    drive.clock.set(local("2026-03-02 10:00"))
+    _receive(drive, "dossier.step_completed", ANSWER)
+    drive.clock.set(local("2026-03-02 10:30"))
+    drive.ioc.scheduler.run_once()
+    drive.ioc.run_pending()
+    outcome, actions = _outcome(drive)
+    assert outcome == "answered" and "timer.fired" not in actions
+
+
 def test_a_late_scheduler_finding_both_timers_due_takes_the_sooner_one(drive):
     drive.at(local("2026-03-02 12:30"))  # one pass finds the 10:00 and the 11:00 timers due
     outcome, actions = _outcome(drive)

@@ -9,7 +9,7 @@ deadline. At the end, for every instance:
 
 - one end event, nothing recorded after `instance.ended`, the outcome of the branch taken;
 - the winner follows the engine's clock: the message won exactly when it was received before the
-  first timer fell due; a completion was accepted exactly when the task ended `done`;
+  first timer fell due or at that very moment; a completion was accepted exactly when the task ended `done`;
 - the audit trail, replayed, gives the stored state: tasks and their statuses, the end event the
   stored workflow completed, the instance's status;
 - no event or timer failed or left pending, no deadlock (PostgreSQL's own count and the logs),
@@ -345,7 +345,7 @@ def _problems(province: Province, moves: list[Move]) -> list[str]:
             outcome = instance.data.get("outcome")
             if move.kind == "message":
                 first_due = _first_due(s, instance.id)
-                expected = "answered" if received[instance.subject] < first_due else "reminded"
+                expected = "answered" if received[instance.subject] <= first_due else "reminded"
                 if outcome != expected:
                     problems.append(f"instance {instance.id}: message received "
                                     f"{received[instance.subject]}, first timer due {first_due},"
