@@ -89,11 +89,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         with ioc.db.lookup() as s:
             return auth.user_for_session(s, session_user_id)
 
-    from designer import admin
+    from designer import admin, i18n
     from designer import scenarios as designer
     from designer.web import bp as web_bp
     from designer.web import error_page
 
+    i18n.install(app)
     app.register_blueprint(web_bp)
     designer.register(app)
     admin.register(app)
