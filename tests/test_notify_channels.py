@@ -151,8 +151,8 @@ def person(db, username: str, role: str, department: str, email: str | None = No
 
 def send(db, **kwargs) -> Notification:
     fields = {"kind": "sla.escalate", "subject": "[100%] Quá hạn: «Tiếp nhận phản ánh» – 1022-7",
-              "text": "Tiếp nhận phản ánh: đã dùng 8.0 giờ làm việc (100%).\n"
-                      "Acknowledge the ticket: 8.0 working hours used (100%).",
+              "text": "Tiếp nhận phản ánh: đã dùng 8 giờ làm việc (100%).\n"
+                      "Acknowledge the ticket: 8 working hours used (100%).",
               "actor": "sla", "email": False} | kwargs
     with db.session() as s:
         return notify.send(s, **fields)
@@ -234,8 +234,8 @@ def test_email_reaches_the_department_head_through_a_real_smtp_server(ioc, smtp)
     assert mail.get_content_type() == "text/plain"
     assert mail.get_content_charset() == "utf-8"
     body = mail.get_content()
-    assert "Tiếp nhận phản ánh: đã dùng 8.0 giờ làm việc" in body
-    assert "Acknowledge the ticket: 8.0 working hours used" in body
+    assert "Tiếp nhận phản ánh: đã dùng 8 giờ làm việc" in body
+    assert "Acknowledge the ticket: 8 working hours used" in body
     assert "Vụ việc / Case: #7" in body and "please do not reply" in body
 
     [sent] = rows(ioc.db, EMAIL)
@@ -273,7 +273,7 @@ def test_sla_escalation_is_emailed_to_the_head_end_to_end(ioc, source, smtp):
     assert to == ["son@nnmt.gov.vn"]
     assert mail["Subject"].startswith("[IOC] [100%] Quá hạn: «Tiếp nhận phản ánh» – 1022-500")
     body = mail.get_content()
-    assert "Tiếp nhận phản ánh: đã dùng 8.0 giờ làm việc trên thời hạn 8.0 giờ làm việc" in body
+    assert "Tiếp nhận phản ánh: đã dùng 8 giờ làm việc trên thời hạn 8 giờ làm việc" in body
     assert "Acknowledge the ticket:" in body
 
 
@@ -559,8 +559,8 @@ def test_scenario_level_text_is_what_people_receive(ioc, source, tmp_path):
     drive.at(local("2026-03-03 09:00"))
     [escalation] = drive.notifications("sla.escalate")  # no e-mail configured: in-app only
     assert escalation.text == (
-        "Phản ánh 1022-501 chưa được tiếp nhận: 8.0 giờ làm việc / 8.0 giờ làm việc (100%), "
+        "Phản ánh 1022-501 chưa được tiếp nhận: 8 giờ làm việc / 8 giờ làm việc (100%), "
         "hạn 09:00 03/03/2026.\n"
-        "Ticket 1022-501 not acknowledged: 8.0 working hours of 8.0 working hours (100%), "
+        "Ticket 1022-501 not acknowledged: 8 working hours of 8 working hours (100%), "
         "due 09:00 03/03/2026.")
     assert escalation.subject.startswith("[100%] Quá hạn")

@@ -4,13 +4,12 @@ DI), made with fpdf2 and the DejaVu font shipped in data/fonts."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 from fpdf import FPDF
 from lxml import etree
 
 from engine import paths
-from engine.org.service import local_time
+from engine.formats import moment
 from engine.xmlsafe import parse
 
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
@@ -24,9 +23,7 @@ STATUS_VI = {"running": "đang chạy", "completed": "đã xong", "cancelled": "
 
 
 def _local(iso: str | None) -> str:
-    if not iso:
-        return "—"
-    return local_time(datetime.fromisoformat(iso)).strftime("%d/%m/%Y %H:%M")
+    return moment(iso) or "—"
 
 
 class _Case(FPDF):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from engine.audit import service as audit
 from engine.clock import Clock
+from engine.formats import moment, number
 from engine.notify import service as notify
 from engine.processes.models import ProcessInstance
 from engine.scenarios.models import ScenarioVersion
@@ -294,8 +295,7 @@ class SlaEngine:
     def _text(self, clock: SlaClock, level: Level, percent: str) -> str:
         # The scenario's own wording (checked when published): Vietnamese, then English.
         elapsed = self.elapsed(clock)
-        due = clock.due_at.astimezone(self.calendar.tz).strftime("%H:%M %d/%m/%Y") \
-            if clock.due_at else ""
+        due = moment(clock.due_at, "clock_first")
         common = {"subject": clock.subject or f"#{clock.instance_id}", "percent": percent,
                   "due": due}
         vi = common | {"name": clock.name_vi, "used": _duration(elapsed, clock.working),
@@ -410,12 +410,13 @@ def _summary(items: list[dict], by: str) -> list[dict]:
 
 def _duration(seconds: float, working: bool) -> str:
     hours = seconds / 3600
-    text = f"{hours:.1f} giờ" if hours < 48 or working else f"{hours / 24:.1f} ngày"
+    text = f"{number(hours)} giờ" if hours < 48 or working else f"{number(hours / 24)} ngày"
     return f"{text} làm việc" if working else text
 
 
 def _duration_en(seconds: float, working: bool) -> str:
-    hours = seconds / 3600
+    hours, english = seconds / 3600, "en"
     if working:
-        return f"{hours:.1f} working hours"
-    return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
+        return f"{number(hours, locale=english)} working hours"
+    return (f"{number(hours, locale=english)} hours" if hours < 48
+            else f"{number(hours / 24, locale=english)} days")
