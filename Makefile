@@ -65,5 +65,11 @@ bench-load: install
 bench-batches: install
 	$(BIN)/python bench/batches.py
 
+# The pages' words: bring designer/translations/vi/…/messages.po up to date with the code and
+# list the messages that still need their Vietnamese (designer/i18n.py).
+.PHONY: messages
+messages: install
+	$(BIN)/python -m designer.i18n
+
 clean:
 	rm -rf $(VENV) var .pytest_cache designer/node_modules test-artifacts

@@ -1,112 +1,96 @@
 """How the pages show the engine's data to people: audit actions and their details by name,
-units by name, numbers and percentages in Vietnamese format (Babel), a task's or case's data
-as labelled lines; Vietnamese first, English beside."""
+units by name, numbers, percentages and moments in Vietnamese format (engine.formats, Babel), a
+task's or case's data as labelled lines; Vietnamese first, English beside (the words from the
+message catalogue, designer/i18n.py)."""
 from __future__ import annotations
 
-from datetime import datetime
-
-from babel.numbers import format_decimal, format_percent
-
+from designer.i18n import N_, both, pboth
 from engine.auth.permissions import ROLE_NAMES
-from engine.org.service import local_time
-
-LOCALE = "vi"
-
-
-def number(value, digits: int = 1, locale: str = LOCALE) -> str:
-    """A number as Vietnamese write it: 1.234,5 (at most `digits` decimals); `locale="en"`
-    for the English beside it."""
-    return format_decimal(value, format=f"#,##0.{'#' * digits}" if digits else "#,##0",
-                          locale=locale)
-
-
-def percent(value, digits: int = 1) -> str:
-    """A percentage given in percent (98.5 → "98,5 %")."""
-    return format_percent(value / 100, format=f"#,##0.{'#' * digits} %" if digits
-                          else "#,##0 %", locale=LOCALE)
+from engine.formats import moment, number, percent  # noqa: F401 - the pages' number filters
 
 ACTION_NAMES = {
-    "instance.started": ("Bắt đầu quy trình", "Process started"),
-    "instance.ended": ("Kết thúc quy trình", "Process ended"),
-    "instance.restarted": ("Chạy lại quy trình", "Process restarted"),
-    "rule.matched": ("Quy tắc phát hiện khớp", "Rule matched"),
-    "task.created": ("Giao nhiệm vụ", "Task assigned to the unit"),
-    "task.claimed": ("Nhận xử lý", "Task claimed"),
-    "task.released": ("Trả lại cho đơn vị", "Task released"),
-    "task.assigned": ("Giao cho cán bộ", "Task handed to an officer"),
-    "task.completed": ("Hoàn thành nhiệm vụ", "Task completed"),
-    "task.cancelled": ("Hủy nhiệm vụ (quy trình đi tiếp)", "Task withdrawn"),
-    "task.escalated": ("Chuyển lên cấp trên", "Task escalated"),
-    "task.reassigned": ("Chuyển đơn vị xử lý", "Task moved to another unit"),
-    "task.handed_over": ("Chuyển sang đơn vị mới sau sáp nhập", "Task handed over after a merger"),
-    "task.answer_kept": ("Lưu kết quả, chờ sửa lỗi quy trình", "Answer kept for a retry"),
-    "gateway.decided": ("Rẽ nhánh", "Branch taken"),
-    "message.correlated": ("Nhận tin báo", "Message received"),
-    "message.late": ("Tin báo đến muộn", "Message arrived late"),
-    "timer.fired": ("Hết thời gian chờ", "Timer fired"),
-    "timer.failed": ("Lỗi hẹn giờ", "Timer failed"),
-    "script.ran": ("Chạy bước tự động", "Script step ran"),
-    "end_event.reached": ("Đến điểm kết thúc", "End reached"),
-    "incident.opened": ("Lỗi quy trình", "Process incident"),
-    "incident.failed_again": ("Chạy lại vẫn lỗi", "Retry failed again"),
-    "sla.started": ("Bắt đầu tính thời hạn", "SLA clock started"),
-    "sla.paused": ("Tạm dừng thời hạn", "SLA clock paused"),
-    "sla.resumed": ("Tiếp tục tính thời hạn", "SLA clock resumed"),
-    "sla.stopped": ("Dừng tính thời hạn", "SLA clock stopped"),
-    "sla.level_reached": ("Đến mốc thời hạn", "SLA level reached"),
-    "sla.handed_over": ("Chuyển thời hạn sang đơn vị mới", "SLA handed over"),
-    "notification.queued": ("Chuẩn bị thông báo", "Notification queued"),
-    "notification.sent": ("Đã gửi thông báo", "Notification sent"),
-    "notification.failed": ("Gửi thông báo lỗi", "Notification failed"),
-    "violation.closed": ("Đóng vi phạm", "Violation closed"),
-    "scenario.draft.created": ("Tạo bản nháp", "Draft created"),
-    "scenario.draft.saved": ("Lưu bản nháp", "Draft saved"),
-    "scenario.draft.file_deleted": ("Xóa tệp", "File deleted"),
-    "scenario.draft.published": ("Xuất bản bản nháp", "Draft published"),
-    "scenario.draft.discarded": ("Hủy bản nháp", "Draft discarded"),
-    "scenario.published": ("Xuất bản", "Published"),
-    "scenario.retired": ("Ngừng áp dụng", "Retired"),
-    "auth.login": ("Đăng nhập", "Logged in"),
-    "auth.login_failed": ("Đăng nhập không thành công", "Failed login"),
-    "auth.logout": ("Đăng xuất", "Logged out"),
-    "user.created": ("Tạo tài khoản", "Account created"),
-    "user.role_changed": ("Đổi vai trò hoặc đơn vị", "Role or unit changed"),
-    "user.updated": ("Sửa thông tin", "Details changed"),
-    "user.activated": ("Mở lại tài khoản", "Account activated"),
-    "user.deactivated": ("Khóa tài khoản", "Account deactivated"),
-    "user.password_changed": ("Đặt mật khẩu mới", "Password changed"),
-    "user.token_issued": ("Cấp khóa API", "API token issued"),
-    "user.token_revoked": ("Thu hồi khóa API", "API token revoked"),
-    "user.handed_over": ("Chuyển sang đơn vị mới sau sáp nhập", "Handed over after a merger"),
-    "source.created": ("Đăng ký nguồn", "Source registered"),
-    "source.changed": ("Sửa cấu hình nguồn", "Source changed"),
-    "source.token_rotated": ("Đổi khóa API của nguồn", "Source token rotated"),
-    "case.viewed": ("Xem hồ sơ", "Case file viewed"),
-    "case.exported": ("Xuất hồ sơ", "Case exported"),
+    "instance.started": N_("Process started"),
+    "instance.ended": N_("Process ended"),
+    "instance.restarted": N_("Process restarted"),
+    "rule.matched": N_("Rule matched"),
+    "task.created": N_("Task assigned to the unit"),
+    "task.claimed": N_("Task claimed"),
+    "task.released": N_("Task released"),
+    "task.assigned": N_("Task handed to an officer"),
+    "task.completed": N_("Task completed"),
+    "task.cancelled": N_("Task withdrawn"),
+    "task.escalated": N_("Task escalated"),
+    "task.reassigned": N_("Task moved to another unit"),
+    "task.handed_over": N_("Task handed over after a merger"),
+    "task.answer_kept": N_("Answer kept for a retry"),
+    "gateway.decided": N_("Branch taken"),
+    "message.correlated": N_("Message received"),
+    "message.late": N_("Message arrived late"),
+    "timer.fired": N_("Timer fired"),
+    "timer.failed": N_("Timer failed"),
+    "script.ran": N_("Script step ran"),
+    "end_event.reached": N_("End reached"),
+    "incident.opened": N_("Process incident"),
+    "incident.failed_again": N_("Retry failed again"),
+    "sla.started": N_("SLA clock started"),
+    "sla.paused": N_("SLA clock paused"),
+    "sla.resumed": N_("SLA clock resumed"),
+    "sla.stopped": N_("SLA clock stopped"),
+    "sla.level_reached": N_("SLA level reached"),
+    "sla.handed_over": N_("SLA handed over"),
+    "notification.queued": N_("Notification queued"),
+    "notification.sent": N_("Notification sent"),
+    "notification.failed": N_("Notification failed"),
+    "violation.closed": N_("Violation closed"),
+    "scenario.draft.created": N_("Draft created"),
+    "scenario.draft.saved": N_("Draft saved"),
+    "scenario.draft.file_deleted": N_("File deleted"),
+    "scenario.draft.published": N_("Draft published"),
+    "scenario.draft.discarded": N_("Draft discarded"),
+    "scenario.published": N_("Published"),
+    "scenario.retired": N_("Retired"),
+    "auth.login": N_("Logged in"),
+    "auth.login_failed": N_("Failed login"),
+    "auth.logout": N_("Logged out"),
+    "user.created": N_("Account created"),
+    "user.role_changed": N_("Role or unit changed"),
+    "user.updated": N_("Details changed"),
+    "user.activated": N_("Account activated"),
+    "user.deactivated": N_("Account deactivated"),
+    "user.password_changed": N_("Password changed"),
+    "user.token_issued": N_("API token issued"),
+    "user.token_revoked": N_("API token revoked"),
+    "user.handed_over": N_("Handed over after a merger"),
+    "source.created": N_("Source registered"),
+    "source.changed": N_("Source changed"),
+    "source.token_rotated": N_("Source token rotated"),
+    "case.viewed": N_("Case file viewed"),
+    "case.exported": N_("Case exported"),
 }
 
 # Why a login failed, as the access log says it.
 LOGIN_REASONS = {
-    "unknown_user": ("tên đăng nhập không có", "unknown username"),
-    "inactive": ("tài khoản đã khóa", "account deactivated"),
-    "no_password": ("chưa có mật khẩu", "no password set"),
-    "wrong_password": ("sai mật khẩu", "wrong password"),
-    "throttled": ("thử quá nhiều lần, phải đợi", "too many attempts: throttled"),
+    "unknown_user": N_("unknown username"),
+    "inactive": N_("account deactivated"),
+    "no_password": N_("no password set"),
+    "wrong_password": N_("wrong password"),
+    "throttled": N_("too many attempts: throttled"),
 }
 
 
 def action_name(action: str) -> str:
     """'Vietnamese / English' for an audit action; the action itself when it has no name."""
-    vi, en = ACTION_NAMES.get(action, (action, ""))
-    return f"{vi} / {en}" if en else vi
+    return both(ACTION_NAMES[action]) if action in ACTION_NAMES else action
 
 
 # States of instances, tasks, notifications and incidents.
-STATUS_NAMES = {"running": "Đang xử lý / running", "completed": "Đã kết thúc / completed",
-                "cancelled": "Đã hủy / cancelled", "error": "Lỗi / error",
-                "open": "Chờ nhận / open", "claimed": "Đang xử lý / claimed",
-                "pending": "Chờ gửi / pending", "sent": "Đã gửi / sent",
-                "failed": "Gửi lỗi / failed", "resolved": "Đã xử lý / resolved"}
+STATUS_NAMES = {"running": pboth("case", "running"), "completed": pboth("case", "completed"),
+                "cancelled": pboth("case", "cancelled"), "error": pboth("case", "error"),
+                "open": pboth("task", "open"), "claimed": pboth("task", "claimed"),
+                "pending": pboth("notification", "pending"),
+                "sent": pboth("notification", "sent"),
+                "failed": pboth("notification", "failed"),
+                "resolved": pboth("incident", "resolved")}
 
 
 def status_name(value: str) -> str:
@@ -114,33 +98,34 @@ def status_name(value: str) -> str:
     return STATUS_NAMES.get(value, value)
 
 
-EVENT_STATE_NAMES = {"pending": "chờ xử lý / pending", "processed": "đã xử lý / processed",
-                     "failed": "lỗi / failed", "discarded": "đã bỏ qua / discarded"}
-SLA_STATUS_NAMES = {"running": "đang tính / running", "paused": "tạm dừng / paused",
-                    "met": "đúng hạn / met", "breached": "quá hạn / breached"}
-SEVERITY_NAMES = {"low": "Thấp / Low", "medium": "Trung bình / Medium", "high": "Cao / High",
-                  "critical": "Nghiêm trọng / Critical"}
+EVENT_STATE_NAMES = {"pending": pboth("event", "pending"),
+                     "processed": pboth("event", "processed"),
+                     "failed": pboth("event", "failed"), "discarded": pboth("event", "discarded")}
+SLA_STATUS_NAMES = {"running": pboth("sla", "running"), "paused": pboth("sla", "paused"),
+                    "met": pboth("sla", "met"), "breached": pboth("sla", "breached")}
+SEVERITY_NAMES = {"low": both("Low"), "medium": both("Medium"), "high": both("High"),
+                  "critical": both("Critical")}
 
 # The fields of audit records, as the history tables label them (a case's data is labelled from
 # the event vocabulary instead: context_lines).
 FIELD_NAMES = {
-    "role": "Vai trò / Role", "department": "Đơn vị / Unit", "department_key": "Đơn vị / Unit",
-    "full_name": "Họ và tên / Name", "email": "Thư điện tử / E-mail",
-    "api_token": "Khóa API / API token", "replaced": "Thay khóa cũ / Replaced an earlier one",
-    "fields": "Đã sửa / Changed", "address": "Địa chỉ / Address", "reason": "Lý do / Reason",
-    "via": "Qua / Via", "allowed_types": "Loại sự kiện / Event types",
-    "rate_limit_per_minute": "Giới hạn mỗi phút / Per-minute limit",
-    "disabled": "Tạm dừng / Disabled", "signed": "Chữ ký HMAC / HMAC signature",
-    "scenario": "Kịch bản / Scenario", "version": "Phiên bản / Version", "name": "Tên / Name",
-    "task": "Bước / Step", "message": "Tin báo / Message", "event_id": "Sự kiện / Event",
-    "event_ids": "Sự kiện / Events", "timers": "Hẹn giờ / Timers", "due_at": "Hạn / Due",
-    "taken": "Nhánh đi / Branch taken", "answers": "Kết quả xử lý / Answers",
-    "status": "Trạng thái / Status", "outcome": "Kết quả / Outcome", "sla": "Thời hạn / SLA",
-    "elapsed_s": "Đã dùng / Used", "from": "Từ / From", "to": "Đến / To",
-    "level": "Mức / Level", "title": "Tiêu đề / Title", "severity": "Mức độ / Severity",
-    "rule": "Quy tắc / Rule", "kind": "Loại / Kind", "channel": "Kênh / Channel",
-    "error": "Lỗi / Error", "element": "Bước lỗi / Failed step",
-    "resolution": "Cách xử lý / Resolution", "incident": "Lỗi quy trình / Incident",
+    "role": both("Role"), "department": both("Unit"), "department_key": both("Unit"),
+    "full_name": both("Full name"), "email": both("E-mail"),
+    "api_token": both("API token"), "replaced": both("Replaced an earlier one"),
+    "fields": both("Changed"), "address": both("Address"), "reason": both("Reason"),
+    "via": both("Via"), "allowed_types": both("Event types"),
+    "rate_limit_per_minute": both("Per-minute limit"),
+    "disabled": both("Disabled"), "signed": both("HMAC signature"),
+    "scenario": both("Scenario"), "version": both("Version"), "name": both("Name"),
+    "task": both("Step"), "message": both("Message"), "event_id": both("Event"),
+    "event_ids": both("Events"), "timers": both("Timers"), "due_at": both("Due"),
+    "taken": both("Branch followed"), "answers": both("Answers"),
+    "status": both("Status"), "outcome": both("Outcome"), "sla": both("SLA"),
+    "elapsed_s": both("Used"), "from": both("From"), "to": both("To"),
+    "level": both("Level"), "title": both("Title"), "severity": both("Severity"),
+    "rule": both("Rule"), "kind": both("Kind"), "channel": both("Channel"),
+    "error": both("Error"), "element": both("Failed step"),
+    "resolution": both("Resolution"), "incident": both("Incident"),
 }
 # Shown elsewhere on the page: the subject of an account page, a case's data (its own box).
 ACCOUNT_HIDDEN = ("username", "name")
@@ -154,10 +139,10 @@ def _value(field: str, value, unit_name) -> str:
     if value is None or value == "" or value == []:
         return "—"
     if isinstance(value, bool):
-        return "có / yes" if value else "không / no"
+        return both("yes") if value else both("no")
     if isinstance(value, (int, float)):
         if field == "elapsed_s":
-            return f"{number(value / 3600)} giờ / h"
+            return number(value / 3600) + " " + both("h")
         return f"#{value}" if field in ("event_id", "incident") else number(value, 2)
     if isinstance(value, dict):
         return "; ".join(f"{key}: {_value(key, item, unit_name)}" for key, item in value.items())
@@ -168,29 +153,22 @@ def _value(field: str, value, unit_name) -> str:
             return ", ".join(FIELD_NAMES.get(name, name) for name in value)
         return ", ".join(_value(field, item, unit_name) for item in value)
     if field == "role" and value in ROLE_NAMES:
-        return f"{ROLE_NAMES[value][0]} / {ROLE_NAMES[value][1]}"
+        return " / ".join(ROLE_NAMES[value])
     if field in ("department", "department_key", "from", "to"):
         return unit_name(value)  # a unit's name; a username is shown as it is
     if field == "severity" and value in SEVERITY_NAMES:
         return SEVERITY_NAMES[value]
     if field == "reason" and value in LOGIN_REASONS:
-        return " / ".join(LOGIN_REASONS[value])
+        return both(LOGIN_REASONS[value])
     if field in _MOMENTS:
         return local_text(value)
     return str(value)
 
 
-def local_text(moment, fmt: str = "%d/%m/%Y %H:%M") -> str:
-    """A stored (UTC) moment, a datetime or ISO text, on the province's clocks (Asia/Ho_Chi_Minh)
-    in `fmt`; "" for none, text that is not a moment as it is."""
-    if not moment:
-        return ""
-    if isinstance(moment, str):
-        try:
-            moment = datetime.fromisoformat(moment)
-        except ValueError:
-            return moment
-    return (local_time(moment) if moment.tzinfo else moment).strftime(fmt)
+def local_text(value, style: str = "minute") -> str:
+    """A stored (UTC) moment, a datetime or ISO text, on the province's clocks, in a style of
+    engine.formats.PATTERNS (the `local` filter); "" for none."""
+    return moment(value, style)
 
 
 def _is_change(field: str, value) -> bool:
@@ -223,12 +201,9 @@ def answer_text(field: dict, value) -> str:
         return next((o["label"] for o in field.get("options", []) if o["id"] == value),
                     str(value))
     if isinstance(value, bool):
-        return "có / yes" if value else "không / no"
+        return both("yes") if value else both("no")
     if field.get("type") == "date" and isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value).strftime("%d/%m/%Y")
-        except ValueError:
-            return value
+        return moment(value, "date")
     if isinstance(value, (int, float)):
         return number(value, 2)
     return str(value)
@@ -266,12 +241,12 @@ def _meaning(key: str, value, labels: dict, unit_name) -> tuple[str, str, str | 
 
 # A case's own data the scenarios add (not event fields), and what is internal to the engine.
 CASE_FIELDS = {
-    "violation_type": ("Loại vi phạm / Violation type", "string", None),
-    "violation_id": ("Vi phạm / Violation", "integer", None),
-    "first_reason": ("Lý do lần 1 / First reason", "string", None),
-    "second_reason": ("Lý do lần 2 / Second reason", "string", None),
-    "ward": ("Phường, xã / Ward", "string", "org-unit"),
-    "severity": ("Mức độ / Severity", "string", None),
+    "violation_type": (both("Violation type"), "string", None),
+    "violation_id": (both("Violation"), "integer", None),
+    "first_reason": (both("First reason"), "string", None),
+    "second_reason": (both("Second reason"), "string", None),
+    "ward": (both("Ward"), "string", "org-unit"),
+    "severity": (both("Severity"), "string", None),
 }
 CASE_HIDDEN = {"rule_window", "event_ids"}
 
@@ -300,10 +275,13 @@ def actor_name(actor: str) -> str:
     if kind == "user" and name:
         return name
     if kind == "rule" and name:  # rule:<scenario>/<rule>
-        return f"quy tắc / rule {name.rpartition('/')[2]}"
+        return both("rule") + " " + name.rpartition("/")[2]  # a name reads the same in both
     if kind == "source" and name:
-        return f"nguồn / source {name}"
-    return {"cli": "dòng lệnh / command line", "anonymous": "chưa đăng nhập / not logged in",
-            "engine": "hệ thống / the engine", "scheduler": "bộ hẹn giờ / the scheduler",
-            "sla": "theo dõi thời hạn / SLA tracking", "org": "tổ chức / organisation change",
-            "demo": "dữ liệu mẫu / the demo"}.get(actor, actor)
+        return both("source") + " " + name
+    return both(ACTORS[actor]) if actor in ACTORS else actor
+
+
+# Who acts when no person does.
+ACTORS = {"cli": N_("command line"), "anonymous": N_("not logged in"), "engine": N_("the engine"),
+          "scheduler": N_("the scheduler"), "sla": N_("SLA tracking"),
+          "org": N_("organisation change"), "demo": N_("the demo")}

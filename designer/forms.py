@@ -14,15 +14,16 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from designer.display import SEVERITY_NAMES
+from designer.display import EVENT_STATE_NAMES, SEVERITY_NAMES, STATUS_NAMES
+from designer.i18n import both
 from engine.events import dead_letters
 
 
 class LoginForm(FlaskForm):
     """Đăng nhập / log in."""
 
-    username = StringField("Tên đăng nhập / Username", validators=[InputRequired(), Length(max=100)])
-    password = PasswordField("Mật khẩu / Password", validators=[InputRequired(), Length(max=200)])
+    username = StringField(both("Username"), validators=[InputRequired(), Length(max=100)])
+    password = PasswordField(both("Password"), validators=[InputRequired(), Length(max=200)])
 
 
 class ClaimForm(FlaskForm):
@@ -32,8 +33,8 @@ class ClaimForm(FlaskForm):
 class AssignForm(FlaskForm):
     """Giao cho đồng nghiệp / hand a task to a colleague of its department."""
 
-    to = SelectField("Giao cho / Hand to", validators=[
-        DataRequired("Chọn người nhận / Choose a colleague")])
+    to = SelectField(both("Hand to"), validators=[
+        DataRequired(both("Choose a colleague"))])
 
 
 def task_form(definition: dict, formdata=None) -> FlaskForm:
@@ -42,10 +43,10 @@ def task_form(definition: dict, formdata=None) -> FlaskForm:
         pass
 
     for field in definition.get("fields", []):
-        required = [InputRequired(message="Bắt buộc / Required")] if field["required"] else [Optional()]
+        required = [InputRequired(message=both("Required"))] if field["required"] else [Optional()]
         label, ftype = field["label"], field["type"]
         if ftype == "enum":
-            choices = [SelectChoice("", "— chọn / choose —")] + [
+            choices = [SelectChoice("", "— " + both("choose") + " —")] + [
                 SelectChoice(o["id"], o["label"]) for o in field["options"]]
             made = SelectField(label, choices=choices, validators=required,
                                default=field.get("default") or "")
@@ -78,25 +79,23 @@ def answers(form: FlaskForm, definition: dict) -> dict:
 class ReasonForm(FlaskForm):
     """Nêu lý do / say why: discarding a dead letter, resolving an incident without a retry."""
 
-    reason = StringField("Lý do / Reason", filters=[lambda v: v.strip() if v else v], validators=[
-        DataRequired("Thiếu lý do / A reason is required"),
-        Length(max=dead_letters.MAX_REASON, message=(
-            f"Lý do dài tối đa {dead_letters.MAX_REASON} ký tự / The reason must be at most "
-            f"{dead_letters.MAX_REASON} characters"))])
+    reason = StringField(both("Reason"), filters=[lambda v: v.strip() if v else v], validators=[
+        DataRequired(both("A reason is required")),
+        Length(max=dead_letters.MAX_REASON, message=both(
+            "The reason must be at most %(count)s characters", count=dead_letters.MAX_REASON))])
 
 
 class FindingForm(FlaskForm):
     """Ghi kết luận kiểm tra / an auditor's finding on a case: what, how serious, whose."""
 
-    note = TextAreaField("Nội dung kết luận / Finding", filters=[lambda v: v.strip() if v else v],
-                         validators=[DataRequired("Thiếu nội dung / The finding is required"),
-                                     Length(max=2000, message="Tối đa 2000 ký tự / At most 2000 "
-                                                              "characters")])
-    severity = SelectField("Mức độ / Severity", default="medium", choices=[
-        SelectChoice("low", "Thấp / low"), SelectChoice("medium", "Trung bình / medium"),
-        SelectChoice("high", "Cao / high"), SelectChoice("critical", "Nghiêm trọng / critical")])
-    department = SelectField("Đơn vị chịu trách nhiệm / Responsible unit",
-                             validators=[DataRequired("Chọn đơn vị / Choose a unit")])
+    note = TextAreaField(both("Finding"), filters=[lambda v: v.strip() if v else v],
+                         validators=[DataRequired(both("The finding is required")),
+                                     Length(max=2000, message=both(
+                                         "At most %(count)s characters", count=2000))])
+    severity = SelectField(both("Severity"), default="medium", choices=[
+        SelectChoice(key, name) for key, name in SEVERITY_NAMES.items()])
+    department = SelectField(both("Responsible unit"),
+                             validators=[DataRequired(both("Choose a unit"))])
 
 
 class CaseSearchForm(FlaskForm):
@@ -105,21 +104,22 @@ class CaseSearchForm(FlaskForm):
     class Meta:
         csrf = False
 
-    since = DateField("Từ ngày / From", validators=[Optional()])
-    until = DateField("Đến ngày / Until", validators=[Optional()])
-    department = StringField("Đơn vị / Unit", validators=[Optional(), Length(max=100)])
-    ward = StringField("Phường, xã / Ward", validators=[Optional(), Length(max=100)])
-    scenario = StringField("Kịch bản / Scenario", validators=[Optional(), Length(max=100)])
-    version = IntegerField("Phiên bản / Version", validators=[Optional(), NumberRange(min=1)])
-    officer = StringField("Cán bộ / Officer", validators=[Optional(), Length(max=100)])
-    status = SelectField("Trạng thái / Status", validators=[Optional()], default="", choices=[
-        SelectChoice("", "tất cả / any"), SelectChoice("running", "đang chạy / running"),
-        SelectChoice("completed", "đã xong / completed"),
-        SelectChoice("cancelled", "đã hủy / cancelled"), SelectChoice("error", "lỗi / error")])
-    kind = SelectField("Loại / Kind", validators=[Optional()], default="", choices=[
-        SelectChoice("", "tất cả / any"), SelectChoice("violation", "vi phạm / violation"),
-        SelectChoice("incident", "sự cố / incident"), SelectChoice("none", "khác / other")])
-    outcome = StringField("Kết quả / Outcome", validators=[Optional(), Length(max=100)])
+    since = DateField(both("Since"), validators=[Optional()])
+    until = DateField(both("Until"), validators=[Optional()])
+    department = StringField(both("Unit"), validators=[Optional(), Length(max=100)])
+    ward = StringField(both("Ward"), validators=[Optional(), Length(max=100)])
+    scenario = StringField(both("Scenario"), validators=[Optional(), Length(max=100)])
+    version = IntegerField(both("Version"), validators=[Optional(), NumberRange(min=1)])
+    officer = StringField(both("Officer"), validators=[Optional(), Length(max=100)])
+    # The states in the words the list itself shows them in (display.STATUS_NAMES).
+    status = SelectField(both("Status"), validators=[Optional()], default="", choices=[
+        SelectChoice("", both("any"))] + [
+        SelectChoice(key, STATUS_NAMES[key]) for key in ("running", "completed", "cancelled",
+                                                         "error")])
+    kind = SelectField(both("Kind"), validators=[Optional()], default="", choices=[
+        SelectChoice("", both("any")), SelectChoice("violation", both("violation")),
+        SelectChoice("incident", both("incident")), SelectChoice("none", both("other"))])
+    outcome = StringField(both("Outcome"), validators=[Optional(), Length(max=100)])
     before = IntegerField(validators=[Optional(), NumberRange(min=1)])
 
 
@@ -129,16 +129,16 @@ class AccessSearchForm(FlaskForm):
     class Meta:
         csrf = False
 
-    kind = SelectField("Loại / Kind", validators=[Optional()], default="", choices=[
-        SelectChoice("", "tất cả / any"), SelectChoice("logins", "đăng nhập, đăng xuất / logins"),
-        SelectChoice("failed_logins", "đăng nhập không thành công / failed logins"),
-        SelectChoice("permissions", "tài khoản, phân quyền / accounts and permissions"),
-        SelectChoice("sources", "hệ thống nguồn / sources"),
-        SelectChoice("case_views", "xem, xuất hồ sơ / case files read or exported")])
-    person = StringField("Người dùng / Person (username)", validators=[Optional(),
+    kind = SelectField(both("Kind"), validators=[Optional()], default="", choices=[
+        SelectChoice("", both("any")), SelectChoice("logins", both("logins")),
+        SelectChoice("failed_logins", both("failed logins")),
+        SelectChoice("permissions", both("accounts and permissions")),
+        SelectChoice("sources", both("sources")),
+        SelectChoice("case_views", both("case files read or exported"))])
+    person = StringField(both("Person (username)"), validators=[Optional(),
                                                                       Length(max=100)])
-    since = DateField("Từ ngày / From", validators=[Optional()])
-    until = DateField("Đến ngày / Until", validators=[Optional()])
+    since = DateField(both("Since"), validators=[Optional()])
+    until = DateField(both("Until"), validators=[Optional()])
     before = IntegerField(validators=[Optional(), NumberRange(min=1)])
 
 
@@ -148,19 +148,19 @@ class InboxForm(FlaskForm):
     class Meta:
         csrf = False
 
-    state = SelectField("Trạng thái / State", validators=[Optional()], default="", choices=[
-        SelectChoice("", "cần xử lý / to do"), SelectChoice("open", "chờ nhận / open"),
-        SelectChoice("claimed", "đang xử lý / claimed"),
-        SelectChoice("completed", "đã hoàn thành / completed")])
-    mine = BooleanField("Việc của tôi / My tasks")
-    department = SelectField("Đơn vị / Unit", validators=[Optional()], default="")
-    scenario = SelectField("Kịch bản / Scenario", validators=[Optional()], default="")
-    subject = StringField("Đối tượng (mã hồ sơ, phiếu…) / Subject", validators=[
+    # Named as the inbox's status column names them (display.STATUS_NAMES).
+    state = SelectField(both("State"), validators=[Optional()], default="", choices=[
+        SelectChoice("", both("to do"))] + [
+        SelectChoice(key, STATUS_NAMES[key]) for key in ("open", "claimed", "completed")])
+    mine = BooleanField(both("My tasks"))
+    department = SelectField(both("Unit"), validators=[Optional()], default="")
+    scenario = SelectField(both("Scenario"), validators=[Optional()], default="")
+    subject = StringField(both("Subject (case or slip number…)"), validators=[
         Optional(), Length(max=100)])
-    sort = SelectField("Sắp xếp / Order", validators=[Optional()], default="urgent", choices=[
-        SelectChoice("urgent", "gấp nhất trước / most urgent first"),
-        SelectChoice("newest", "mới nhất trước / newest first"),
-        SelectChoice("oldest", "cũ nhất trước / oldest first")])
+    sort = SelectField(both("Order"), validators=[Optional()], default="urgent", choices=[
+        SelectChoice("urgent", both("most urgent first")),
+        SelectChoice("newest", both("newest first")),
+        SelectChoice("oldest", both("oldest first"))])
     cursor = StringField(validators=[Optional(), Length(max=80)])
 
 
@@ -170,22 +170,22 @@ class ViolationSearchForm(FlaskForm):
     class Meta:
         csrf = False
 
-    kind = SelectField("Loại / Kind", validators=[Optional()], default="", choices=[
-        SelectChoice("", "tất cả / any"), SelectChoice("violation", "vi phạm / violation"),
-        SelectChoice("incident", "sự cố / incident")])
-    status = SelectField("Trạng thái / Status", validators=[Optional()], default="", choices=[
-        SelectChoice("", "tất cả / any"), SelectChoice("open", "đang mở / open"),
-        SelectChoice("closed", "đã đóng / closed")])
-    severity = SelectField("Mức độ / Severity", validators=[Optional()], default="",
-                           choices=[SelectChoice("", "tất cả / any")] + [
+    kind = SelectField(both("Kind"), validators=[Optional()], default="", choices=[
+        SelectChoice("", both("any")), SelectChoice("violation", both("violation")),
+        SelectChoice("incident", both("incident"))])
+    status = SelectField(both("Status"), validators=[Optional()], default="", choices=[
+        SelectChoice("", both("any")), SelectChoice("open", both("Open")),
+        SelectChoice("closed", both("Closed"))])
+    severity = SelectField(both("Severity"), validators=[Optional()], default="",
+                           choices=[SelectChoice("", both("any"))] + [
                                SelectChoice(key, name) for key, name in SEVERITY_NAMES.items()])
-    scenario = SelectField("Kịch bản / Scenario", validators=[Optional()], default="")
-    subject = StringField("Đối tượng / Subject", validators=[Optional(), Length(max=100)])
-    since = DateField("Từ ngày / From", validators=[Optional()])
-    until = DateField("Đến ngày / Until", validators=[Optional()])
-    order = SelectField("Sắp xếp / Order", validators=[Optional()], default="newest", choices=[
-        SelectChoice("newest", "mới nhất trước / newest first"),
-        SelectChoice("oldest", "cũ nhất trước / oldest first")])
+    scenario = SelectField(both("Scenario"), validators=[Optional()], default="")
+    subject = StringField(both("Subject"), validators=[Optional(), Length(max=100)])
+    since = DateField(both("Since"), validators=[Optional()])
+    until = DateField(both("Until"), validators=[Optional()])
+    order = SelectField(both("Order"), validators=[Optional()], default="newest", choices=[
+        SelectChoice("newest", both("newest first")),
+        SelectChoice("oldest", both("oldest first"))])
     after = IntegerField(validators=[Optional(), NumberRange(min=1)])
 
 
@@ -195,10 +195,10 @@ class SlaFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    since = DateField("Từ ngày / From", validators=[Optional()])
-    until = DateField("Đến ngày / Until", validators=[Optional()])
-    department = SelectField("Đơn vị / Unit", validators=[Optional()], default="")
-    scenario = SelectField("Kịch bản / Scenario", validators=[Optional()], default="")
+    since = DateField(both("Since"), validators=[Optional()])
+    until = DateField(both("Until"), validators=[Optional()])
+    department = SelectField(both("Unit"), validators=[Optional()], default="")
+    scenario = SelectField(both("Scenario"), validators=[Optional()], default="")
 
 
 class EventSearchForm(FlaskForm):
@@ -207,13 +207,12 @@ class EventSearchForm(FlaskForm):
     class Meta:
         csrf = False
 
-    status = SelectField("Trạng thái / State", validators=[Optional()], default="", choices=[
-        SelectChoice("", "tất cả / any"), SelectChoice("pending", "chờ xử lý / pending"),
-        SelectChoice("processed", "đã xử lý / processed"),
-        SelectChoice("failed", "lỗi / failed"), SelectChoice("discarded", "đã bỏ qua / discarded")])
-    type = SelectField("Loại sự kiện / Event type", validators=[Optional()], default="")
-    source = SelectField("Nguồn / Source", validators=[Optional()], default="")
-    subject = StringField("Đối tượng / Subject", validators=[Optional(), Length(max=100)])
-    since = DateField("Nhận từ ngày / Received from", validators=[Optional()])
-    until = DateField("Đến ngày / Until", validators=[Optional()])
+    status = SelectField(both("State"), validators=[Optional()], default="", choices=[
+        SelectChoice("", both("any"))] + [
+        SelectChoice(key, name) for key, name in EVENT_STATE_NAMES.items()])
+    type = SelectField(both("Event type"), validators=[Optional()], default="")
+    source = SelectField(both("Source"), validators=[Optional()], default="")
+    subject = StringField(both("Subject"), validators=[Optional(), Length(max=100)])
+    since = DateField(both("Received from"), validators=[Optional()])
+    until = DateField(both("Until"), validators=[Optional()])
     before = IntegerField(validators=[Optional(), NumberRange(min=1)])

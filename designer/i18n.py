@@ -25,7 +25,8 @@ HERE = Path(__file__).parent
 CATALOGUE = HERE / "translations" / "vi" / "LC_MESSAGES" / "messages.po"
 MAPPING = HERE / "babel.cfg"
 # The functions whose first argument is a message id, in the code and in the templates.
-KEYWORDS = {"bi": None, "both": None, "vi": None, "N_": None, "_": None, "gettext": None}
+KEYWORDS = {"bi": None, "both": None, "vi": None, "N_": None, "_": None, "gettext": None,
+            "pboth": ((1, "c"), 2)}
 
 
 @cache
@@ -44,28 +45,47 @@ def N_(message: str) -> str:
     return message
 
 
+def _side(values: dict, index: int) -> dict:
+    """The values for one language (0 Vietnamese, 1 English): a (Vietnamese, English) pair gives
+    each its own side (0,5 / 0.5; a message inside a message), any other value is shared."""
+    return {key: value[index] if isinstance(value, tuple) else value
+            for key, value in values.items()}
+
+
 def _filled(text: str, values: dict) -> str:
     return text % values if values else text
 
 
 def vi(message: str, **values) -> str:
     """The message in Vietnamese (the English itself if the catalogue has no translation)."""
-    return _filled(translations().gettext(message), values)
+    return _filled(translations().gettext(message), _side(values, 0))
+
+
+def pair(message: str, **values) -> tuple[str, str]:
+    """The message in Vietnamese and in English: a value for a message inside another."""
+    return vi(message, **values), _filled(message, _side(values, 1))
 
 
 def both(message: str, **values) -> str:
     """'Vietnamese / English' as plain text (one of them when they are the same)."""
-    vietnamese, english = vi(message, **values), _filled(message, values)
+    vietnamese, english = pair(message, **values)
     return vietnamese if vietnamese == english else f"{vietnamese} / {english}"
+
+
+def pboth(context: str, message: str) -> str:
+    """`both` for a word whose Vietnamese depends on what it describes (gettext's context):
+    an event "pending" is waiting to be handled, a notification "pending" to be sent."""
+    vietnamese = translations().pgettext(context, message)
+    return vietnamese if vietnamese == message else f"{vietnamese} / {message}"
 
 
 def bi(message: str, **values) -> Markup:
     """Vietnamese, with the English beside it in small type (HTML). Values are escaped unless
     they are markup themselves (a name in bold, a link)."""
-    def filled(text: str) -> Markup:
-        return escape(text) % values if values else escape(text)
-    vietnamese = filled(translations().gettext(message))
-    english = filled(message)
+    def filled(text: str, index: int) -> Markup:
+        return escape(text) % _side(values, index) if values else escape(text)
+    vietnamese = filled(translations().gettext(message), 0)
+    english = filled(message, 1)
     return vietnamese if vietnamese == english else Markup("{} <small>{}</small>").format(
         vietnamese, english)
 
@@ -77,7 +97,7 @@ def script_messages(*scripts: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for script in scripts:
         with (HERE / "static" / script).open("rb") as source:
-            for _, _, message, _ in extract("javascript", source, keywords={"both": None}):
+            for _, message, _, _ in extract("javascript", source, keywords={"both": None}):
                 found[message] = translations().gettext(message)
     return found
 

@@ -39,6 +39,7 @@ from designer.forms import (
     answers,
     task_form,
 )
+from designer.i18n import N_, both, pair
 from designer.scenarios import department_choices
 from designer.scenarios.forms import ActionForm
 from engine.audit import access, checkpoints
@@ -69,6 +70,10 @@ from engine.violations.models import Violation
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static/designer")
+
+
+# What Flask-Login flashes when a page needs a logged-in person.
+LOGIN_NEEDED = both("Please log in.")
 
 
 def _ioc():
@@ -108,36 +113,25 @@ def _globals():
             "event_state": lambda key: display.EVENT_STATE_NAMES.get(key, key)}
 
 
-# What a person is told on an error page, Vietnamese first: (title, what to do).
+# What a person is told on an error page: (title, what to do), shown in both languages.
 ERRORS = {
-    400: (("Yêu cầu không hợp lệ", "Bad request"),
-          ("Trang không hiểu yêu cầu này; hãy kiểm tra các ô đã điền.",
-           "The page could not read this request; check what was filled in.")),
-    403: (("Bạn không có quyền mở trang này", "You may not open this page"),
-          ("Vai trò của bạn không có quyền này; nếu cần, hãy nhờ quản trị viên.",
-           "Your role does not allow it; ask an administrator if you need it.")),
-    404: (("Không tìm thấy", "Not found"),
-          ("Trang hoặc hồ sơ này không có, hoặc không thuộc đơn vị của bạn.",
-           "This page or case does not exist, or is not one of your unit's.")),
-    405: (("Không dùng được cách gửi này", "Method not allowed"),
-          ("Hãy mở trang từ trình đơn rồi làm lại.", "Open the page from the menu and try again.")),
-    413: (("Tệp quá lớn", "Too large"), ("Hãy gửi tệp nhỏ hơn.", "Send a smaller file.")),
-    429: (("Quá nhiều yêu cầu", "Too many requests"),
-          ("Hãy đợi một lát rồi thử lại.", "Wait a moment and try again.")),
-    500: (("Lỗi hệ thống", "Internal error"),
-          ("Lỗi đã được ghi lại để kỹ thuật xử lý; hãy thử lại sau.",
-           "The error was logged for the technical team; try again later.")),
+    400: (N_("Bad request"), N_("The page could not read this request; check what was filled in.")),
+    403: (N_("You may not open this page"),
+          N_("Your role does not allow it; ask an administrator if you need it.")),
+    404: (N_("Not found"), N_("This page or case does not exist, or is not one of your unit's.")),
+    405: (N_("Method not allowed"), N_("Open the page from the menu and try again.")),
+    413: (N_("Too large"), N_("Send a smaller file.")),
+    429: (N_("Too many requests"), N_("Wait a moment and try again.")),
+    500: (N_("Internal error"), N_("The error was logged for the technical team; try again later.")),
 }
 
 
 def error_page(code: int):
     """An error as a page of the app: its layout, both languages, a way back."""
-    (title_vi, title_en), (text_vi, text_en) = ERRORS.get(
-        code, ERRORS[400] if code < 500 else ERRORS[500])
+    title, text = ERRORS.get(code, ERRORS[400] if code < 500 else ERRORS[500])
     back = local_path(request.referrer and urlsplit(request.referrer)._replace(
         scheme="", netloc="").geturl())
-    return render_template("error.html", code=code, title_vi=title_vi, title_en=title_en,
-                           text_vi=text_vi, text_en=text_en, back=back), code
+    return render_template("error.html", code=code, title=title, text=text, back=back), code
 
 
 @bp.app_template_filter("readable")
@@ -156,6 +150,13 @@ for _name in ("action_name", "details_lines", "actor_name", "number", "percent")
 bp.add_app_template_filter(display.local_text, "local")
 
 
+# An SLA's remaining time, in working days and hours or in wall hours and minutes.
+WORKING_DAYS_HOURS = N_("%(days)s d %(hours)s h of working time")
+WORKING_DAYS = N_("%(days)s d of working time")
+WORKING_HOURS = N_("%(hours)s h of working time")
+WALL_TIME = N_("%(hours)s h %(minutes)s min")
+
+
 @bp.app_template_filter("time_left")
 def _time_left(item: dict) -> str:
     """An SLA item's remaining (or overdue) time: working hours/days, or wall hours/minutes."""
@@ -164,16 +165,15 @@ def _time_left(item: dict) -> str:
     if item["basis"] == "working":
         day = _ioc().calendar.day_length.total_seconds()
         days, rest = divmod(round(seconds), round(day))
-        hours, hours_en = display.number(rest / 3600), display.number(rest / 3600, locale="en")
-        parts_vi = ([f"{days} ngày"] if days else []) + ([f"{hours} giờ"] if rest or not days else [])
-        parts_en = ([f"{days} d"] if days else []) + ([f"{hours_en} h"] if rest or not days else [])
-        text = " ".join(parts_vi) + " làm việc"
-        english = " ".join(parts_en) + " of working time"
+        span = WORKING_DAYS_HOURS if days and rest else WORKING_DAYS if days else WORKING_HOURS
+        # 0,5 in Vietnamese, 0.5 in English.
+        values = {"days": days, "hours": (display.number(rest / 3600),
+                                          display.number(rest / 3600, locale="en"))}
     else:
         hours, minutes = divmod(seconds / 60, 60)
-        text = f"{int(hours)} giờ {int(minutes)} phút"
-        english = f"{int(hours)} h {int(minutes)} min"
-    return f"quá hạn {text} / {english} late" if late else f"còn {text} / {english} left"
+        span, values = WALL_TIME, {"hours": int(hours), "minutes": int(minutes)}
+    message = N_("%(time)s late") if late else N_("%(time)s left")
+    return both(message, time=pair(span, **values))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -189,11 +189,11 @@ def login():
         return redirect(local_path(request.args.get("next")) or url_for("web.inbox"))
     if result.reason == "throttled":
         minutes = -(-result.retry_after_s // 60)
-        flash(f"Đăng nhập sai quá nhiều lần; vui lòng thử lại sau {minutes} phút / Too many "
-              f"failed logins; please try again in {minutes} min", "error")
+        flash(both("Too many failed logins; please try again in %(minutes)s min",
+                   minutes=minutes), "error")
         page = render_template("login.html", form=form)
         return page, 429, {"Retry-After": str(result.retry_after_s)}
-    flash("Sai tên đăng nhập hoặc mật khẩu / Wrong username or password", "error")
+    flash(both("Wrong username or password"), "error")
     return render_template("login.html", form=form), 401
 
 
@@ -279,7 +279,7 @@ def _assign_form(s, row: Task) -> AssignForm | None:
     if row.status not in ACTIVE or not tasks.may_hand_over(current_user, row):
         return None
     form = AssignForm()
-    form.to.choices = [SelectChoice("", "— chọn / choose —")] + [
+    form.to.choices = [SelectChoice("", "— " + both("choose") + " —")] + [
         SelectChoice(u.username, f"{u.full_name or u.username} ({u.username})")
         for u in tasks.colleagues(s, row) if u.id != row.assignee_id]
     return form
@@ -347,7 +347,7 @@ def claim(task_id: int):
     """Nhận xử lý / claim a task."""
     return _task_action(task_id, lambda s: tasks.claim(s, current_user, task_id,
                                                        _ioc().runtime),
-                        "Đã nhận xử lý / Claimed")
+                        both("Claimed"))
 
 
 @bp.post("/tasks/<int:task_id>/release")
@@ -355,7 +355,7 @@ def claim(task_id: int):
 def release(task_id: int):
     """Trả lại / give a claimed task back to the department."""
     return _task_action(task_id, lambda s: tasks.release(s, current_user, task_id),
-                        "Đã trả lại cho đơn vị / Released to the department")
+                        both("Released to the department"))
 
 
 @bp.post("/tasks/<int:task_id>/assign")
@@ -368,11 +368,11 @@ def assign(task_id: int):
     if form is None:
         abort(403)
     if not form.validate_on_submit():
-        flash("Chọn người nhận / Choose a colleague", "error")
+        flash(both("Choose a colleague"), "error")
         return redirect(url_for("web.task", task_id=task_id))
     return _task_action(task_id, lambda s: tasks.assign(s, current_user, task_id, form.to.data,
                                                         _ioc().runtime),
-                        f"Đã giao cho {form.to.data} / Handed to {form.to.data}")
+                        both("Handed to %(name)s", name=form.to.data))
 
 
 def _instance_or_404(s, instance_id: int) -> ProcessInstance:
@@ -500,11 +500,11 @@ def case_finding(instance_id: int):
                                   department=form.department.data,
                                   auditor=f"user:{current_user.username}")
     except findings.FindingRefused as exc:
-        flash(f"Không ghi được kết luận / The finding was refused: {exc}", "error")
+        flash(both("The finding was refused") + f": {exc}", "error")
         return _refused_finding(instance_id, form)
     _ioc().wake()
-    flash(f"Đã ghi kết luận {finding}; đơn vị sẽ nhận nhiệm vụ giải trình / Finding {finding} "
-          "recorded; the unit gets a task to answer it", "ok")
+    flash(both("Finding %(finding)s recorded; the unit gets a task to answer it",
+               finding=finding), "ok")
     return redirect(url_for("web.case_page", instance_id=instance_id))
 
 
@@ -553,8 +553,7 @@ def sla_board():
         since = org.day_start(form.since.data) if valid and form.since.data else \
             until - timedelta(days=30)
         if since >= until:
-            form.since.errors = [*form.since.errors, "Phải trước ngày kết thúc / must be before "
-                                                     "the end"]
+            form.since.errors = [*form.since.errors, both("must be before the end")]
             valid = False
         report = {"departments": [], "scenarios": [], "items": []}
         if valid:
@@ -581,7 +580,7 @@ def sources():
 
 def _unit_filter(s, every_unit: bool) -> list[SelectChoice]:
     """A unit filter's choices: "all", then every unit for roles over every unit."""
-    return [SelectChoice("", "tất cả / all")] + (department_choices(s) if every_unit else [])
+    return [SelectChoice("", both("all"))] + (department_choices(s) if every_unit else [])
 
 
 def _scenario_choices(s) -> list[SelectChoice]:
@@ -589,7 +588,7 @@ def _scenario_choices(s) -> list[SelectChoice]:
     rows = s.execute(select(ScenarioVersion.key, ScenarioVersion.name_vi)
                      .where(ScenarioVersion.status == PUBLISHED)
                      .order_by(ScenarioVersion.name_vi)).all()
-    return [SelectChoice("", "tất cả / all")] + [SelectChoice(key, name) for key, name in rows]
+    return [SelectChoice("", both("all"))] + [SelectChoice(key, name) for key, name in rows]
 
 
 @bp.get("/violations")
@@ -694,13 +693,13 @@ def _event_page(template: str, endpoint: str, fixed_status: str = "", **context)
     letters with their state fixed to failed)."""
     form = EventSearchForm(request.args)
     ioc = _ioc()
-    form.type.choices = [SelectChoice("", "tất cả / any")] + [
+    form.type.choices = [SelectChoice("", both("any"))] + [
         SelectChoice(name, f"{display.event_name(ioc.vocabulary, name)} ({name})")
         for name in sorted(ioc.vocabulary.types)]
     rows, before, total = [], None, 0
     with ioc.db.read() as s:
         sources = list(s.scalars(select(Source).order_by(Source.name)))
-        form.source.choices = [SelectChoice("", "tất cả / any")] + [
+        form.source.choices = [SelectChoice("", both("any"))] + [
             SelectChoice(str(src.id), src.name) for src in sources]
         valid = form.validate()
         if valid:
@@ -755,8 +754,7 @@ def retry_dead_letter(event_id: int):
         flash(exc.message, "error")
     else:
         _ioc().wake()  # after the commit, so the runner sees it pending
-        flash(f"Đã đưa sự kiện {event_id} vào hàng đợi xử lý lại / Event {event_id} will be "
-              "processed again", "ok")
+        flash(both("Event %(id)s will be processed again", id=event_id), "ok")
     return redirect(url_for("web.dead_letters_page"))
 
 
@@ -777,7 +775,7 @@ def discard_dead_letter(event_id: int):
     except DeadLetterError as exc:
         flash(exc.message, "error")
     else:
-        flash(f"Đã bỏ qua sự kiện {event_id} / Event {event_id} discarded", "ok")
+        flash(both("Event %(id)s discarded", id=event_id), "ok")
     return redirect(url_for("web.dead_letters_page"))
 
 
@@ -821,10 +819,9 @@ def retry_incident(incident_id: int):
     else:
         _ioc().wake()
         if result.resolved:
-            flash(f"Đã chạy lại, quy trình tiếp tục / Retried: the process goes on "
-                  f"(#{incident_id})", "ok")
+            flash(both("Retried: the process goes on") + f" (#{incident_id})", "ok")
         else:
-            flash(f"Vẫn lỗi / Failed again (#{incident_id}): {error}", "error")
+            flash(both("Failed again") + f" (#{incident_id}): {error}", "error")
     return redirect(url_for("web.incidents_page"))
 
 
@@ -845,5 +842,5 @@ def resolve_incident(incident_id: int):
     except IncidentError as exc:
         flash(exc.message, "error")
     else:
-        flash(f"Đã đóng lỗi quy trình #{incident_id} / Incident #{incident_id} resolved", "ok")
+        flash(both("Incident #%(id)s resolved", id=incident_id), "ok")
     return redirect(url_for("web.incidents_page"))

@@ -80,19 +80,19 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.register_error_handler(api.ApiProblem, api.answer_problem)
     integrations.register(app, csrf)
 
+    from designer import admin, i18n
+    from designer import scenarios as designer
+    from designer.web import LOGIN_NEEDED, error_page
+    from designer.web import bp as web_bp
+
     login = LoginManager(app)
     login.login_view = "web.login"
-    login.login_message = "Vui lòng đăng nhập / Please log in."
+    login.login_message = LOGIN_NEEDED
 
     @login.user_loader
     def _load_user(session_user_id: str):
         with ioc.db.lookup() as s:
             return auth.user_for_session(s, session_user_id)
-
-    from designer import admin, i18n
-    from designer import scenarios as designer
-    from designer.web import bp as web_bp
-    from designer.web import error_page
 
     i18n.install(app)
     app.register_blueprint(web_bp)

@@ -84,3 +84,12 @@ def test_a_page_script_gets_the_vietnamese_of_the_messages_it_uses():
     messages = i18n.script_messages("process_editor.js")
     assert messages and all(english in i18n.stored() for english in messages)
     assert messages["Saved"] == i18n.vi("Saved") != "Saved"
+
+
+def test_a_value_can_be_written_differently_in_each_language():
+    # A number (0,5 / 0.5) or a message inside a message gives each language its own side.
+    inner = i18n.pair("%(hours)s h of working time", hours=("0,5", "0.5"))
+    assert inner[1] == "0.5 h of working time" and "0,5" in inner[0] and "0.5" not in inner[0]
+    shown = i18n.both("%(time)s left", time=inner)
+    assert shown == f"{i18n.vi('%(time)s left', time=inner[0])} / 0.5 h of working time left"
+    assert "<small>0.5 h of working time left</small>" in i18n.bi("%(time)s left", time=inner)

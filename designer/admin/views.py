@@ -8,6 +8,7 @@ from wtforms.fields.choices import SelectChoice
 
 from designer.admin import bp, manage_required
 from designer.admin.forms import PasswordForm, PersonForm, SourceForm
+from designer.i18n import both
 from designer.scenarios import department_choices
 from designer.scenarios.forms import ActionForm
 from engine.audit import service as audit
@@ -41,7 +42,7 @@ def _refused(form, exc: auth.AuthError) -> None:
 
 def _units(session) -> list[SelectChoice]:
     """The units in force by name ("" first: none)."""
-    return [SelectChoice("", "— không thuộc đơn vị nào / none —")] + department_choices(session)
+    return [SelectChoice("", "— " + both("no unit") + " —")] + department_choices(session)
 
 
 # -- people --------------------------------------------------------------------------------------
@@ -80,7 +81,7 @@ def new_user():
                     full_name=form.full_name.data or "", password=form.password.data or None,
                     email=form.email.data or None, departments=known, actor=_actor())
                 user_id = user.id
-            flash(f"Đã thêm {form.username.data} / {form.username.data} added.", "ok")
+            flash(both("%(name)s added.", name=form.username.data), "ok")
             return redirect(url_for("admin.user", user_id=user_id))
         except auth.AuthError as exc:
             _refused(form, exc)
@@ -133,8 +134,7 @@ def user(user_id: int):
                     s, user_id, role=form.role.data, department_key=form.department.data or None,
                     full_name=form.full_name.data or "", email=form.email.data or None,
                     departments=known, actor=_actor())
-            flash("Đã lưu thay đổi / Changes saved." if changes else
-                  "Không có gì thay đổi / Nothing to change.", "ok")
+            flash(both("Changes saved.") if changes else both("Nothing to change."), "ok")
             return redirect(url_for("admin.user", user_id=user_id))
         except auth.AuthError as exc:
             _refused(form, exc)
@@ -160,7 +160,7 @@ def _action(run, user_id: int, done: str):
 def deactivate_user(user_id: int):
     """Khóa tài khoản / deactivate: their sessions end at once."""
     return _action(lambda s: auth.set_active(s, user_id, False, actor=_actor()), user_id,
-                   "Đã khóa tài khoản / Account deactivated.")
+                   both("Account deactivated."))
 
 
 @bp.post("/users/<int:user_id>/activate")
@@ -168,7 +168,7 @@ def deactivate_user(user_id: int):
 def activate_user(user_id: int):
     """Mở lại tài khoản / let them log in again."""
     return _action(lambda s: auth.set_active(s, user_id, True, actor=_actor()), user_id,
-                   "Đã mở lại tài khoản / Account activated.")
+                   both("Account activated."))
 
 
 @bp.post("/users/<int:user_id>/token/revoke")
@@ -176,7 +176,7 @@ def activate_user(user_id: int):
 def revoke_token(user_id: int):
     """Thu hồi khóa API / revoke the personal API token."""
     return _action(lambda s: auth.revoke_user_token(s, user_id, actor=_actor()), user_id,
-                   "Đã thu hồi khóa API / API token revoked.")
+                   both("API token revoked."))
 
 
 @bp.post("/users/<int:user_id>/token")
@@ -200,7 +200,7 @@ def reset_password(user_id: int):
     if not form.validate_on_submit():
         return _user_page(user_id, password_form=form, status=400)
     return _action(lambda s: auth.set_password(s, user_id, form.password.data, actor=_actor()),
-                   user_id, "Đã đặt mật khẩu mới / New password set.")
+                   user_id, both("New password set."))
 
 
 # -- sources -------------------------------------------------------------------------------------
@@ -270,8 +270,7 @@ def source(source_id: int):
                     rate_limit_per_minute=form.rate_limit.data, disabled=form.disabled.data,
                     hmac_secret=secret, known_types=set(_ioc().vocabulary.types),
                     actor=_actor())
-            flash("Đã lưu thay đổi / Changes saved." if changes else
-                  "Không có gì thay đổi / Nothing to change.", "ok")
+            flash(both("Changes saved.") if changes else both("Nothing to change."), "ok")
             return redirect(url_for("admin.source", source_id=source_id))
         except auth.AuthError as exc:
             _refused(form, exc)

@@ -20,6 +20,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, ValidationError
 from wtforms.widgets import DateTimeLocalInput, NumberInput
 
+from designer.i18n import both, pboth
 from designer.scenarios import bp, design_required
 from engine.org import service as org
 from engine.processes.spiff import TIMER_KINDS
@@ -36,39 +37,40 @@ from engine.scenarios.bpmn_edit import (
 )
 from engine.scenarios.service import MAX_FILE_BYTES
 
+# Names and labels are translated once, at import: the catalogue does not change while running.
 TITLES = {
-    "lane": "Làn: đơn vị xử lý / Lane: the department",
-    "user_task": "Công việc của cán bộ / User task",
-    "script_task": "Bước tự động / Script task",
-    "task": "Công việc / Task",
-    "start_event": "Sự kiện bắt đầu / Start event",
-    "end_event": "Sự kiện kết thúc / End event",
-    "timer_event": "Hẹn giờ / Timer event",
-    "message_event": "Chờ sự kiện / Message event",
-    "catch_event": "Sự kiện chờ / Catch event",
-    "exclusive_gateway": "Cổng rẽ nhánh / Exclusive gateway",
-    "gateway": "Cổng / Gateway",
-    "sequence_flow": "Luồng / Sequence flow",
-    "participant": "Bên tham gia / Participant",
-    "other": "Phần tử / Element",
+    "lane": both("Lane: the department"),
+    "user_task": both("User task"),
+    "script_task": both("Script task"),
+    "task": pboth("bpmn", "Task"),  # named like the user task, not like an officer's task
+    "start_event": both("Start event"),
+    "end_event": both("End event"),
+    "timer_event": both("Timer event"),
+    "message_event": both("Message event"),
+    "catch_event": both("Catch event"),
+    "exclusive_gateway": both("Exclusive gateway"),
+    "gateway": both("Gateway"),
+    "sequence_flow": both("Sequence flow"),
+    "participant": both("Participant"),
+    "other": both("Element"),
 }
-TYPE_NAMES = {"string": "Văn bản / Text", "long": "Số nguyên / Whole number",
-              "boolean": "Có / không / Yes or no", "date": "Ngày / Date",
-              "enum": "Danh sách chọn / Choice list"}
+TYPE_NAMES = {"string": both("Text"), "long": both("Whole number"),
+              "boolean": both("Yes or no"), "date": both("Date"),
+              "enum": both("Choice list")}
 MODE_NAMES = {
-    "wall": "Thời lượng theo đồng hồ (giờ, phút) / Wall-clock duration (hours, minutes)",
-    "working_hours": "Số giờ làm việc / Working hours",
-    "working_days": "Số ngày làm việc / Working days",
-    "date": "Vào ngày giờ cố định (giờ Việt Nam) / At a fixed date and time (Vietnam time)",
-    "cycle": "Lặp lại: số lần, mỗi … giờ/phút / Repeating: times, every … hours/minutes",
-    "expression": "Biểu thức / Expression",
+    "wall": both("Wall-clock duration (hours, minutes)"),
+    "working_hours": both("Working hours"),
+    "working_days": both("Working days"),
+    "date": both("At a fixed date and time (Vietnam time)"),
+    "cycle": both("Repeating: times, every … hours/minutes"),
+    "expression": both("Expression"),
 }
-KIND_NAMES = {"timeDate": "Thời điểm (timeDate) / A moment",
-              "timeDuration": "Thời lượng (timeDuration) / A duration",
-              "timeCycle": "Chu kỳ (timeCycle) / A cycle"}
+KIND_NAMES = {"timeDate": both("A moment"),
+              "timeDuration": both("A duration"),
+              "timeCycle": both("A cycle")}
 MAX_ROWS = 100
-CHOOSE = ("", "— chọn / choose —")
-REQUIRED = "Bắt buộc / Required"
+CHOOSE = ("", "— {} —".format(both("choose")))
+REQUIRED = both("Required")
 
 
 def _ioc():
@@ -76,7 +78,7 @@ def _ioc():
 
 
 def _most(n: int) -> Length:
-    return Length(max=n, message=f"Tối đa {n} ký tự / At most {n} characters")
+    return Length(max=n, message=both("At most %(count)s characters", count=n))
 
 
 def _choices(pairs) -> list[SelectChoice]:
@@ -85,7 +87,7 @@ def _choices(pairs) -> list[SelectChoice]:
 
 def _select(label: str, pairs=(), **kwargs) -> SelectField:
     return SelectField(label, choices=_choices(pairs), **kwargs,
-                       invalid_choice_message="Lựa chọn không hợp lệ / Not a valid choice")
+                       invalid_choice_message=both("Not a valid choice"))
 
 
 def _text(label: str, most: int, **kwargs) -> StringField:
@@ -105,7 +107,7 @@ def _number(label: str, **attrs) -> StringField:
 class PanelForm(FlaskForm):
     """A panel: starts from the element's values, hands over what to write (bpmn_edit keys)."""
 
-    name = _text("Tên / Name", MAX_NAME)
+    name = _text(both("Name"), MAX_NAME)
 
     @staticmethod
     def initial(current: dict) -> dict:
@@ -132,9 +134,8 @@ class LaneForm(PanelForm):
     """Làn / a lane names the department its tasks go to: a unit, or an expression."""
 
     name = None
-    department = _select("Đơn vị / Department")
-    expression = _text("Hoặc biểu thức trên dữ liệu hồ sơ, vd. unit / Or an expression on the "
-                       "case data, e.g. unit", MAX_TEXT)
+    department = _select(both("Department"))
+    expression = _text(both("Or an expression on the case data, e.g. unit"), MAX_TEXT)
 
     @staticmethod
     def initial(current: dict) -> dict:
@@ -154,8 +155,7 @@ class LaneForm(PanelForm):
     def validate_expression(self, field) -> None:
         """Exactly one of a department and an expression."""
         if bool(field.data.strip()) == bool(self.department.data):
-            raise ValidationError("Chọn một đơn vị hoặc nhập một biểu thức (không cả hai) / "
-                                  "Choose a department or enter an expression (not both)")
+            raise ValidationError(both("Choose a department or enter an expression (not both)"))
 
     def props(self) -> dict:
         """The lane's name: the department key, or "=" and the expression."""
@@ -172,13 +172,13 @@ class LaneForm(PanelForm):
 class FormFieldRow(Form):
     """One field of a user task's form; an empty id drops the row."""
 
-    id = _text("Mã trường / Field id", 100)
-    label = _text("Nhãn / Label", MAX_NAME)
-    type = _select("Kiểu / Type", [(t, TYPE_NAMES.get(t, t)) for t in FORM_TYPES],
+    id = _text(both("Field id"), 100)
+    label = _text(both("Label"), MAX_NAME)
+    type = _select(both("Type"), [(t, TYPE_NAMES.get(t, t)) for t in FORM_TYPES],
                    default="string")
-    required = BooleanField("Bắt buộc / Required")
-    multiline = BooleanField("Nhiều dòng / Multi-line")
-    choices = _area("Lựa chọn, mỗi dòng «mã = Nhãn» / Choices, one «id = Label» a line", 2)
+    required = BooleanField(both("Required"))
+    multiline = BooleanField(both("Multi-line"))
+    choices = _area(both("Choices, one «id = Label» a line"), 2)
 
 
 def _choice_lines(choices) -> str:
@@ -197,7 +197,7 @@ def _parse_choices(text: str) -> list[tuple[str, str]]:
 class UserTaskForm(PanelForm):
     """Công việc / a user task: its name and the form its department fills in."""
 
-    fields = FieldList(FormField(FormFieldRow), label="Biểu mẫu / Form fields")
+    fields = FieldList(FormField(FormFieldRow), label=both("Form fields"))
 
     @staticmethod
     def initial(current: dict) -> dict:
@@ -208,7 +208,7 @@ class UserTaskForm(PanelForm):
     def validate_fields(self, field) -> None:
         """A bounded number of rows."""
         if len(field.entries) > MAX_ROWS:
-            raise ValidationError(f"Tối đa {MAX_ROWS} trường / At most {MAX_ROWS} fields")
+            raise ValidationError(both("At most %(count)s fields", count=MAX_ROWS))
 
     def props(self) -> dict:
         """The rows in order, choices parsed from their lines."""
@@ -227,23 +227,22 @@ class UserTaskForm(PanelForm):
 class ScriptForm(PanelForm):
     """Bước tự động / a script task's script, in the restricted language."""
 
-    script = _area("Kịch bản (Python giới hạn) / Script (restricted Python)", 6)
+    script = _area(both("Script (restricted Python)"), 6)
 
 
 class TimerForm(PanelForm):
     """Hẹn giờ / when a timer fires: a duration, working time, a date, a cycle or an expression."""
 
-    mode = _select("Cách hẹn giờ / How the timer is set", [(m, MODE_NAMES[m]) for m in TIMER_MODES])
-    hours = _number("Số giờ / Hours", min=0)
-    minutes = _number("Số phút / Minutes", min=0, max=59)
-    amount = _number("Số giờ hoặc ngày làm việc; số lần lặp (trống: mãi mãi) / Working hours or "
-                     "days; repetitions (empty: forever)", min=0, step="any")
-    date = _text("Ngày giờ / Date and time", 40, widget=DateTimeLocalInput())
-    timer_kind = _select("Loại giá trị của biểu thức / What the expression gives",
+    mode = _select(both("How the timer is set"), [(m, MODE_NAMES[m]) for m in TIMER_MODES])
+    hours = _number(both("Hours"), min=0)
+    minutes = _number(both("Minutes"), min=0, max=59)
+    amount = _number(both("Working hours or days; repetitions (empty: forever)"), min=0,
+                     step="any")
+    date = _text(both("Date and time"), 40, widget=DateTimeLocalInput())
+    timer_kind = _select(both("What the expression gives"),
                          [(k, KIND_NAMES[k]) for k in TIMER_KINDS], default="timeDate")
-    expression = _area("Biểu thức, vd. add_working_days(received_at, 5) / Expression, e.g. "
-                       "add_working_days(received_at, 5)", 2)
-    interrupting = BooleanField("Ngắt công việc khi đến giờ / Interrupts the task")
+    expression = _area(both("Expression, e.g. add_working_days(received_at, 5)"), 2)
+    interrupting = BooleanField(both("Interrupts the task"))
     # Which fields each mode uses, for the page to show only those.
     SHOW_WHEN = {"hours": "wall cycle", "minutes": "wall cycle",
                  "amount": "working_hours working_days cycle", "date": "date",
@@ -280,13 +279,13 @@ class TimerForm(PanelForm):
 class MessageForm(PanelForm):
     """Chờ sự kiện / which event the message event waits for, and the field it correlates on."""
 
-    event_type = _select("Loại sự kiện / Event type",
-                         validators=[InputRequired("Chọn loại sự kiện / Choose an event type")])
-    correlate_on = _select("Đối chiếu theo trường / Correlate on the field",
-                           validators=[InputRequired("Chọn trường / Choose a field")])
+    event_type = _select(both("Event type"),
+                         validators=[InputRequired(both("Choose an event type"))])
+    correlate_on = _select(both("Correlate on the field"),
+                           validators=[InputRequired(both("Choose a field"))])
     # Nothing else of the event reaches the instance's data (engine/processes/message_fields).
-    takes = SelectMultipleField("Trường đưa vào dữ liệu hồ sơ / Fields taken into the "
-                                "instance's data", validate_choice=False)
+    takes = SelectMultipleField(both("Fields taken into the instance's data"),
+                                validate_choice=False)
 
     def prepare(self, current: dict) -> None:
         """Every event type of the vocabulary; the fields of all of them."""
@@ -301,26 +300,23 @@ class MessageForm(PanelForm):
         fields = self.event_fields.get(self.event_type.data)
         wrong = [f for f in field.data or [] if fields is not None and f not in fields]
         if wrong:
-            raise ValidationError(f"Sự kiện {self.event_type.data} không có trường "
-                                  f"{', '.join(wrong)} / {self.event_type.data} has no field "
-                                  f"{', '.join(wrong)}")
+            raise ValidationError(both("%(event)s has no field %(fields)s",
+                                       event=self.event_type.data, fields=", ".join(wrong)))
 
     def validate_correlate_on(self, field) -> None:
         """The field must be one of the chosen event type's."""
         fields = self.event_fields.get(self.event_type.data)
         if fields is not None and field.data and field.data not in fields:
-            raise ValidationError(f"Sự kiện {self.event_type.data} không có trường {field.data}; "
-                                  f"các trường: {', '.join(sorted(fields))} / "
-                                  f"{self.event_type.data} has no field {field.data}")
+            raise ValidationError(both("%(event)s has no field %(field)s; its fields: %(fields)s",
+                                       event=self.event_type.data, field=field.data,
+                                       fields=", ".join(sorted(fields))))
 
 
 class FlowForm(PanelForm):
     """Luồng / a sequence flow: its condition, or being its gateway's default."""
 
-    condition = _area('Điều kiện, vd. finding == "confirmed" / Condition, e.g. '
-                      'finding == "confirmed"', 2)
-    is_default = BooleanField("Luồng mặc định (khi không điều kiện nào đúng) / Default flow "
-                              "(when no condition holds)")
+    condition = _area(both('Condition, e.g. finding == "confirmed"'), 2)
+    is_default = BooleanField(both("Default flow (when no condition holds)"))
 
     def prepare(self, current: dict) -> None:
         """Only a flow leaving a gateway can be its default."""
@@ -338,11 +334,11 @@ class FlowForm(PanelForm):
 class GatewayForm(PanelForm):
     """Cổng rẽ nhánh / an exclusive gateway's default flow."""
 
-    default = _select("Luồng mặc định / Default flow")
+    default = _select(both("Default flow"))
 
     def prepare(self, current: dict) -> None:
         """The gateway's outgoing flows."""
-        self.default.choices = _choices([("", "— không có / none —")] + current["outgoing"])
+        self.default.choices = _choices([("", "— {} —".format(both("none")))] + current["outgoing"])
 
     def props(self) -> dict:
         """Name and the default flow's id ("" for none)."""
@@ -352,9 +348,9 @@ class GatewayForm(PanelForm):
 class CatchEventForm(PanelForm):
     """Sự kiện chờ / a catch event without a definition yet: a timer or a message?"""
 
-    definition = _select("Chờ gì? / Waits for", [CHOOSE, ("timer", "Hẹn giờ / A timer"),
-                                                 ("message", "Một sự kiện / An event (message)")],
-                         validators=[InputRequired("Chọn một / Choose one")])
+    definition = _select(both("Waits for"), [CHOOSE, ("timer", both("A timer")),
+                                              ("message", both("An event (message)"))],
+                         validators=[InputRequired(both("Choose one"))])
 
 
 PANELS: dict[str, type[PanelForm]] = {
@@ -377,10 +373,9 @@ def panel():
     element_id = request.form.get("element_id", "")
     action = request.form.get("action", "show")
     if action not in ("show", "apply"):
-        return _refuse("Thao tác phải là show hoặc apply / action must be show or apply")
+        return _refuse(both("action must be show or apply"))
     if len(xml) > MAX_FILE_BYTES:
-        return _refuse(f"Sơ đồ quá lớn (tối đa {MAX_FILE_BYTES} byte) / The diagram is larger "
-                       f"than {MAX_FILE_BYTES} bytes")
+        return _refuse(both("The diagram is larger than %(count)s bytes", count=MAX_FILE_BYTES))
     try:
         kind = element_kind(xml, element_id)
         current = read_properties(xml, element_id)
@@ -404,7 +399,7 @@ def panel():
                 field.errors = [*field.errors, exc.message]
         else:
             return jsonify(element_id=element_id, kind=kind, xml=new.decode("utf-8"),
-                           message="Đã cập nhật / Updated")
+                           message=both("Updated"))
     html = render_template("scenarios/panel.html", form=form, kind=kind, problems=problems,
                            show_when=getattr(form, "SHOW_WHEN", {}))
     return jsonify(element_id=element_id, kind=kind, title=TITLES[kind], html=html)

@@ -36,6 +36,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length
 
 from designer.display import SEVERITY_NAMES
+from designer.i18n import N_, both, pair, pboth, vi
 from engine.auth.permissions import ROLE_NAMES, ROLES
 from engine.events.vocabulary import Vocabulary, parse_datetime
 from engine.rules.dialect import regex_problem
@@ -61,58 +62,64 @@ from engine.scenarios.yamlsource import format_path, load_yaml
 from engine.worktime.span import WORKING_UNITS, SpanError, parse_span
 
 # ---------------------------------------------------------------------------------------------
+# Words whose values differ by language
+# ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
 # Choices
 # ---------------------------------------------------------------------------------------------
 
-OPS = (("eq", "bằng / equals"), ("ne", "khác / is not"), ("gt", "lớn hơn / greater than"),
-       ("gte", "từ … trở lên / at least"), ("lt", "nhỏ hơn / less than"),
-       ("lte", "không quá / at most"), ("in", "là một trong / one of (a, b)"),
-       ("not_in", "không thuộc / none of (a, b)"), ("matches", "khớp mẫu / matches the pattern"),
-       ("empty", "để trống / is blank"), ("filled", "có nội dung / is not blank"),
-       ("exists", "có giá trị / is present"), ("missing", "không có / is missing"))
+# Names shown whole are translated here, at import (the catalogue does not change while the app
+# runs); names whose two languages go into different places of a sentence stay message ids.
+OPS = (("eq", both("equals")), ("ne", both("is not")), ("gt", both("greater than")),
+       ("gte", both("at least")), ("lt", both("less than")),
+       ("lte", both("at most")), ("in", both("one of (a, b)")),
+       ("not_in", both("none of (a, b)")), ("matches", both("matches the pattern")),
+       ("empty", both("is blank")), ("filled", both("is not blank")),
+       ("exists", both("is present")), ("missing", both("is missing")))
 # Tests that take no value: the form's test → the file's test and its true/false.
 FLAG_OPS = {"empty": ("empty", True), "filled": ("empty", False),
             "exists": ("exists", True), "missing": ("exists", False)}
 ORDERED_OPS = ("gt", "gte", "lt", "lte")
 LIST_OPS = ("in", "not_in")
 
-KINDS = (("", "Mỗi sự kiện khớp / Every matching event"),
-         ("count", "Đếm trong khoảng thời gian / Count within a window"),
-         ("absent", "Vắng mặt / Absence of an awaited event"),
-         ("sustained", "Kéo dài / Sustained threshold"),
-         ("silence", "Im lặng / Silence"))
+KINDS = (("", both("Every matching event")),
+         ("count", both("Count within a window")),
+         ("absent", both("Absence of an awaited event")),
+         ("sustained", both("Sustained threshold")),
+         ("silence", both("Silence")))
 WALL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-UNITS = (("m", "phút / minutes"), ("h", "giờ / hours"), ("d", "ngày / days"),
-         ("s", "giây / seconds"), ("working_hours", "giờ làm việc / working hours"),
-         ("working_days", "ngày làm việc / working days"))
-DEADLINES = (("within", "Trong khoảng thời gian / Within a length of time"),
-             ("by", "Trước hạn ghi trong sự kiện / By a deadline field of the event"))
-OPEN_CHOICES = (("", "Chỉ khởi động quy trình / Only start the process"),
-                ("violation", "Vi phạm / Violation"), ("incident", "Sự cố / Incident"))
-SEVERITY_CHOICES = (("", "Theo kịch bản / The scenario's default"), *SEVERITY_NAMES.items(),
-                    ("bands", "Theo dải giá trị của một trường số / By bands of a number field"))
-KIND_NAMES = {"string": ("văn bản", "text"), "integer": ("số nguyên", "whole number"),
-              "number": ("số", "number"), "boolean": ("đúng/sai", "true/false"),
-              "datetime": ("ngày giờ", "date-time"), "object": ("đối tượng", "object"),
-              "array": ("danh sách", "list")}
-ENVELOPE_LABELS = {"source": "hệ thống gửi / sending system",
-                   "subject": "đối tượng của sự kiện / the event's subject",
-                   "id": "số thứ tự sự kiện / event number", "type": "loại sự kiện / event type"}
+UNITS = (("m", both("minutes")), ("h", both("hours")), ("d", both("days")),
+         ("s", both("seconds")), ("working_hours", both("working hours")),
+         ("working_days", both("working days")))
+DEADLINES = (("within", both("Within a length of time")),
+             ("by", both("By a deadline field of the event")))
+OPEN_CHOICES = (("", both("Only start the process")),
+                ("violation", both("Violation")), ("incident", pboth("case", "Incident")))
+SEVERITY_CHOICES = (("", both("The scenario's default")), *SEVERITY_NAMES.items(),
+                    ("bands", both("By bands of a number field")))
+KIND_NAMES = {"string": N_("text"), "integer": N_("whole number"), "number": N_("number"),
+              "boolean": N_("true/false"), "datetime": N_("date-time"), "object": N_("object"),
+              "array": N_("list")}
+ENVELOPE_LABELS = {"source": both("sending system"), "subject": both("the event's subject"),
+                   "id": both("event number"), "type": both("event type")}
 DEFAULT_REPEAT = REPEATS[0]  # written as nothing: files without `repeat:` stay as they are
 
 
 def _repeat_choice(kind: str) -> tuple[str, str]:
-    vi, en = REPEAT_WORDS[kind]
-    vi, en = (f"{vi} (mặc định)", f"{en} (default)") if kind == DEFAULT_REPEAT else (vi, en)
-    return kind, f"{vi} / {en[:1].upper()}{en[1:]}"
+    vietnamese, english = REPEAT_WORDS[kind]  # the engine's words, as the dry run says them
+    words = (vietnamese, english[:1].upper() + english[1:])
+    if kind == DEFAULT_REPEAT:
+        return kind, both(N_("%(words)s (default)"), words=words)
+    return kind, " / ".join(words)
 
 
 REPEAT_CHOICES = (*(_repeat_choice(kind) for kind in REPEATS),
-                  ("once_per", "Một lần trong mỗi khoảng thời gian / Once per period"))
+                  ("once_per", both("Once per period")))
 # A rule's repeat as the tail of its description in the list of rules.
-REPEAT_TAILS = {"every": ("mỗi sự kiện sau lại khớp", "each further event matches again"),
-                "once": ("một lần cho mỗi khóa", "once per key")}
-OTHER_SOURCE = ("other", "Khác / Other")
+REPEAT_TAILS = {"every": N_("each further event matches again"), "once": N_("once per key")}
+OTHER_SOURCE = ("other", both("Other"))
 ROWS = 3  # condition/data/band rows always shown (a script adds more)
 MAX_ROWS = 50
 MAX_PATTERNS = 10  # events of one `all:` rule the form takes, the first one included
@@ -187,8 +194,7 @@ def number(text: str) -> int | float:
         return int(text)
     if _DECIMAL.match(text):
         return float(text)
-    raise ValueError(f"'{text}' không phải là số (viết 1.5, dùng dấu chấm) / '{text}' is not a "
-                     "number (write 1.5, with a dot)")
+    raise ValueError(both("'%(text)s' is not a number (write 1.5, with a dot)", text=text))
 
 
 def typed_value(text: str, kind: str, ordered: bool = False) -> Any:
@@ -196,28 +202,25 @@ def typed_value(text: str, kind: str, ordered: bool = False) -> Any:
     text = text.strip()
     if kind == "integer" and not ordered:
         if not _INTEGER.match(text):
-            raise ValueError(f"Cần một số nguyên, ví dụ 3, không phải '{text}' / A whole number "
-                             f"is needed, e.g. 3, not '{text}'")
+            raise ValueError(both("A whole number is needed, e.g. 3, not '%(text)s'", text=text))
         return int(text)
     if kind in ("integer", "number"):
         return number(text)
     if kind == "boolean":
-        if text.lower() in ("true", "đúng"):
+        # Inspectors may type the Vietnamese words too (đúng, sai).
+        if text.lower() in ("true", vi("true").lower()):
             return True
-        if text.lower() in ("false", "sai"):
+        if text.lower() in ("false", vi("false").lower()):
             return False
-        raise ValueError(f"Cần true (đúng) hoặc false (sai), không phải '{text}' / true or false "
-                         f"is needed, not '{text}'")
+        raise ValueError(both("true or false is needed, not '%(text)s'", text=text))
     if kind == "datetime":
         if not _is_date(text):
-            raise ValueError(f"Cần ngày 2025-07-01 hoặc thời điểm 2025-07-01T08:00:00+07:00, "
-                             f"không phải '{text}' / A date (2025-07-01) or a date-time with its "
-                             f"zone is needed, not '{text}'")
+            raise ValueError(both("A date (2025-07-01) or a date-time with its zone is needed, "
+                                  "not '%(text)s'", text=text))
         return text
     if kind in ("object", "array"):
-        vi, en = KIND_NAMES[kind]
-        raise ValueError(f"Trường {vi} chỉ kiểm tra được trống hoặc có giá trị / A field of type "
-                         f"{en} can only be tested for blank or present")
+        raise ValueError(both(N_("A field of type %(kind)s can only be tested for blank or "
+                                  "present"), kind=pair(KIND_NAMES[kind])))
     return text
 
 
@@ -244,15 +247,14 @@ def form_to_span(amount: str, unit: str) -> str | dict:
     elif unit in WORKING_UNITS or unit in WALL_UNITS:
         size = number(amount)
         if size <= 0:
-            raise ValueError("Khoảng thời gian phải lớn hơn 0 / A length of time must be more "
-                             "than zero")
+            raise ValueError(both("A length of time must be more than zero"))
         value = {unit: size} if unit in WORKING_UNITS else f"{amount}{unit}"
     else:
-        raise ValueError("Chọn đơn vị thời gian / Choose a unit of time")
+        raise ValueError(both("Choose a unit of time"))
     try:
         parse_span(value)
     except SpanError as exc:
-        raise ValueError(f"Khoảng thời gian không đọc được / {exc}") from None
+        raise ValueError(both("The length of time cannot be read") + f": {exc}") from None
     return value
 
 
@@ -281,22 +283,26 @@ def template_problem(text: str, kinds: Mapping[str, Mapping[str, str]]) -> str |
     try:
         parts = parse_template(text)
     except TemplateError as exc:
-        return f"Mẫu chèn sai: dùng {{{first}.tên_trường}} / Bad template: {exc}"
+        # The parser explains in English; in Vietnamese, how a placeholder is written.
+        return both(N_("Bad template: %(why)s"),
+                     why=(vi("write {%(alias)s.field_name}", alias=first), str(exc)))
     for part in parts:
         if not isinstance(part, tuple):
             continue
         alias, name = part
         if alias not in kinds:
             names = ", ".join(f"{{{a}.…}}" for a in kinds)
-            return (f"Chỉ dùng được {names}, không có '{alias}' / Only {names} can be used "
-                    f"here, not '{alias}'")
+            return both("Only %(names)s can be used here, not '%(alias)s'", names=names,
+                        alias=alias)
         fields = kinds[alias]
         head, _, rest = name.partition(".")
         if head not in fields or (rest and fields[head] != "object"):
-            vi, en = ("Sự kiện", "The event") if alias == DEFAULT_ALIAS else \
-                (f"Sự kiện '{alias}'", f"The event '{alias}'")
-            return (f"{vi} không có trường '{name}' / {en} has no field '{name}'; "
-                    f"fields: {', '.join(fields)}")
+            if alias == DEFAULT_ALIAS:
+                missing = both("The event has no field '%(name)s'", name=name)
+            else:
+                missing = both("The event '%(alias)s' has no field '%(name)s'", alias=alias,
+                               name=name)
+            return f"{missing}; fields: {', '.join(fields)}"
     return None
 
 
@@ -313,40 +319,39 @@ def _choices(pairs, kinds: Mapping[str, str] | None = None) -> list[SelectChoice
 
 
 def _max(n: int) -> Length:
-    return Length(max=n, message=f"Tối đa {n} ký tự / At most {n} characters")
+    return Length(max=n, message=both("At most %(n)s characters", n=n))
 
 
 class ConditionForm(Form):
     """One condition row: a field, a test and the value it is compared with."""
 
-    field = SelectField("Trường / Field", validate_choice=False)
-    op = SelectField("Phép so sánh / Test", choices=_choices(OPS), default="eq",
-                     validate_choice=False)
-    value = StringField("Giá trị / Value", validators=[_max(2000)])
+    field = SelectField(both("Field"), validate_choice=False)
+    op = SelectField(both("Test"), choices=_choices(OPS), default="eq", validate_choice=False)
+    value = StringField(both("Value"), validators=[_max(2000)])
 
 
 class BandForm(Form):
     """One severity band: from this value of the number field, this severity."""
 
-    low = StringField("Từ giá trị / From value", validators=[_max(30)])
-    level = SelectField("Mức độ / Severity", choices=_choices((("", "—"), *SEVERITY_NAMES.items())),
+    low = StringField(both("From value"), validators=[_max(30)])
+    level = SelectField(both("Severity"), choices=_choices((("", "—"), *SEVERITY_NAMES.items())),
                         validate_choice=False)
 
 
 class DataForm(Form):
     """One value handed to the process: its name and a template."""
 
-    name = StringField("Tên / Name", validators=[_max(100)])
-    value = StringField("Giá trị / Value", validators=[_max(2000)])
+    name = StringField(both("Name"), validators=[_max(100)])
+    value = StringField(both("Value"), validators=[_max(2000)])
 
 
 class NoticeForm(Form):
     """One notification: a department (or its people of one role) and the text they get."""
 
-    to = SelectField("Đơn vị / Department", validate_choice=False)
-    role = SelectField("Vai trò / Role", validate_choice=False)
-    text_vi = StringField("Nội dung (tiếng Việt) / Text (Vietnamese)", validators=[_max(2000)])
-    text_en = StringField("Nội dung (tiếng Anh) / Text (English)", validators=[_max(2000)])
+    to = SelectField(both("Department"), validate_choice=False)
+    role = SelectField(both("Role"), validate_choice=False)
+    text_vi = StringField(both("Text (Vietnamese)"), validators=[_max(2000)])
+    text_en = StringField(both("Text (English)"), validators=[_max(2000)])
 
 
 def _rows(form_class: type[Form]) -> FieldList:
@@ -356,74 +361,67 @@ def _rows(form_class: type[Form]) -> FieldList:
 class PatternForm(Form):
     """A further event of an `all:` rule: its name, type, fields shared with earlier ones, tests."""
 
-    alias = StringField("Tên / Name (as:)", validators=[_max(50)],
-                        description="vd. second; mẫu chèn {second.dossier_id} / "
-                                    "templates: {second.dossier_id}")
-    event = SelectField("Loại sự kiện / Event type", validate_choice=False)
-    same = StringField("Cùng giá trị với / Same value as", validators=[_max(500)],
-                       description="vd. dossier_id = first.dossier_id")
+    alias = StringField(both("Name (as:)"), validators=[_max(50)],
+                        description=both("e.g. second; templates: {second.dossier_id}"))
+    event = SelectField(both("Event type"), validate_choice=False)
+    same = StringField(both("Same value as"), validators=[_max(500)],
+                       description=both("e.g. dossier_id = first.dossier_id"))
     conditions = _rows(ConditionForm)
 
 
 class RuleForm(FlaskForm):
     """Quy tắc phát hiện / one detection rule of rules.yaml."""
 
-    key = StringField("Mã quy tắc / Rule key", validators=[_max(100)],
-                      description="a-z, 0-9, '-' (vd. tra-ho-so-khong-ly-do)")
-    name_vi = StringField("Tên (tiếng Việt) / Name (Vietnamese)", validators=[_max(300)])
-    name_en = StringField("Tên (tiếng Anh) / Name (English)", validators=[_max(300)])
-    description_vi = StringField("Mô tả (tiếng Việt) / Description (Vietnamese)",
-                                 validators=[_max(2000)])
-    description_en = StringField("Mô tả (tiếng Anh) / Description (English)",
-                                 validators=[_max(2000)])
-    source = SelectField("Nguồn dữ liệu / Source", validate_choice=False)
-    event = SelectField("Loại sự kiện / Event type", validate_choice=False)
+    key = StringField(both("Rule key"), validators=[_max(100)],
+                      description=both("a-z, 0-9, '-' (e.g. tra-ho-so-khong-ly-do)"))
+    name_vi = StringField(both("Name (Vietnamese)"), validators=[_max(300)])
+    name_en = StringField(both("Name (English)"), validators=[_max(300)])
+    description_vi = StringField(both("Description (Vietnamese)"), validators=[_max(2000)])
+    description_en = StringField(both("Description (English)"), validators=[_max(2000)])
+    source = SelectField(both("Data source"), validate_choice=False)
+    event = SelectField(both("Event type"), validate_choice=False)
     conditions = _rows(ConditionForm)
-    kind = SelectField("Theo thời gian / Time pattern", choices=_choices(KINDS), default="",
+    kind = SelectField(both("Time pattern"), choices=_choices(KINDS), default="",
                        validate_choice=False)
-    group_by = StringField("Nhóm theo trường / Correlation key", validators=[_max(300)],
-                           description="vd. dossier_id hoặc dossier_id, step / "
-                                       "e.g. dossier_id or dossier_id, step")
-    count = StringField("Số sự kiện (từ 2) / Number of events (2 or more)",
-                        validators=[_max(10)])
-    window = StringField("Khoảng thời gian / Length of time", validators=[_max(100)],
-                         description="vd. 30, hoặc =allotted_hours cho giờ làm việc / "
-                                     "e.g. 30, or =allotted_hours for working hours")
-    window_unit = SelectField("Đơn vị / Unit", choices=_choices(UNITS), default="m",
+    group_by = StringField(both("Correlation key"), validators=[_max(300)],
+                           description=both("e.g. dossier_id or dossier_id, step"))
+    count = StringField(both("Number of events (2 or more)"), validators=[_max(10)])
+    window = StringField(both("Length of time"), validators=[_max(100)],
+                         description=both("e.g. 30, or =allotted_hours for working hours"))
+    window_unit = SelectField(both("Unit"), choices=_choices(UNITS), default="m",
                               validate_choice=False)
-    awaited_event = SelectField("Sự kiện phải đến / The awaited event", validate_choice=False)
+    awaited_event = SelectField(both("The awaited event"), validate_choice=False)
     awaited = _rows(ConditionForm)
-    deadline = SelectField("Hạn chờ / Deadline", choices=_choices(DEADLINES), default="within",
+    deadline = SelectField(both("Deadline"), choices=_choices(DEADLINES), default="within",
                            validate_choice=False)
-    deadline_field = SelectField("Trường hạn / Deadline field", validate_choice=False)
+    deadline_field = SelectField(both("Deadline field"), validate_choice=False)
     hold = _rows(ConditionForm)
-    alias = StringField("Tên của sự kiện trên / Name of the event above (as:)",
-                        validators=[_max(50)], description="vd. first")
+    alias = StringField(both("Name of the event above (as:)"),
+                        validators=[_max(50)], description=both("e.g. first"))
     patterns = FieldList(FormField(PatternForm), min_entries=1, max_entries=MAX_PATTERNS - 1)
-    repeat = SelectField("Khi các sự kiện đã khớp, sự kiện tiếp theo / Once they matched, a "
-                         "further event", choices=_choices(REPEAT_CHOICES),
+    repeat = SelectField(both("Once they matched, a further event"),
+                         choices=_choices(REPEAT_CHOICES),
                          default=DEFAULT_REPEAT, validate_choice=False)
-    once_per = StringField("Khoảng thời gian / Length of time", validators=[_max(100)],
-                           description="vd. 30 ngày / e.g. 30 days")
-    once_per_unit = SelectField("Đơn vị / Unit", choices=_choices(UNITS), default="d",
+    once_per = StringField(both("Length of time"), validators=[_max(100)],
+                           description=both("e.g. 30 days"))
+    once_per_unit = SelectField(both("Unit"), choices=_choices(UNITS), default="d",
                                 validate_choice=False)
-    readings = StringField("Số lần đọc liên tiếp (từ 2) / Readings in a row (2 or more)",
-                           validators=[_max(10)])
-    open = SelectField("Mở hồ sơ / Opens", choices=_choices(OPEN_CHOICES), default="",
+    readings = StringField(both("Readings in a row (2 or more)"), validators=[_max(10)])
+    open = SelectField(both("Opens"), choices=_choices(OPEN_CHOICES), default="",
                        validate_choice=False)
-    severity = SelectField("Mức độ / Severity", choices=_choices(SEVERITY_CHOICES), default="",
+    severity = SelectField(both("Severity"), choices=_choices(SEVERITY_CHOICES), default="",
                            validate_choice=False)
-    severity_by = SelectField("Trường số / Number field", validate_choice=False)
+    severity_by = SelectField(both("Number field"), validate_choice=False)
     bands = _rows(BandForm)
-    title_vi = StringField("Tiêu đề (tiếng Việt) / Title (Vietnamese)", validators=[_max(500)],
-                           description="vd. Hồ sơ {event.dossier_id} bị trả lại")
-    title_en = StringField("Tiêu đề (tiếng Anh) / Title (English)", validators=[_max(500)])
-    subject = StringField("Đối tượng / Subject", validators=[_max(300)],
-                          description="vd. {event.dossier_id}")
+    title_vi = StringField(both("Title (Vietnamese)"), validators=[_max(500)],
+                           description=both("e.g. Dossier {event.dossier_id} returned"))
+    title_en = StringField(both("Title (English)"), validators=[_max(500)])
+    subject = StringField(both("Subject"), validators=[_max(300)],
+                          description=both("e.g. {event.dossier_id}"))
     data_rows = _rows(DataForm)
     notices = FieldList(FormField(NoticeForm), min_entries=1, max_entries=MAX_ROWS)
-    preview = SubmitField("Xem trước / Preview")
-    save = SubmitField("Lưu / Save")
+    preview = SubmitField(both("Preview"))
+    save = SubmitField(both("Save"))
 
     def __init__(self, vocabulary: Vocabulary, departments: Sequence | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -450,9 +448,9 @@ class RuleForm(FlaskForm):
         groups = sources(vocab)
         if not self.source.data and self.event.data:
             self.source.data = next((s.key for s in groups if self.event.data in s.types), "")
-        self.source.choices = _choices([("", "— Tất cả / All —")] +
+        self.source.choices = _choices([("", "— " + both("All") + " —")] +
                                        [(s.key, s.name) for s in groups])
-        types = [("", "— chọn / choose —")] + [
+        types = [("", "— " + both("choose") + " —")] + [
             (t, f"{t} — {vocab.types[t].description}") for s in groups for t in s.types]
         self.event.choices = _choices(types)
         self.awaited_event.choices = _choices(types)
@@ -470,9 +468,9 @@ class RuleForm(FlaskForm):
                self.event.data)
         _offer(self.severity_by, {n: k for n, k in main.items() if k in ("integer", "number")},
                vocab, self.event.data)
-        people = _choices([("", "Mọi người / Everyone")] +
+        people = _choices([("", both("Everyone"))] +
                           [(r, " / ".join(ROLE_NAMES[r])) for r in ROLES])
-        units = [("", "— chọn / choose —")] + list(self.departments or [])
+        units = [("", "— " + both("choose") + " —")] + list(self.departments or [])
         for row in self.notices:
             row.form.role.choices = people
             chosen = row.form.to.data
@@ -511,13 +509,13 @@ class RuleForm(FlaskForm):
                 self.rule_errors.append(str(problem) if lines else
                                         f"{problem.path}: {problem.message}")
             else:
-                _add_error(field, f"Không hợp lệ / Invalid: {problem.message}")
+                _add_error(field, both("Invalid") + f": {problem.message}")
 
 
 class RulesFileForm(FlaskForm):
     """The rules file as text (the YAML editor); `base` fingerprints the text it started from."""
 
-    text = TextAreaField("Nội dung tệp quy tắc / The rules file as text",
+    text = TextAreaField(both("The rules file as text"),
                          validators=[_max(MAX_FILE_BYTES)])
     base = HiddenField()
 
@@ -579,7 +577,10 @@ def _prefixes(path: str) -> list[str]:
 
 
 class _Unsupported(Exception):
-    """A part of a rule the form has no field for; the message says which (Vietnamese first)."""
+    """A part of a rule the form has no field for: a message id saying which, and its values."""
+
+    def __init__(self, message: str, **values):
+        super().__init__(message, values)
 
 
 def unsupported(rule: Any) -> str | None:
@@ -587,8 +588,9 @@ def unsupported(rule: Any) -> str | None:
     try:
         _formdata(rule)
     except _Unsupported as exc:
-        return (f"Trình tạo quy tắc chưa hỗ trợ {exc.args[0]}; hãy sửa trong trình soạn YAML / "
-                f"The rule builder cannot express {exc.args[1]}; edit it in the YAML editor")
+        message, values = exc.args
+        return both(N_("The rule builder cannot express %(what)s; edit it in the YAML editor"),
+                     what=pair(message, **values))
     return None
 
 
@@ -602,10 +604,10 @@ def rule_to_formdata(rule: dict) -> dict | None:
 
 def _formdata(rule: Any) -> dict:
     if not isinstance(rule, Mapping) or not isinstance(rule.get("when"), Mapping):
-        raise _Unsupported("quy tắc không đúng cấu trúc", "a malformed rule")
+        raise _Unsupported(N_("a malformed rule"))
     extra = set(rule) - {"key", "name", "description", "when", "then"}
     if extra:
-        raise _Unsupported(f"khóa {sorted(extra)}", f"the keys {sorted(extra)}")
+        raise _Unsupported(N_("the keys %(keys)s"), keys=sorted(extra))
     out: dict[str, Any] = {"key": _text(rule.get("key", ""))}
     out |= _texts_data("name", rule.get("name"))
     out |= _texts_data("description", rule.get("description"))
@@ -622,7 +624,7 @@ def _texts_data(prefix: str, value: Any) -> dict:
     if isinstance(value, Mapping) and set(value) <= set(LANGUAGES) and \
             all(isinstance(v, str) for v in value.values()):
         return {f"{prefix}_{lang}": text for lang, text in value.items()}
-    raise _Unsupported(f"'{prefix}' dạng này", f"this form of '{prefix}'")
+    raise _Unsupported(N_("this form of '%(key)s'"), key=prefix)
 
 
 def _when_data(when: Mapping) -> dict:
@@ -635,16 +637,15 @@ def _when_data(when: Mapping) -> dict:
         items = when[mode]
         if len(when) != 1 or not isinstance(items, list) or len(items) != 1 or \
                 not isinstance(items[0], Mapping):
-            raise _Unsupported("một trong nhiều mẫu sự kiện (any:)",
-                               "one of several patterns (any:)")
+            raise _Unsupported(N_("one of several patterns (any:)"))
         when = items[0]
     if "same" in when:
-        raise _Unsupported("liên kết sự kiện (same:)", "correlated events (same:)")
+        raise _Unsupported(N_("correlated events (same:)"))
     if when.get("as", DEFAULT_ALIAS) != DEFAULT_ALIAS:
-        raise _Unsupported("tên riêng cho sự kiện (as:)", "a custom event name (as:)")
+        raise _Unsupported(N_("a custom event name (as:)"))
     extra = set(when) - {"event", "where", "as", "key", "within", *TEMPORAL_FORMS}
     if extra:
-        raise _Unsupported(f"khóa {sorted(extra)} trong when", f"the keys {sorted(extra)} in when")
+        raise _Unsupported(N_("the keys %(keys)s in when"), keys=sorted(extra))
     out: dict[str, Any] = {"event": _text(when.get("event", "")),
                            "conditions": _condition_rows(when.get("where"))}
     kind = next((form for form in TEMPORAL_FORMS if form in when), "")
@@ -657,10 +658,10 @@ def _when_data(when: Mapping) -> dict:
     elif isinstance(key, str):
         out["group_by"] = key
     else:
-        raise _Unsupported("khóa nhóm dạng này", "this form of `key`")
+        raise _Unsupported(N_("this form of `key`"))
     if kind == "count":
         if isinstance(when["count"], bool) or not isinstance(when["count"], int):
-            raise _Unsupported("số đếm dạng này", "this form of `count`")
+            raise _Unsupported(N_("this form of `count`"))
         out["count"] = str(when["count"])
         out |= _window(when.get("within"))
     elif kind == "silence":
@@ -677,20 +678,18 @@ def _all_data(when: Mapping) -> dict:
     items = when["all"]
     if set(when) - {"all", "repeat"} or not isinstance(items, list) or \
             not all(isinstance(i, Mapping) for i in items):
-        raise _Unsupported("`all:` dạng này", "this form of `all:`")
+        raise _Unsupported(N_("this form of `all:`"))
     if len(items) < 2:
-        raise _Unsupported("`repeat` với một mẫu sự kiện", "`repeat` with a single pattern")
+        raise _Unsupported(N_("`repeat` with a single pattern"))
     if len(items) > MAX_PATTERNS:
-        raise _Unsupported(f"hơn {MAX_PATTERNS} sự kiện liên kết",
-                           f"more than {MAX_PATTERNS} correlated events")
+        raise _Unsupported(N_("more than %(n)s correlated events"), n=MAX_PATTERNS)
     for item in items:
         extra = set(item) - {"event", "as", "where", "same"}
         if extra:
-            raise _Unsupported(f"khóa {sorted(extra)} trong mẫu sự kiện",
-                               f"the keys {sorted(extra)} in a pattern")
+            raise _Unsupported(N_("the keys %(keys)s in a pattern"), keys=sorted(extra))
     first, *others = items
     if "same" in first:
-        raise _Unsupported("`same:` ở sự kiện đầu tiên", "`same:` on the first event")
+        raise _Unsupported(N_("`same:` on the first event"))
     out: dict[str, Any] = {"event": _text(first.get("event", "")),
                            "alias": _text(first.get("as", "")), "kind": "",
                            "conditions": _condition_rows(first.get("where"))}
@@ -706,7 +705,7 @@ def _same_text(same: Any) -> str:
         return ""
     if not isinstance(same, Mapping) or not all(
             isinstance(v, str) and not re.search(r"[,=]", f"{k}{v}") for k, v in same.items()):
-        raise _Unsupported("`same:` dạng này", "this form of `same:`")
+        raise _Unsupported(N_("this form of `same:`"))
     return ", ".join(f"{name} = {other}" for name, other in same.items())
 
 
@@ -716,20 +715,20 @@ def _repeat_data(value: Any) -> dict:
     span = span_to_form(value["once_per"]) if isinstance(value, Mapping) and \
         set(value) == {"once_per"} else None
     if span is None or span[0].startswith("="):
-        raise _Unsupported(f"repeat: {value!r}", f"repeat: {value!r}")
+        raise _Unsupported("repeat: %(value)s", value=repr(value))  # code: no words to translate
     return {"repeat": "once_per", "once_per": span[0], "once_per_unit": span[1]}
 
 
 def _window(value: Any) -> dict:
     span = span_to_form(value)
     if span is None:
-        raise _Unsupported(f"khoảng thời gian {value!r}", f"the length of time {value!r}")
+        raise _Unsupported(N_("the length of time %(value)s"), value=repr(value))
     return {"window": span[0], "window_unit": span[1]}
 
 
 def _absent_data(absent: Any) -> dict:
     if not isinstance(absent, Mapping) or set(absent) - {"event", "where", "within", "by"}:
-        raise _Unsupported("`absent` dạng này", "this form of `absent`")
+        raise _Unsupported(N_("this form of `absent`"))
     out: dict[str, Any] = {"awaited_event": _text(absent.get("event", "")),
                            "awaited": _condition_rows(absent.get("where"))}
     if "by" in absent:
@@ -739,14 +738,14 @@ def _absent_data(absent: Any) -> dict:
 
 def _sustained_data(sustained: Any) -> dict:
     if not isinstance(sustained, Mapping) or set(sustained) - {"while", "for", "readings"}:
-        raise _Unsupported("`sustained` dạng này", "this form of `sustained`")
+        raise _Unsupported(N_("this form of `sustained`"))
     out: dict[str, Any] = {"hold": _condition_rows(sustained.get("while"))}
     if "for" in sustained:
         out |= _window(sustained["for"])
     readings = sustained.get("readings")
     if readings is not None:
         if isinstance(readings, bool) or not isinstance(readings, int):
-            raise _Unsupported("số lần đọc dạng này", "this form of `readings`")
+            raise _Unsupported(N_("this form of `readings`"))
         out["readings"] = str(readings)
     return out
 
@@ -755,14 +754,13 @@ def _condition_rows(where: Any) -> list[dict]:
     if where is None:
         return []
     if not isinstance(where, Mapping):
-        raise _Unsupported("điều kiện dạng này", "this form of `where`")
+        raise _Unsupported(N_("this form of `where`"))
     rows = []
     for name, test in where.items():
         if name in ("all", "any"):
-            raise _Unsupported("nhóm điều kiện (any:/all:)", "groups of conditions (any:/all:)")
+            raise _Unsupported(N_("groups of conditions (any:/all:)"))
         if not isinstance(name, str) or "." in name:
-            raise _Unsupported(f"điều kiện trên trường con '{name}'",
-                               f"a condition on the sub-field '{name}'")
+            raise _Unsupported(N_("a condition on the sub-field '%(name)s'"), name=name)
         tests = test if isinstance(test, Mapping) else {"eq": test}
         rows.extend(_condition_row(name, op, arg) for op, arg in tests.items())
     return rows
@@ -781,12 +779,12 @@ def _condition_row(name: str, op: Any, arg: Any) -> dict:
             _text(arg) == _text(arg).strip():
         return {"field": name, "op": op, "value": _text(arg)}
     test = f"{name}: {{{op}: {arg!r}}}"
-    raise _Unsupported(f"điều kiện {test}", f"the test {test}")
+    raise _Unsupported(N_("the test %(test)s"), test=test)
 
 
 def _then_data(then: Any, alias: str = DEFAULT_ALIAS) -> dict:
     if not isinstance(then, Mapping) or set(then) - set(THEN_KEYS):
-        raise _Unsupported("`then` dạng này", "this form of `then`")
+        raise _Unsupported(N_("this form of `then`"))
     out: dict[str, Any] = {"open": _text(then.get("open") or "")}
     severity = then.get("severity")
     if isinstance(severity, Mapping):
@@ -795,7 +793,7 @@ def _then_data(then: Any, alias: str = DEFAULT_ALIAS) -> dict:
         bands = severity.get("bands")
         if not (isinstance(by, str) and by.startswith(prefix) and "." not in by[len(prefix):]
                 and isinstance(bands, Mapping)):
-            raise _Unsupported("dải mức độ dạng này", "this form of severity bands")
+            raise _Unsupported(N_("this form of severity bands"))
         out |= {"severity": "bands", "severity_by": by[len(prefix):],
                 "bands": [{"low": _text(low), "level": level} for low, level in bands.items()]}
     elif severity is not None:
@@ -805,8 +803,7 @@ def _then_data(then: Any, alias: str = DEFAULT_ALIAS) -> dict:
         out["subject"] = _text(then["subject"])
     data = then.get("data") or {}
     if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
-        raise _Unsupported("dữ liệu không phải văn bản trong `data`",
-                           "data values that are not text")
+        raise _Unsupported(N_("data values that are not text"))
     out["data_rows"] = [{"name": _text(name), "value": value} for name, value in data.items()]
     notify = then.get("notify") or []
     notify = [notify] if isinstance(notify, Mapping) else notify
@@ -816,7 +813,7 @@ def _then_data(then: Any, alias: str = DEFAULT_ALIAS) -> dict:
 
 def _notice_data(item: Any) -> dict:
     if not isinstance(item, Mapping) or set(item) - {"to", "role", "text"}:
-        raise _Unsupported("thông báo dạng này", "this form of notification")
+        raise _Unsupported(N_("this form of notification"))
     texts = _texts_data("text", item.get("text"))
     return {"to": _text(item.get("to", "")), "role": _text(item.get("role") or ""), **texts}
 
@@ -872,10 +869,9 @@ class _Builder:
         form = self.form
         key = _clean(form.key)
         if not key:
-            self.bad(form.key, "Thiếu mã quy tắc / Rule key is required")
+            self.bad(form.key, both("Rule key is required"))
         elif not RULE_KEY.match(key):
-            self.bad(form.key, "Mã quy tắc chỉ gồm a-z, 0-9 và '-' / A rule key uses only a-z, "
-                               "0-9 and '-'")
+            self.bad(form.key, both("A rule key uses only a-z, 0-9 and '-'"))
         rule: dict[str, Any] = {"key": key}
         self.at(("key",), form.key)
         for name in ("name", "description"):
@@ -895,20 +891,18 @@ class _Builder:
         if self.others:
             return self.correlated()
         if (form.repeat.data or DEFAULT_REPEAT) != DEFAULT_REPEAT:
-            self.bad(form.repeat, "Chỉ dùng khi có sự kiện liên kết; chọn mặc định hoặc thêm sự "
-                                  "kiện / Only for correlated events: choose the default or add "
-                                  "an event")
+            self.bad(form.repeat, both("Only for correlated events: choose the default or add "
+                                       "an event"))
         self.at(("when", "event"), form.event)
         if self.event is None:
-            self.bad(form.event, "Chọn loại sự kiện có trong từ vựng / Choose an event type of "
-                                 "the vocabulary")
+            self.bad(form.event, both("Choose an event type of the vocabulary"))
         when: dict[str, Any] = {"event": _clean(form.event)}
         where = self.conditions(form.conditions, self.event, ("when", "where"))
         if where:
             when["where"] = where
         kind = form.kind.data or ""
         if kind not in dict(KINDS):
-            self.bad(form.kind, "Chọn dạng theo thời gian / Choose a time pattern")
+            self.bad(form.kind, both("Choose a time pattern"))
             return when
         if not kind:
             return when
@@ -929,10 +923,8 @@ class _Builder:
         """`all:`: the form's event first, then each further event, and what repeats mean."""
         form = self.form
         if form.kind.data:
-            self.bad(form.kind, "Mẫu theo thời gian chỉ theo dõi một sự kiện: bỏ các sự kiện liên "
-                                "kết hoặc chọn 'Mỗi sự kiện khớp' / A time pattern watches one "
-                                "event: remove the correlated events or choose 'Every matching "
-                                "event'")
+            self.bad(form.kind, both("A time pattern watches one event: remove the correlated "
+                                     "events or choose 'Every matching event'"))
         self.at(("when", "all"), form.event)
         patterns = [self.pattern(0, form.alias, form.event, form.conditions)]
         patterns += [self.pattern(i, p.alias, p.event, p.conditions, p.same)
@@ -952,16 +944,14 @@ class _Builder:
         self.at(path + ("as",), alias_field)
         event = _clean(event_field)
         if event not in self.vocab.types:
-            self.bad(event_field, "Chọn loại sự kiện có trong từ vựng / Choose an event type of "
-                                  "the vocabulary")
+            self.bad(event_field, both("Choose an event type of the vocabulary"))
         alias = _clean(alias_field)
         earlier = [_clean(self.form.alias)] + [_clean(p.alias) for p in self.others[:index - 1]]
         if not alias:
-            self.bad(alias_field, "Cần tên cho sự kiện, vd. first, second / Each event needs a "
-                                  "name, e.g. first, second")
+            self.bad(alias_field, both("Each event needs a name, e.g. first, second"))
         elif index and alias in earlier:
-            self.bad(alias_field, f"Tên '{alias}' đã dùng cho một sự kiện trước / The name "
-                                  f"'{alias}' is already used by an earlier event")
+            self.bad(alias_field, both("The name '%(alias)s' is already used by an earlier event",
+                                       alias=alias))
         pattern: dict[str, Any] = {"event": event, "as": alias}
         where = self.conditions(rows, event if event in self.vocab.types else None,
                                 path + ("where",))
@@ -982,10 +972,10 @@ class _Builder:
                 continue
             name, sep, other = (t.strip() for t in part.partition("="))
             if not sep or not name or not other:
-                self.bad(field, "Viết trường = tên.trường, vd. dossier_id = first.dossier_id / "
-                                "Write field = name.field, e.g. dossier_id = first.dossier_id")
+                self.bad(field, both("Write field = name.field, e.g. dossier_id = "
+                                     "first.dossier_id"))
             elif name in same:
-                self.bad(field, f"'{name}' đã có ở trên / '{name}' is given twice")
+                self.bad(field, both("'%(name)s' is given twice", name=name))
             else:
                 same[name] = other
                 self.at(path + (name,), field)
@@ -997,8 +987,7 @@ class _Builder:
         self.at(("when", "repeat"), form.repeat)
         chosen = form.repeat.data or DEFAULT_REPEAT
         if chosen not in dict(REPEAT_CHOICES):
-            self.bad(form.repeat, "Chọn cách tính sự kiện tiếp theo / Choose what a further event "
-                                  "means")
+            self.bad(form.repeat, both("Choose what a further event means"))
             return DEFAULT_REPEAT
         if chosen != "once_per":
             return chosen
@@ -1006,11 +995,10 @@ class _Builder:
         amount = _clean(form.once_per)
         span = None
         if not amount:
-            self.bad(form.once_per, "Cần khoảng thời gian, vd. 30 ngày / A length of time is "
-                                    "needed, e.g. 30 days")
+            self.bad(form.once_per, both("A length of time is needed, e.g. 30 days"))
         elif amount.startswith("="):
-            self.bad(form.once_per, "Cần một khoảng cố định, không lấy từ trường của sự kiện / A "
-                                    "fixed length of time is needed, not a field of the event")
+            self.bad(form.once_per, both("A fixed length of time is needed, not a field of the "
+                                         "event"))
         else:
             try:
                 span = form_to_span(amount, form.once_per_unit.data or "")
@@ -1023,25 +1011,24 @@ class _Builder:
         self.at(("when", "key"), form.group_by)
         names = [n.strip() for n in _clean(form.group_by).split(",") if n.strip()]
         if not names:
-            self.bad(form.group_by, "Cần trường nhóm các sự kiện, vd. dossier_id / A temporal "
-                                    "rule needs the field(s) grouping its events, e.g. dossier_id")
+            self.bad(form.group_by, both("A temporal rule needs the field(s) grouping its "
+                                         "events, e.g. dossier_id"))
         kinds = field_kinds(self.vocab, self.event)
         for name in names:
             if self.event and name not in kinds:
-                self.bad(form.group_by, f"{self.event} không có trường '{name}' / {self.event} "
-                                        f"has no field '{name}'")
+                self.bad(form.group_by, both("%(event)s has no field '%(name)s'",
+                                             event=self.event, name=name))
         return names[0] if len(names) == 1 else names
 
     def whole(self, field, required: bool) -> int | None:
         text = _clean(field)
         if not text:
             if required:
-                self.bad(field, "Cần một số nguyên từ 2 trở lên / A whole number, 2 or more, is "
-                                "needed")
+                self.bad(field, both("A whole number, 2 or more, is needed"))
             return None
         if not _INTEGER.match(text) or int(text) < 2:
-            self.bad(field, f"Cần một số nguyên từ 2 trở lên, không phải '{text}' / A whole "
-                            f"number, 2 or more, is needed, not '{text}'")
+            self.bad(field, both("A whole number, 2 or more, is needed, not '%(text)s'",
+                                 text=text))
             return None
         return int(text)
 
@@ -1051,8 +1038,7 @@ class _Builder:
         amount = _clean(form.window)
         if not amount:
             if required:
-                self.bad(form.window, "Cần khoảng thời gian, vd. 30 phút / A length of time is "
-                                      "needed, e.g. 30 minutes")
+                self.bad(form.window, both("A length of time is needed, e.g. 30 minutes"))
             return None
         try:
             span = form_to_span(amount, form.window_unit.data or "")
@@ -1064,8 +1050,8 @@ class _Builder:
             name = value[1:] if isinstance(value, str) else None
             if name is not None and field_kinds(self.vocab, self.event).get(name) not in \
                     ("integer", "number"):
-                self.bad(form.window, f"'{name}' không phải trường số của {self.event} / '{name}'"
-                                      f" is not a number field of {self.event}")
+                self.bad(form.window, both("'%(name)s' is not a number field of %(event)s",
+                                           name=name, event=self.event))
         return span
 
     def absent(self) -> dict:
@@ -1074,7 +1060,7 @@ class _Builder:
         self.at(("when", "absent", "event"), form.awaited_event)
         awaited = _clean(form.awaited_event)
         if awaited not in self.vocab.types:
-            self.bad(form.awaited_event, "Chọn sự kiện phải đến / Choose the awaited event type")
+            self.bad(form.awaited_event, both("Choose the awaited event type"))
         absent: dict[str, Any] = {"event": awaited}
         where = self.conditions(form.awaited, awaited if awaited in self.vocab.types else None,
                                 ("when", "absent", "where"))
@@ -1085,9 +1071,8 @@ class _Builder:
             by = _clean(form.deadline_field)
             kind = field_kinds(self.vocab, self.event).get(by)
             if kind not in ("datetime", "string"):
-                self.bad(form.deadline_field, "Chọn trường ngày giờ chứa hạn, vd. due_at / Choose "
-                                              "the date-time field holding the deadline, e.g. "
-                                              "due_at")
+                self.bad(form.deadline_field, both("Choose the date-time field holding the "
+                                                   "deadline, e.g. due_at"))
             absent["by"] = by
         else:
             absent["within"] = self.window(("when", "absent", "within"), required=True)
@@ -1099,8 +1084,8 @@ class _Builder:
         self.at(("when", "sustained"), first)
         hold = self.conditions(form.hold, self.event, ("when", "sustained", "while"))
         if not hold:
-            self.bad(first, "Cần điều kiện mỗi lần đọc phải đạt, vd. value lớn hơn 50 / A test "
-                            "each reading must pass is needed, e.g. value greater than 50")
+            self.bad(first, both("A test each reading must pass is needed, e.g. value greater "
+                                 "than 50"))
         sustained: dict[str, Any] = {"while": hold}
         span = self.window(("when", "sustained", "for"), required=False)
         if span is not None:
@@ -1110,8 +1095,8 @@ class _Builder:
         if readings is not None:
             sustained["readings"] = readings
         if not _clean(form.window) and not _clean(form.readings):
-            self.bad(form.window, "Cần khoảng thời gian hoặc số lần đọc liên tiếp / A length of "
-                                  "time or a number of readings in a row is needed")
+            self.bad(form.window, both("A length of time or a number of readings in a row is "
+                                       "needed"))
         return sustained
 
     def conditions(self, rows: FieldList, event_type: str | None, path: tuple) -> dict:
@@ -1123,12 +1108,14 @@ class _Builder:
             name = _clean(sub.field)
             if not name:
                 if _clean(sub.value):
-                    self.bad(sub.field, "Chọn trường cho giá trị này / Choose the field this "
-                                        "value tests")
+                    self.bad(sub.field, both("Choose the field this value tests"))
                 continue
             if name not in kinds:
-                self.bad(sub.field, f"{event_type or 'Sự kiện'} không có trường '{name}' / "
-                                    f"{event_type or 'The event'} has no field '{name}'")
+                if event_type:
+                    self.bad(sub.field, both("%(event)s has no field '%(name)s'",
+                                             event=event_type, name=name))
+                else:
+                    self.bad(sub.field, both("The event has no field '%(name)s'", name=name))
                 continue
             test = self.test(sub, kinds[name])
             if test is None:
@@ -1136,8 +1123,7 @@ class _Builder:
             op, value = test
             tests = where.setdefault(name, {})
             if op in tests:
-                self.bad(sub.op, "Trường này đã có phép so sánh này ở dòng trên / This field "
-                                 "already has this test in a row above")
+                self.bad(sub.op, both("This field already has this test in a row above"))
                 continue
             tests[op] = value
             self.at(path + (name,), sub.field)
@@ -1151,17 +1137,16 @@ class _Builder:
         if op in FLAG_OPS:  # blank/present make sense on every field
             return FLAG_OPS[op]
         if op not in dict(OPS):
-            self.bad(sub.op, "Chọn phép so sánh / Choose a test")
+            self.bad(sub.op, both("Choose a test"))
             return None
         if op not in allowed_ops(kind):
-            vi, en = KIND_NAMES.get(kind, (kind, kind))
-            self.bad(sub.op, f"Phép so sánh này không dùng được với trường {vi} / This test "
-                             f"cannot be used on a {en} field")
+            name = pair(KIND_NAMES[kind]) if kind in KIND_NAMES else kind
+            self.bad(sub.op, both(N_("This test cannot be used on a %(kind)s field"),
+                                   kind=name))
             return None
         text = _clean(sub.value)
         if not text:
-            self.bad(sub.value, "Cần giá trị; để kiểm tra trống hãy chọn 'để trống' / A value is "
-                                "needed; to test for blank choose 'is blank'")
+            self.bad(sub.value, both("A value is needed; to test for blank choose 'is blank'"))
             return None
         try:
             if op in LIST_OPS:
@@ -1169,7 +1154,7 @@ class _Builder:
             if op == "matches":
                 why = regex_problem(text)
                 if why:
-                    raise ValueError(f"Mẫu không dùng được / {why}")
+                    raise ValueError(both("The pattern cannot be used") + f": {why}")
                 return op, text
             return op, typed_value(text, kind, ordered=op in ORDERED_OPS)
         except ValueError as exc:
@@ -1185,7 +1170,7 @@ class _Builder:
         self.at(("then", "open"), form.open)
         if form.open.data:
             if form.open.data not in OPEN_KINDS:
-                self.bad(form.open, "Chọn vi phạm hoặc sự cố / Choose violation or incident")
+                self.bad(form.open, both("Choose violation or incident"))
             then["open"] = form.open.data
         severity = self.severity()
         if severity is not None:
@@ -1194,8 +1179,8 @@ class _Builder:
         if title:
             then["title"] = title
         elif form.open.data:
-            self.bad(form.title_vi, "Cần tiêu đề khi quy tắc mở vi phạm hoặc sự cố / A title is "
-                                    "needed when the rule opens a violation or an incident")
+            self.bad(form.title_vi, both("A title is needed when the rule opens a violation or "
+                                         "an incident"))
         subject = _clean(form.subject)
         self.at(("then", "subject"), form.subject)
         if subject:
@@ -1218,13 +1203,12 @@ class _Builder:
         if chosen in SEVERITIES:
             return chosen
         if chosen != "bands":
-            self.bad(form.severity, "Chọn mức độ / Choose a severity")
+            self.bad(form.severity, both("Choose a severity"))
             return None
         self.at(("then", "severity", "by"), form.severity_by)
         by = _clean(form.severity_by)
         if field_kinds(self.vocab, self.event).get(by) not in ("integer", "number"):
-            self.bad(form.severity_by, "Chọn một trường số của sự kiện / Choose a number field "
-                                       "of the event")
+            self.bad(form.severity_by, both("Choose a number field of the event"))
         bands: dict[int | float, str] = {}
         for row in form.bands:
             low, level = _clean(row.form.low), row.form.level.data or ""
@@ -1237,15 +1221,14 @@ class _Builder:
                 continue
             self.at(("then", "severity", "bands", value), row.form.low)
             if level not in SEVERITIES:
-                self.bad(row.form.level, "Chọn mức độ / Choose a severity")
+                self.bad(row.form.level, both("Choose a severity"))
             elif value in bands:
-                self.bad(row.form.low, "Giá trị này đã có dải / This value already starts a band")
+                self.bad(row.form.low, both("This value already starts a band"))
             else:
                 bands[value] = level
         if not bands:
             first = form.bands.entries[0].form.low if form.bands.entries else form.severity
-            self.bad(first, "Cần ít nhất một dải: từ giá trị → mức độ / At least one band is "
-                            "needed: from value → severity")
+            self.bad(first, both("At least one band is needed: from value → severity"))
         return {"by": f"{self.alias}.{by}", "bands": bands}
 
     def data(self) -> dict:
@@ -1255,12 +1238,11 @@ class _Builder:
             if not name and not value:
                 continue
             if not DATA_NAME.match(name):
-                self.bad(row.form.name, "Tên gồm chữ, số và '_' (vd. dossier_id) / A name uses "
-                                        "letters, digits and '_' (e.g. dossier_id)")
+                self.bad(row.form.name, both("A name uses letters, digits and '_' (e.g. "
+                                             "dossier_id)"))
                 continue
             if name in data:
-                self.bad(row.form.name, "Tên này đã dùng ở dòng trên / This name is already used "
-                                        "above")
+                self.bad(row.form.name, both("This name is already used above"))
                 continue
             self.at(("then", "data", name), row.form.value)
             self.template(value, row.form.value)
@@ -1280,16 +1262,15 @@ class _Builder:
             self.at(path + ("role",), sub.role)
             known = self.form.departments
             if not to or (known is not None and to not in dict(known)):
-                self.bad(sub.to, "Chọn đơn vị của tổ chức / Choose a department of the "
-                                 "organisation")
+                self.bad(sub.to, both("Choose a department of the organisation"))
             item: dict[str, Any] = {"to": to}
             if sub.role.data:
                 if sub.role.data not in ROLES:
-                    self.bad(sub.role, "Chọn vai trò / Choose a role")
+                    self.bad(sub.role, both("Choose a role"))
                 item["role"] = sub.role.data
             text = self.texts(sub.text_vi, sub.text_en, path + ("text",), template=True)
             if not text:
-                self.bad(sub.text_vi, "Cần nội dung thông báo / The notification needs a text")
+                self.bad(sub.text_vi, both("The notification needs a text"))
             item["text"] = text
             out.append(item)
         return out
@@ -1536,53 +1517,57 @@ def _repeat_words(repeat: Any) -> tuple[str, str]:
     if repeat == DEFAULT_REPEAT:
         return "", ""
     if isinstance(repeat, Mapping) and "once_per" in repeat:
-        vi, en = _span_words(repeat["once_per"])
-        return f" (một lần mỗi {vi})", f" (once per {en})"
-    vi, en = REPEAT_TAILS.get(str(repeat), (str(repeat), str(repeat)))
-    return f" ({vi})", f" ({en})"
+        words = pair(N_("once per %(span)s"), span=_span_words(repeat["once_per"]))
+    elif str(repeat) in REPEAT_TAILS:
+        words = pair(REPEAT_TAILS[str(repeat)])
+    else:
+        words = (str(repeat), str(repeat))
+    return f" ({words[0]})", f" ({words[1]})"
 
 
 def describe_when(when: Any) -> str:
     """A rule's `when` in words, Vietnamese first then English."""
     if not isinstance(when, Mapping):
         return "—"
-    for mode, vi, en in (("all", "Tất cả", "All of"), ("any", "Một trong", "Any of")):
+    for mode, message in (("all", N_("All of: %(events)s%(repeat)s")),
+                          ("any", N_("Any of: %(events)s%(repeat)s"))):
         if mode in when:
             items = when[mode] if isinstance(when[mode], list) else []
             names = ", ".join(str(p.get("event")) for p in items if isinstance(p, Mapping))
-            again_vi, again_en = _repeat_words(when.get("repeat", DEFAULT_REPEAT))
-            return f"{vi}: {names}{again_vi} / {en}: {names}{again_en}"
-    event = when.get("event")
+            return both(message, events=names,
+                         repeat=_repeat_words(when.get("repeat", DEFAULT_REPEAT)))
     where = when.get("where")
     n = len(where) if isinstance(where, Mapping) else 0
-    cond_vi, cond_en = (f" ({n} điều kiện)", f" ({n} condition{'s' if n > 1 else ''})") if n \
-        else ("", "")
+    conditions = ("", "")
+    if n:
+        conditions = pair(N_("(1 condition)")) if n == 1 else \
+            pair(N_("(%(n)s conditions)"), n=n)
+        conditions = (f" {conditions[0]}", f" {conditions[1]}")
     key = when.get("key")
     key = ", ".join(map(str, key)) if isinstance(key, list) else key
+    values = {"event": when.get("event"), "conditions": conditions, "key": key}
     if "count" in when:
-        vi, en = _span_words(when.get("within"))
-        return (f"Từ {when['count']} sự kiện {event}{cond_vi} cùng {key} trong {vi} / "
-                f"{when['count']} or more {event} events{cond_en} with the same {key} within {en}")
+        return both(N_("%(count)s or more %(event)s events%(conditions)s with the same %(key)s "
+                        "within %(span)s"),
+                     count=when["count"], span=_span_words(when.get("within")), **values)
     if "absent" in when:
         absent = when["absent"] if isinstance(when["absent"], Mapping) else {}
-        stop = absent.get("event")
         if "by" in absent:
-            vi, en = f"trước hạn {absent['by']}", f"by its {absent['by']}"
+            deadline = pair(N_("by its %(field)s"), field=absent["by"])
         else:
-            vi, en = _span_words(absent.get("within"))
-            vi, en = f"trong {vi}", f"within {en}"
-        return (f"{event}{cond_vi} rồi không có {stop} cùng {key} {vi} / {event}{cond_en}, then "
-                f"no {stop} with the same {key} {en}")
+            deadline = pair(N_("within %(span)s"), span=_span_words(absent.get("within")))
+        return both(N_("%(event)s%(conditions)s, then no %(awaited)s with the same %(key)s "
+                        "%(deadline)s"), awaited=absent.get("event"), deadline=deadline, **values)
     if "sustained" in when:
         sustained = when["sustained"] if isinstance(when["sustained"], Mapping) else {}
-        vi, en = _span_words(sustained.get("for")) if "for" in sustained else ("", "")
+        span = _span_words(sustained.get("for")) if "for" in sustained else ("", "")
         if "readings" in sustained:
-            r = sustained["readings"]
-            vi, en = (f"{vi} hoặc {r} lần đọc" if vi else f"{r} lần đọc",
-                      f"{en} or {r} readings" if en else f"{r} readings")
-        return (f"{event}{cond_vi} liên tục vượt ngưỡng trong {vi}, theo {key} / {event}"
-                f"{cond_en} past the threshold for {en} in a row, per {key}")
+            readings = sustained["readings"]
+            span = pair(N_("%(span)s or %(n)s readings"), span=span, n=readings) \
+                if any(span) else pair(N_("%(n)s readings"), n=readings)
+        return both(N_("%(event)s%(conditions)s past the threshold for %(span)s in a row, per "
+                        "%(key)s"), span=span, **values)
     if "silence" in when:
-        vi, en = _span_words(when["silence"])
-        return f"Không có {event} từ cùng {key} trong {vi} / No {event} from one {key} for {en}"
-    return f"Mỗi sự kiện {event}{cond_vi} / Every {event} event{cond_en}"
+        return both(N_("No %(event)s from one %(key)s for %(span)s"),
+                     span=_span_words(when["silence"]), **values)
+    return both(N_("Every %(event)s event%(conditions)s"), **values)

@@ -13,6 +13,7 @@ from flask import abort, flash, jsonify, redirect, render_template, request, url
 from flask_login import current_user
 from sqlalchemy.orm.exc import StaleDataError
 
+from designer.i18n import N_, both
 from designer.scenarios import (
     bp,
     department_choices,
@@ -31,8 +32,7 @@ from engine.scenarios import drafts
 from engine.scenarios.problems import Problem, ScenarioInvalid
 from engine.scenarios.yamlsource import load_yaml
 
-CHANGED_MEANWHILE = ("Bản nháp vừa được người khác sửa: tải lại trang rồi làm lại / Someone else "
-                     "changed this draft meanwhile: reload the page and try again")
+CHANGED_MEANWHILE = N_("Someone else changed this draft meanwhile: reload the page and try again")
 
 
 class _Refused(Exception):
@@ -135,23 +135,21 @@ def save_rules_yaml(draft_id: int):
         text = form.text.data.replace("\r\n", "\n")
         problems = _problems(text, name)
         if problems:
-            form.text.errors.append("Tệp có lỗi nên chưa được lưu / The file has problems, so "
-                                    "it was not saved")
+            form.text.errors.append(both("The file has problems, so it was not saved"))
         else:
             try:
                 with services().db.session() as s:
                     stored = draft_or_404(s, draft_id)  # `draft` stays the page's copy
                     if rf.digest(stored.files.get(name, "")) != form.base.data:
-                        raise _Refused(CHANGED_MEANWHILE)
+                        raise _Refused(both(CHANGED_MEANWHILE))
                     changed = drafts.save_files(s, stored, {name: text},
                                                 actor=current_user.username)
             except (drafts.DraftError, _Refused) as exc:
                 form.text.errors.append(str(exc))
             except StaleDataError:
-                form.text.errors.append(CHANGED_MEANWHILE)
+                form.text.errors.append(both(CHANGED_MEANWHILE))
             else:
-                flash(f"Đã lưu / Saved: {name}" if changed else
-                      f"Không có thay đổi / No change: {name}", "ok")
+                flash((both("Saved") if changed else both("No change")) + f": {name}", "ok")
                 return redirect(url_for("designer.rules", draft_id=draft_id))
     return _list_page(draft, name, files.get(name, ""), form, problems, 422)
 
@@ -183,8 +181,7 @@ def _rule_page(draft_id: int, key: str | None):
     except ScenarioInvalid as exc:
         for problem in exc.problems:
             flash(str(problem), "error")
-        flash("Sửa lỗi cú pháp trong trình soạn YAML trước / Fix the YAML syntax in the YAML "
-              "editor first", "error")
+        flash(both("Fix the YAML syntax in the YAML editor first"), "error")
         return redirect(url_for("designer.rules", draft_id=draft_id) + "#yaml")
     formdata = None
     if key is not None:
@@ -205,7 +202,7 @@ def _rule_page(draft_id: int, key: str | None):
     if form.is_submitted():
         valid = form.validate()
         if valid and not form.preview.data and _save_rule(draft_id, form, key):
-            flash(f"Đã lưu quy tắc / Rule saved: {form.key.data.strip()}", "ok")
+            flash(both("Rule saved") + f": {form.key.data.strip()}", "ok")
             return redirect(url_for("designer.rules", draft_id=draft_id))
         preview = _preview(form, text, name, key)
         status = 200 if valid and form.preview.data else 422
@@ -234,8 +231,7 @@ def _save_rule(draft_id: int, form: rf.RuleForm, old_key: str | None) -> bool:
             current = draft.files.get(name, "")
             keys = rf.rule_keys(current, name)
             if old_key is not None and old_key not in keys:
-                raise _Refused("Quy tắc này vừa bị xóa khỏi tệp / This rule was removed from the "
-                               "file meanwhile")
+                raise _Refused(both("This rule was removed from the file meanwhile"))
             text = rf.upsert_rule(current, rule, old_key, name)
             index = keys.index(old_key) if old_key is not None else len(keys)
             if not form.check_file(text, name, index):
@@ -247,7 +243,7 @@ def _save_rule(draft_id: int, form: rf.RuleForm, old_key: str | None) -> bool:
         if str(exc):
             form.rule_errors.append(str(exc))
     except StaleDataError:
-        form.rule_errors.append(CHANGED_MEANWHILE)
+        form.rule_errors.append(both(CHANGED_MEANWHILE))
     else:
         return True
     return False
@@ -271,9 +267,9 @@ def delete_rule(draft_id: int, key: str):
     except drafts.DraftError as exc:
         flash(str(exc), "error")
     except StaleDataError:
-        flash(CHANGED_MEANWHILE, "error")
+        flash(both(CHANGED_MEANWHILE), "error")
     else:
-        flash(f"Đã xóa quy tắc / Rule deleted: {key}", "ok")
+        flash(both("Rule deleted") + f": {key}", "ok")
     return redirect(url_for("designer.rules", draft_id=draft_id))
 
 

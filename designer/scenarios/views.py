@@ -21,6 +21,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
+from designer.i18n import N_, both, pboth
 from designer.scenarios import (
     bp,
     department_choices,
@@ -50,6 +51,8 @@ ASSETS = paths.designer_assets()
 # What the pages load from npm packages; nothing else under node_modules is served.
 VENDOR = {"bpmn-js": ASSETS / "bpmn-js" / "dist"}
 CAMUNDA_MODDLE = ASSETS / "camunda-bpmn-moddle" / "resources" / "camunda.json"
+# What a save answers when the draft changed under it (seen before writing, or at the write).
+STALE = N_("Someone else changed this draft: reload the page")
 
 
 def _actor() -> str:
@@ -130,7 +133,8 @@ def new():
             else:
                 flash(str(exc), "error")
         else:
-            flash("Đã tạo bản nháp / Draft created", "ok")
+            # Said once it is done ("flash"): the audit log's "Draft created" names the action.
+            flash(pboth("flash", "Draft created"), "ok")
             return redirect(url_for("designer.edit", draft_id=draft_id))
     status = 422 if form.is_submitted() else 200
     return render_template("scenarios/new.html", form=form), status
@@ -156,7 +160,7 @@ def import_zip():
     """Nhập tệp zip / import a scenario folder (zip) as a draft, to check and publish."""
     form = ImportForm()
     if not form.validate_on_submit():
-        for error in form.archive.errors or ["Yêu cầu không hợp lệ / Invalid request"]:
+        for error in form.archive.errors or [both("Invalid request")]:
             flash(error, "error")
         return redirect(url_for("designer.index"))
     upload = form.archive.data
@@ -172,8 +176,7 @@ def import_zip():
     except drafts.DraftError as exc:
         flash(str(exc), "error")
         return redirect(url_for("designer.index"))
-    flash("Đã nhập thành bản nháp: kiểm tra rồi xuất bản / Imported as a draft: check it, "
-          "then publish", "ok")
+    flash(both("Imported as a draft: check it, then publish"), "ok")
     return redirect(url_for("designer.edit", draft_id=draft_id))
 
 
@@ -202,13 +205,12 @@ def save_process(draft_id: int):
     """Save the diagram the editor sends (JSON {xml, revision}); answer with the new checks."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("xml"), str):
-        return jsonify(error="Thiếu sơ đồ (xml) / The diagram (xml) is missing"), 400
+        return jsonify(error=both("The diagram (xml) is missing")), 400
     try:
         with services().db.session() as s:
             draft = draft_or_404(s, draft_id)
             if "revision" in body and body["revision"] != draft.revision:
-                return jsonify(error="Bản nháp vừa được người khác sửa: tải lại trang / "
-                                     "Someone else changed this draft: reload the page"), 409
+                return jsonify(error=both(STALE)), 409
             changed = drafts.save_files(s, draft, {
                 _process_file(draft.files): bpmn_js.repair(body["xml"])}, actor=_actor())
             s.flush()
@@ -217,8 +219,7 @@ def save_process(draft_id: int):
     except drafts.DraftError as exc:
         return jsonify(error=str(exc)), 400
     except StaleDataError:
-        return jsonify(error="Bản nháp vừa được người khác sửa: tải lại trang / "
-                             "Someone else changed this draft: reload the page"), 409
+        return jsonify(error=both(STALE)), 409
     return jsonify(saved=bool(changed), revision=revision, problems=problem_dicts(problems))
 
 
@@ -230,15 +231,15 @@ def upload_diagram(draft_id: int):
     it could not keep, and the checks what the engine cannot run."""
     form = DiagramForm()
     if not form.validate_on_submit():
-        for error in form.diagram.errors or ["Yêu cầu không hợp lệ / Invalid request"]:
+        for error in form.diagram.errors or [both("Invalid request")]:
             flash(error, "error")
         return redirect(url_for("designer.edit", draft_id=draft_id))
     upload = form.diagram.data
     raw = upload.read(MAX_FILE_BYTES + 1)
     try:
         if len(raw) > MAX_FILE_BYTES:
-            raise drafts.DraftError(f"Tệp lớn hơn {MAX_FILE_BYTES} byte / the file is larger "
-                                    f"than {MAX_FILE_BYTES} bytes", "diagram")
+            raise drafts.DraftError(both("the file is larger than %(count)s bytes",
+                                         count=MAX_FILE_BYTES), "diagram")
         text = archive.read_text(raw, "process.bpmn")
         with services().db.session() as s:
             draft = draft_or_404(s, draft_id)
@@ -249,8 +250,7 @@ def upload_diagram(draft_id: int):
     except drafts.DraftError as exc:
         flash(str(exc), "error")
         return redirect(url_for("designer.edit", draft_id=draft_id))
-    flash(f"Đã thay sơ đồ bằng {upload.filename}: xem các kiểm tra bên dưới / The diagram is "
-          f"now {upload.filename}: see the checks below", "ok")
+    flash(both("The diagram is now %(name)s: see the checks below", name=upload.filename), "ok")
     return redirect(url_for("designer.edit", draft_id=draft_id))
 
 
@@ -281,8 +281,8 @@ def edit_file(draft_id: int, name: str):
         except drafts.DraftError as exc:
             form.text.errors = list(form.text.errors) + [str(exc)]
         else:
-            flash(f"Đã lưu / Saved: {name}" if changed else
-                  f"Không có thay đổi / No change: {name}", "ok")
+            flash(both("Saved: %(name)s", name=name) if changed else
+                  both("No change: %(name)s", name=name), "ok")
             return redirect(url_for("designer.edit_file", draft_id=draft_id, name=name))
     with services().db.read() as s:
         problems = [p for p in drafts.problems(s, draft_or_404(s, draft_id), services().vocabulary)
@@ -320,14 +320,14 @@ def publish(draft_id: int):
                                      actor=_actor())
             key, number = version.key, version.version
     except ScenarioInvalid as exc:
-        flash(f"Chưa xuất bản được: {len(exc.problems)} lỗi cần sửa / Not published: "
-              f"{len(exc.problems)} problem(s) to fix", "error")
+        flash(both("Not published: %(count)s problem(s) to fix", count=len(exc.problems)),
+              "error")
         return redirect(url_for("designer.edit", draft_id=draft_id))
     except (drafts.DraftError, StaleDataError) as exc:
-        flash(str(exc) or "Bản nháp vừa thay đổi / The draft changed meanwhile", "error")
+        flash(str(exc) or both("The draft changed meanwhile"), "error")
         return redirect(url_for("designer.edit", draft_id=draft_id))
     services().wake()  # the runner loads the new rules on its next pass
-    flash(f"Đã xuất bản phiên bản {number} / Published version {number}", "ok")
+    flash(both("Published version %(number)s", number=number), "ok")
     return redirect(url_for("designer.scenario", key=key))
 
 
@@ -337,7 +337,7 @@ def discard(draft_id: int):
     """Hủy bản nháp / discard the draft (audited; published versions are untouched)."""
     with services().db.session() as s:
         drafts.discard(s, draft_or_404(s, draft_id), actor=_actor())
-    flash("Đã hủy bản nháp / Draft discarded", "ok")
+    flash(pboth("flash", "Draft discarded"), "ok")
     return redirect(url_for("designer.index"))
 
 
@@ -470,7 +470,7 @@ def retire(key: str, number: int):
     except drafts.DraftError as exc:
         flash(str(exc), "error")
     else:
-        flash(f"Đã ngừng phiên bản {number} / Version {number} retired", "ok")
+        flash(both("Version %(number)s retired", number=number), "ok")
     return redirect(url_for("designer.scenario", key=key))
 
 
@@ -491,7 +491,7 @@ def _side(s, key: str, which: str) -> tuple[str, dict[str, str]]:
         draft = drafts.for_key(s, key)
         if draft is None:
             abort(404)
-        return "Bản nháp / draft", dict(draft.files)
+        return both("draft"), dict(draft.files)
     if not which.isdigit():
         abort(404)
     return f"v{which}", dict(_version_or_404(s, key, int(which)).files)

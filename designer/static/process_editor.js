@@ -15,6 +15,8 @@
   const csrf = document.getElementById("csrf").value;
   const panel = document.getElementById("panel");
   const statusLine = document.getElementById("status");
+  // What the panel says while nothing is selected, as the page wrote it (in both languages).
+  const emptyPanel = panel.innerHTML;
   const extensions = config.camunda ? { camunda: config.camunda } : {};
   const modeler = new BpmnJS({ container: "#canvas", keyboard: { bindTo: document },
                                moddleExtensions: extensions });
@@ -64,14 +66,14 @@
       panel.innerHTML = "";
       const p = document.createElement("p");
       p.className = "error";
-      p.textContent = body.error || ("Lỗi / Error " + response.status);
+      p.textContent = body.error || both("Error") + " " + response.status;
       panel.appendChild(p);
       return;
     }
     if (body.xml) {
       await importKeepingView(body.xml);
       dirty = true;
-      say(body.message || "Đã cập nhật / Updated", "ok");
+      say(body.message || both("Updated"), "ok");
       const element = modeler.get("elementRegistry").get(body.element_id);
       if (element) {
         modeler.get("selection").select(element); // reopens the panel with the new values
@@ -114,15 +116,14 @@
   }
 
   function failed(error) {
-    say("Lỗi / Error: " + error, "error");
+    say(both("Error") + ": " + error, "error");
   }
 
   modeler.on("selection.changed", (event) => {
     const element = event.newSelection[0];
     if (!element || element.type === "label") {
       selectedId = null;
-      panel.innerHTML = '<p class="muted">Chọn một phần tử trên sơ đồ để sửa thuộc tính. ' +
-        "<small>Select an element to edit its properties.</small></p>";
+      panel.innerHTML = emptyPanel;
       return;
     }
     selectedId = element.businessObject.id;
@@ -131,7 +132,7 @@
 
   modeler.on("commandStack.changed", () => {
     dirty = true;
-    say("Chưa lưu / Not saved", "warn");
+    say(both("Not saved"), "warn");
   });
 
   // -- saving and checks ------------------------------------------------------------------
@@ -174,25 +175,27 @@
       : key);
   }
 
+  // The values of the messages about them (outside the calls to both(): the message extractor
+  // would take any string in a call's arguments for a message).
+  function droppedValues() {
+    return { count: dropped.length, names: dropped.join(", ") };
+  }
+
   async function compareWithStored() {
     dropped = lostContent(config.xml, await currentXml());
     document.body.dataset.dropped = dropped.join(" | ");
     if (dropped.length) {
-      say("Trình vẽ không giữ được " + dropped.length + " phần tử của tệp: " +
-          dropped.join(", ") + " — chúng sẽ mất khi lưu / The editor cannot keep " +
-          dropped.length + " elements of the file: " + dropped.join(", ") +
-          " — they will be lost on saving", "warn");
+      say(both("The editor cannot keep %(count)s elements of the file: %(names)s — they will be lost on saving",
+               droppedValues()), "warn");
     }
   }
 
   async function save() {
     if (dropped.length) {
-      const message = "Lưu sẽ bỏ " + dropped.length + " phần tử mà trình vẽ không giữ được: " +
-        dropped.join(", ") + ". Tiếp tục? / Saving drops " + dropped.length +
-        " elements the editor cannot keep: " + dropped.join(", ") + ". Go on?";
+      const message = both("Saving drops %(count)s elements the editor cannot keep: %(names)s. Go on?",
+                           droppedValues());
       if (!window.confirm(message)) {
-        say("Chưa lưu: các phần tử trên vẫn còn trong tệp / Not saved: the file keeps them",
-            "warn");
+        say(both("Not saved: the file keeps them"), "warn");
         return false;
       }
       dropped = [];
@@ -204,14 +207,14 @@
     });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
-      say(body.error || ("Không lưu được / Not saved: " + response.status), "error");
+      say(body.error || both("Not saved: %(status)s", { status: response.status }), "error");
       return false;
     }
     revision = body.revision;
     dirty = false;
     config.problems = body.problems;
     showProblems(body.problems);
-    say("Đã lưu / Saved", "ok");
+    say(both("Saved"), "ok");
     return true;
   }
 
@@ -263,8 +266,8 @@
   document.getElementById("diagram-file").addEventListener("change", (event) => {
     const input = event.target;
     if (!input.files.length) return;
-    if (window.confirm("Thay sơ đồ hiện tại bằng " + input.files[0].name + "? / Replace the " +
-                       "current diagram with " + input.files[0].name + "?")) {
+    if (window.confirm(both("Replace the current diagram with %(name)s?",
+                            { name: input.files[0].name }))) {
       dirty = false;
       input.form.submit();
     } else {
@@ -302,9 +305,9 @@
     // Nothing drawn, nothing to save: the stored file stays as it is.
     document.querySelectorAll("#save, #check").forEach((button) => { button.disabled = true; });
     document.body.dataset.editorFailed = "true";
-    say("Trình vẽ không mở được sơ đồ này; tệp vẫn giữ nguyên như đã nhập. Sửa nó trong công cụ " +
-        "đã vẽ rồi nhập lại / The editor cannot open this diagram; the file stays as imported. " +
-        "Fix it in the tool that drew it and import it again (" + error.message + ")", "error");
+    // The error itself is bpmn-js's, in English only: said once, after both languages.
+    say(both("The editor cannot open this diagram; the file stays as imported. Fix it in the tool that drew it and import it again") +
+        " (" + error.message + ")", "error");
   });
   window.iocModeler = modeler; // for the browser test and the console
 })();
