@@ -365,3 +365,19 @@ slas:
                                     "clock stops; unknown: nope"),
         (16, "slas[3].levels[0].reassign", "`reassign` goes to a department key, not 'head'"),
     ]
+
+
+def test_one_sla_measures_several_tasks_alike():
+    from engine.sla.definitions import parse_slas
+
+    text = ("slas:\n  - key: acknowledge\n    measures: task\n    task: [answer, review]\n"
+            "    until: claimed\n    target: 30m\n    levels: [{at: 100%, escalate: head}]\n")
+    [sla] = parse_slas(text, "sla.yaml", {"answer": "userTask", "review": "userTask"}, set())
+    assert sla.measures_task("answer") and sla.measures_task("review")
+    assert not sla.measures_task("other")
+    with pytest.raises(ScenarioInvalid) as refused:
+        parse_slas(text.replace("[answer, review]", "[answer, wait]"), "sla.yaml",
+                   {"answer": "userTask", "review": "userTask", "wait": "intermediateCatchEvent"},
+                   set())
+    [problem] = refused.value.problems
+    assert problem.path == "slas[0].task" and "not 'wait'" in problem.message

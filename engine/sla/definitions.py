@@ -4,7 +4,7 @@
       - key: apology
         name: {vi: "Gửi thư xin lỗi, hẹn lại ngày trả", en: "Apology letter with a new date"}
         measures: task                 # task | instance
-        task: issue_apology            # the user task measured (measures: task)
+        task: issue_apology            # the user task measured (measures: task), or a list
         until: completed               # task: completed (default) | claimed (acknowledged)
         target: {working_days: 1}      # or wall time: 4h, 30m
         pause_while: [wait_citizen]    # BPMN elements where the instance waits with the clock stopped
@@ -74,11 +74,15 @@ class SlaDefinition:
     measures: str
     target: Span
     levels: tuple[Level, ...] = ()
-    task: str | None = None
+    task: str | tuple[str, ...] | None = None  # one user task, or several measured alike
     until: str = "completed"
     start_at: str | None = None
     stop_at: str | None = None
     pause_while: frozenset[str] = field(default_factory=frozenset)
+
+    def measures_task(self, bpmn_id: str) -> bool:
+        """Whether this SLA measures the user task `bpmn_id` (measures: task)."""
+        return bpmn_id == self.task if isinstance(self.task, str) else bpmn_id in (self.task or ())
 
 
 def parse_slas(text: str, filename: str, elements: Mapping[str, str] | None = None,
@@ -146,11 +150,16 @@ def _one(item: Mapping, path: tuple, bad, elements: Mapping[str, str] | None,
             bad(path, "`measures: task` needs `task:`, the user task measured"
                 + (f" (one of: {', '.join(users)})" if users else ""))
             ok = False
-        elif not isinstance(task, str) or (elements is not None
-                                           and elements.get(task) != "userTask"):
-            bad(path + ("task",), f"`task` names a user task of the process ({', '.join(users)}),"
-                f" not {task!r}")
-            ok = False
+        else:
+            # Several tasks measured alike (a playbook's orders) are listed: [order_a, order_b].
+            named = task if isinstance(task, list) and task else [task]
+            for measured in named:
+                if not isinstance(measured, str) or (elements is not None
+                                                     and elements.get(measured) != "userTask"):
+                    bad(path + ("task",), f"`task` names a user task of the process "
+                        f"({', '.join(users)}), not {measured!r}")
+                    ok = False
+            task = tuple(named) if isinstance(task, list) else task
     elif "task" in item:
         bad(path + ("task",), "`task` is only for `measures: task`")
         ok = False

@@ -118,7 +118,7 @@ class SlaEngine:
                 tasks = list(session.scalars(select(Task).where(
                     Task.instance_id == instance.id).order_by(Task.id)))
             for task in tasks:
-                if task.bpmn_id != d.task:
+                if not d.measures_task(task.bpmn_id):
                     continue
                 stop = task.status not in ACTIVE or (d.until == "claimed"
                                                      and task.claimed_at is not None)
