@@ -6,6 +6,7 @@ from engine.events.models import Event, Source  # noqa: F401
 from engine.incidents.models import ProcessIncident  # noqa: F401
 from engine.notify.models import Notification  # noqa: F401
 from engine.org.models import OrgUnit  # noqa: F401
+from engine.playbooks.models import Suggestion  # noqa: F401
 from engine.processes.models import MessageWait, ProcessInstance  # noqa: F401
 from engine.rules.models import RuleState  # noqa: F401
 from engine.scenarios.models import ScenarioDraft, ScenarioVersion  # noqa: F401

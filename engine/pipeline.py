@@ -35,6 +35,8 @@ from engine.incidents.models import RULE
 from engine.notify import service as notify
 from engine.ops.logs import log_context
 from engine.ops.metrics import PIPELINE_PASS, timed
+from engine.playbooks import service as playbooks
+from engine.playbooks.definitions import SUGGESTION
 from engine.processes.models import MessageWait
 from engine.processes.service import ProcessRuntime
 from engine.processes.spiff import bpmn_message_names
@@ -434,6 +436,11 @@ class Pipeline:
                                                  "event_ids": ids, **({"window": match.window}
                                                                       if match.window else {})})
         filled = action.render(match.events)
+        if action.open == SUGGESTION:  # a playbook: a person decides whether it runs
+            playbooks.suggest(session, version, rule_key=rule.key, match_id=match_id,
+                              filled=filled, event_ids=ids, actor=actor, now=self.clock.now(),
+                              email=self.email)
+            return
         subject = filled["subject"] or None
         data = dict(filled["data"])
         if match.window:

@@ -190,7 +190,7 @@ def test_a_bad_file_reports_every_problem_with_line_and_path():
              "'first'?); earlier patterns: first"),
         (13, "rules[0].when.all[2].same.dossier_id", "alias 'fourth' is used before it is "
              "defined; `same:` can only refer to earlier patterns"),
-        (17, "rules[0].then.open", "`open` is one of violation, incident, not the text "
+        (17, "rules[0].then.open", "`open` is one of violation, incident, suggestion, not the text "
              "'violaton' (did you mean 'violation'?)"),
         (18, "rules[0].then.title", "'second' (dossier.supplement_requested) has no field "
              "'dosier_id' (did you mean 'dossier_id'?)"),

@@ -22,7 +22,7 @@ PERMISSIONS: dict[str, set[str]] = {
     "department_head": {"tasks.read", "tasks.claim", "tasks.complete", "tasks.assign"}
     | _READ_CASES,
     "commander": _EVERY_CASE | {"tasks.read", "tasks.any_department", "scenarios.read",
-                                "sla.any_department"},
+                                "sla.any_department", "playbooks.run"},
     "auditor": _EVERY_CASE | {"audit.read", "audit.findings", "tasks.read", "tasks.any_department",
                               "sla.any_department", "incidents.read",
                               "scenarios.read", "events.read"},

@@ -50,7 +50,7 @@ REPEAT_WORDS = {
     "consume": ("Mỗi sự kiện chỉ dùng một lần", "events are used once"),
     "every": ("Mỗi sự kiện sau lại là vi phạm", "each further event matches again"),
     "once": ("Chỉ một lần cho mỗi khóa", "once per key")}
-OPEN_KINDS = ("violation", "incident")
+OPEN_KINDS = ("violation", "incident", "suggestion")  # suggestion: playbooks only
 SEVERITIES = ("low", "medium", "high", "critical")
 LANGUAGES = ("vi", "en")
 JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from engine.audit import service as audit
 from engine.events.vocabulary import Vocabulary
+from engine.playbooks import definitions as playbooks
 from engine.processes import spiff
 from engine.rules.compiler import compile_ruleset
 from engine.rules.format import RuleSet, parse_rules
@@ -34,7 +35,7 @@ MANIFEST = "scenario.yaml"
 SEVERITIES = ("low", "medium", "high", "critical")
 KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 MANIFEST_KEYS = {"key", "version", "name", "owner", "severity", "process", "process_id", "rules",
-                 "sla", "description"}
+                 "sla", "description", "kind", "playbook"}
 SOURCE_SUFFIXES = (".yaml", ".yml", ".bpmn", ".dmn", ".md")
 MAX_FILE_BYTES = 1_000_000
 
@@ -117,7 +118,7 @@ def _check_manifest(data, locator, filename: str, departments: set[str]) -> list
         bad(("owner",), f"{data['owner']!r} is not a department key of the organisation")
     if "severity" in data and data["severity"] not in SEVERITIES:
         bad(("severity",), f"must be one of {', '.join(SEVERITIES)}")
-    return out
+    return out + playbooks.check(data, locator, filename)
 
 
 def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
@@ -144,6 +145,7 @@ def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
             rules_data, _ = load_yaml(files[rules_name], fname(rules_name))
         except ScenarioInvalid as exc:
             problems += exc.problems
+        problems += playbooks.rule_problems(manifest, ruleset, fname(rules_name))
         for rule in ruleset.rules if ruleset else ():
             for notice in rule.then.notify:
                 if notice.to not in departments:
@@ -162,7 +164,8 @@ def check(files: dict[str, str], vocabulary: Vocabulary, departments: set[str],
         # Not part of bpmn_problems: a misnamed variable should not hide SpiffWorkflow's own
         # findings below.
         problems += check_names(fname(process_name), files[process_name].encode(),
-                                start_data(ruleset), decision_outputs(files))
+                                playbooks.START_FIELDS if playbooks.is_playbook(manifest)
+                                else start_data(ruleset), decision_outputs(files))
         dmn_problems, decisions = check_dmn(files, fname)
         dmn_problems += check_decision_refs(fname(process_name), files[process_name], decisions)
         problems += dmn_problems

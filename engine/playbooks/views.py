@@ -1,0 +1,103 @@
+"""Playbook API: the playbooks a commander may start, runs, suggestions started or dismissed."""
+from __future__ import annotations
+
+from flask import g, jsonify, request
+
+from engine.api import ApiProblem, bp, int_arg, json_body, require_user, services
+from engine.playbooks import definitions, service
+from engine.playbooks.service import PlaybookError, StartForm
+
+TITLES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 422: "Invalid Start Form"}
+STATUSES = ("open", "started", "dismissed", "all")
+
+
+def _as_problem(exc: PlaybookError) -> ApiProblem:
+    return ApiProblem(exc.status, TITLES.get(exc.status, "Error"), exc.message, exc.errors)
+
+
+def _describe(version) -> dict:
+    book = definitions.of(version.manifest)
+    return {"key": version.key, "version": version.version,
+            "name": {"vi": version.name_vi, "en": version.name_en},
+            "levels": [{"level": lv.level, "vi": lv.vi, "en": lv.en} for lv in book.levels],
+            "whole_area": book.whole_area}
+
+
+@bp.get("/playbooks")
+@require_user("playbooks.run")
+def list_playbooks():
+    """The published playbooks with the levels their start form offers."""
+    with services().db.read() as s:
+        return jsonify([_describe(v) for v in service.playbooks(s)])
+
+
+def _started(run):
+    """Run one start (`run(session)` gives the instance) as a 201 answer."""
+    with services().db.session() as s:
+        try:
+            instance = run(s)
+        except PlaybookError as exc:
+            raise _as_problem(exc) from None
+        body = {"instance_id": instance.id, "playbook": instance.scenario_key,
+                "subject": instance.subject, "data": instance.data, "status": instance.status}
+    return jsonify(body), 201
+
+
+@bp.post("/playbooks/<key>/runs")
+@require_user("playbooks.run")
+def start_playbook(key: str):
+    """Start a run: body {"level", "wards" or "whole_area", "notes"}."""
+    try:
+        form = StartForm.from_json(json_body())
+    except PlaybookError as exc:
+        raise _as_problem(exc) from None
+    ioc = services()
+    return _started(lambda s: service.start(s, ioc.runtime, key, form, actor=f"user:{g.user.username}",
+                                            now=ioc.clock.now()))
+
+
+@bp.get("/suggestions")
+@require_user("playbooks.run")
+def list_suggestions():
+    """Suggestions of playbooks, newest first: ?status=open (default), started, dismissed, all."""
+    status = request.args.get("status", "open")
+    if status not in STATUSES:
+        raise ApiProblem(400, "Bad Request", f"status is one of {', '.join(STATUSES)}",
+                         [{"field": "status", "message": f"one of {', '.join(STATUSES)}"}])
+    with services().db.read() as s:
+        found = service.suggestions(s, None if status == "all" else status,
+                                    int_arg("limit", 100, 1, 500))
+        return jsonify([service.to_dict(x) for x in found])
+
+
+@bp.post("/suggestions/<int:suggestion_id>/start")
+@require_user("playbooks.run")
+def start_suggestion(suggestion_id: int):
+    """Start the suggested playbook with a start form (as POST /playbooks/{key}/runs)."""
+    try:
+        form = StartForm.from_json(json_body())
+    except PlaybookError as exc:
+        raise _as_problem(exc) from None
+    ioc = services()
+    return _started(lambda s: service.start_suggested(s, ioc.runtime, suggestion_id, form,
+                                                      actor=f"user:{g.user.username}",
+                                                      now=ioc.clock.now()))
+
+
+@bp.post("/suggestions/<int:suggestion_id>/dismiss")
+@require_user("playbooks.run")
+def dismiss_suggestion(suggestion_id: int):
+    """Dismiss a suggestion: body {"reason": "…"}."""
+    body = json_body()
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(reason, str):
+        raise ApiProblem(400, "Bad Request", "send {\"reason\": \"…\"}",
+                         [{"field": "reason", "message": "must be text"}])
+    ioc = services()
+    with ioc.db.session() as s:
+        try:
+            suggestion = service.dismiss(s, suggestion_id, reason, actor=f"user:{g.user.username}",
+                                         now=ioc.clock.now())
+        except PlaybookError as exc:
+            raise _as_problem(exc) from None
+        return jsonify(service.to_dict(suggestion))
