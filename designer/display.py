@@ -285,3 +285,18 @@ def actor_name(actor: str) -> str:
 ACTORS = {"cli": N_("command line"), "anonymous": N_("not logged in"), "engine": N_("the engine"),
           "scheduler": N_("the scheduler"), "sla": N_("SLA tracking"),
           "org": N_("organisation change"), "demo": N_("the demo")}
+
+
+# The states of a playbook's orders (engine/playbooks/service.py order_state).
+ORDER_STATE_NAMES = {"sent": pboth("order", "sent"), "acknowledged": pboth("order", "acknowledged"),
+                     "done": pboth("order", "done"), "overdue": pboth("order", "overdue"),
+                     "withdrawn": pboth("order", "withdrawn")}
+
+
+def elapsed(start, end) -> str:
+    """How long from `start` to `end` in hours and minutes ("1 giờ 5 phút / 1 h 5 min")."""
+    minutes = max(0, int((end - start).total_seconds() // 60))
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return both("%(hours)s h %(minutes)s min", hours=hours, minutes=minutes)
+    return both("%(minutes)s min", minutes=minutes)

@@ -25,6 +25,7 @@ def _register_api(app: Flask) -> None:
     from engine.events import views as _events  # noqa: F401
     from engine.incidents import views as _incidents  # noqa: F401
     from engine.notify import views as _notify  # noqa: F401
+    from engine.playbooks import views as _playbooks  # noqa: F401
     from engine.processes import views as _processes  # noqa: F401
     from engine.scenarios import views as _scenarios  # noqa: F401
     from engine.sla import views as _sla  # noqa: F401
@@ -80,7 +81,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.register_error_handler(api.ApiProblem, api.answer_problem)
     integrations.register(app, csrf)
 
-    from designer import admin, i18n
+    from designer import admin, command, i18n
     from designer import scenarios as designer
     from designer.web import LOGIN_NEEDED, error_page
     from designer.web import bp as web_bp
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.register_blueprint(web_bp)
     designer.register(app)
     admin.register(app)
+    command.register(app)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

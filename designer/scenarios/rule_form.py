@@ -96,7 +96,8 @@ UNITS = (("m", both("minutes")), ("h", both("hours")), ("d", both("days")),
 DEADLINES = (("within", both("Within a length of time")),
              ("by", both("By a deadline field of the event")))
 OPEN_CHOICES = (("", both("Only start the process")),
-                ("violation", both("Violation")), ("incident", pboth("case", "Incident")))
+                ("violation", both("Violation")), ("incident", pboth("case", "Incident")),
+                ("suggestion", both("Suggest the playbook to the commander")))
 SEVERITY_CHOICES = (("", both("The scenario's default")), *SEVERITY_NAMES.items(),
                     ("bands", both("By bands of a number field")))
 KIND_NAMES = {"string": N_("text"), "integer": N_("whole number"), "number": N_("number"),
@@ -1170,7 +1171,7 @@ class _Builder:
         self.at(("then", "open"), form.open)
         if form.open.data:
             if form.open.data not in OPEN_KINDS:
-                self.bad(form.open, both("Choose violation or incident"))
+                self.bad(form.open, both("Choose violation, incident or suggestion"))
             then["open"] = form.open.data
         severity = self.severity()
         if severity is not None:

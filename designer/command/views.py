@@ -1,0 +1,138 @@
+"""The commander's pages: the board (suggestions, playbooks, runs and their orders), the start
+form of a playbook (also from a suggestion), a suggestion's dismissal."""
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask_login import current_user
+
+from designer import display
+from designer.command import bp, commander_required
+from designer.command.forms import DismissForm, StartRunForm
+from designer.i18n import both
+from engine.org import service as org
+from engine.playbooks import service as playbooks
+from engine.playbooks.models import Suggestion
+from engine.playbooks.service import PlaybookError, StartForm
+
+
+def _ioc():
+    return current_app.extensions["ioc"]
+
+
+def _actor() -> str:
+    return f"user:{current_user.username}"
+
+
+@bp.get("")
+@commander_required
+def board():
+    """Bảng chỉ huy / the commander's board: what waits for a decision, what runs."""
+    ioc = _ioc()
+    with ioc.db.read() as s:
+        return render_template(
+            "command/board.html", suggestions=playbooks.suggestions(s),
+            books=playbooks.playbooks(s), runs=playbooks.runs(s, ioc.sla),
+            dismiss_form=DismissForm(), now=ioc.clock.now())
+
+
+def _start_form(session, key: str) -> tuple[StartRunForm, object]:
+    """The start form of playbook `key` with its levels and today's wards and communes."""
+    try:
+        version, book = playbooks.playbook(session, key)
+    except PlaybookError:
+        abort(404)
+    form = StartRunForm()
+    form.level.choices = [(lv.level, f"{lv.vi} / {lv.en}") for lv in book.levels]
+    today = org.local_time(_ioc().clock.now()).date()
+    form.wards.choices = [(u.key, org.display_name(u))
+                          for u in playbooks.area_units(session, today)]
+    if not book.whole_area:
+        del form.whole_area
+    return form, version
+
+
+def _refused(form: StartRunForm, exc: PlaybookError) -> None:
+    """Show each of the service's refusals on the field it names."""
+    for error in exc.errors or [{"field": "", "message": exc.message}]:
+        field = getattr(form, error["field"], None)
+        if field is not None:
+            field.errors = list(field.errors) + [error["message"]]
+        else:
+            form.form_errors.append(error["message"])
+
+
+def _start(key: str, suggestion: Suggestion | None):
+    ioc = _ioc()
+    with ioc.db.session() as s:
+        form, version = _start_form(s, key)
+        if form.validate_on_submit():
+            answers = StartForm(level=form.level.data, wards=list(form.wards.data or []),
+                                whole_area=bool(getattr(form, "whole_area", None)
+                                                    and form.whole_area.data),
+                                notes=form.notes.data or "")
+            try:
+                if suggestion is None:
+                    instance = playbooks.start(s, ioc.runtime, key, answers, actor=_actor(),
+                                               now=ioc.clock.now())
+                else:
+                    instance = playbooks.start_suggested(s, ioc.runtime, suggestion.id, answers,
+                                                         actor=_actor(), now=ioc.clock.now())
+            except PlaybookError as exc:
+                s.rollback()
+                if exc.status == 409:
+                    flash(exc.message, "error")
+                    return redirect(url_for("command.board"))
+                _refused(form, exc)
+            else:
+                flash(both("Started: %(subject)s", subject=instance.subject), "ok")
+                return redirect(url_for("web.instance", instance_id=instance.id))
+        return render_template("command/start.html", form=form, version=version,
+                               suggestion=suggestion), 422 if form.errors else 200
+
+
+@bp.route("/playbooks/<key>/start", methods=["GET", "POST"])
+@commander_required
+def start(key: str):
+    """Kích hoạt / start a playbook with its start form."""
+    return _start(key, None)
+
+
+@bp.route("/suggestions/<int:suggestion_id>/start", methods=["GET", "POST"])
+@commander_required
+def start_suggested(suggestion_id: int):
+    """Kích hoạt theo đề xuất / start the playbook a detection suggested."""
+    with _ioc().db.read() as s:
+        suggestion = s.get(Suggestion, suggestion_id)
+    if suggestion is None:
+        abort(404)
+    return _start(suggestion.scenario_key, suggestion)
+
+
+@bp.post("/suggestions/<int:suggestion_id>/dismiss")
+@commander_required
+def dismiss(suggestion_id: int):
+    """Bỏ qua / dismiss a suggestion, with the reason."""
+    form = DismissForm()
+    if not form.validate_on_submit():
+        flash(both("A dismissal needs its reason.") + " " +
+              "; ".join(e for errors in form.errors.values() for e in errors), "error")
+        return redirect(url_for("command.board"))
+    ioc = _ioc()
+    with ioc.db.session() as s:
+        try:
+            playbooks.dismiss(s, suggestion_id, form.reason.data, actor=_actor(),
+                              now=ioc.clock.now())
+        except PlaybookError as exc:
+            s.rollback()
+            if exc.status == 404:
+                abort(404)
+            flash(exc.message, "error")
+        else:
+            flash(both("Suggestion dismissed."), "ok")
+    return redirect(url_for("command.board"))
+
+
+@bp.context_processor
+def _names():
+    return {"order_state": lambda key: display.ORDER_STATE_NAMES.get(key, key),
+            "elapsed": display.elapsed}
