@@ -452,7 +452,7 @@ def test_the_matcher_starts_no_threads_and_unload_frees_the_rulesets():
 
 def test_a_definition_durable_refuses_is_reported_and_cleaned_up():
     matcher = RuleMatcher()
-    bad = {"r": {"all": [{"event": {"$mt": {"data.x": ""}}}], "run": "r"}}
+    bad = {"r": {"all": [{"event": {"$bogus": {"data.x": 1}}}], "run": "r"}}
     with pytest.raises(ValueError, match="rule 'r' rejected by durable-rules"):
         matcher.load("bad", bad)
     assert matcher.names() == []

@@ -16,8 +16,9 @@ so a data field is tested at the path "data.<field>" and an envelope field at "s
 What durable-rules really does, measured with version 2.0.28, and how the compiler copes:
 - `$neq` and every comparison fail on a missing or null field, so `ne`/`not_in` add
   "or missing or null" explicitly: a dossier without a reason is "not equal to X".
-- `$mt` matches the whole value's JSON-escaped text in its own regex dialect (see dialect.py);
-  the parser checks the inspectors' `matches` patterns against it. `empty` does not use it:
+- `$mt` matches the whole value's JSON-escaped text in its own regex dialect (see dialect.py),
+  and silently misses `.*(ab|cd).*` on "abc": the matcher has RE2 evaluate these tests instead
+  (patterns.py); the parser checks the inspectors' `matches` patterns against the dialect. `empty` does not use it:
   "missing, null, or blank" reads the `blank` marks that to_message() computes.
 - Equality is loose across types (5 == "5", true == 1); the parser's type checks against the
   vocabulary keep rules from relying on it.

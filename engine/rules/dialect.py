@@ -1,4 +1,7 @@
-"""The regex dialect of durable-rules' `$mt` test (v2.0.28), as measured on this machine.
+"""The regex dialect of durable-rules' `$mt` test (v2.0.28), as measured on this machine: the
+language inspectors write `matches:` in. Matching itself runs in RE2 (patterns.py), because
+durable-rules silently misses alternations followed by more text; the limits below keep every
+pattern one that both engines read alike.
 
 What durable-rules' own regex engine does (none of it is documented):
 - It matches the WHOLE value; `^` and `$` are ordinary characters, so they never anchor.

@@ -39,6 +39,7 @@ from durable.engine import Host, MessageNotHandledException, MessageObservedExce
 
 from engine.rules.compiler import alias_of, copy_definition, event_types
 from engine.rules.message import SESSION
+from engine.rules.patterns import PatternTest, marked, take_tests
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class _Loaded:
     rulesets: dict[str, str]  # durable ruleset name → rule key, in definition order
     by_type: dict[str, list[str]]  # event type → durable ruleset names listening to it
     untyped: list[str]  # durable rulesets whose event types could not be read: post always
+    tests: list[PatternTest] = field(default_factory=list)  # `matches:`, marked before posts
     lock: threading.Lock = field(default_factory=threading.Lock)
     closed: bool = False
 
@@ -114,7 +116,8 @@ class RuleMatcher:
         """Load a compiled definition under `name` (ValueError if the name is taken)."""
         if not name or "$" in name or "/" in name:
             raise ValueError(f"ruleset name must be non-empty without '$' or '/': {name!r}")
-        definition = copy_definition(definition)
+        # `matches:` is RE2's business, not durable's (see patterns.py): its tests read marks.
+        definition, tests = take_tests(copy_definition(definition))
         host = _Host()
         rulesets: dict[str, str] = {}
         by_type: dict[str, list[str]] = {}
@@ -139,7 +142,7 @@ class RuleMatcher:
         except BaseException:
             _free(host)
             raise
-        loaded = _Loaded(host, rulesets, by_type, untyped)
+        loaded = _Loaded(host, rulesets, by_type, untyped, tests)
         with self._registry:
             if name in self._loaded:
                 _free(host)
@@ -174,6 +177,8 @@ class RuleMatcher:
             targets = [n for n in loaded.rulesets if n in targets or n in loaded.untyped]
         matches: list[Match] = []
         duplicate = False
+        if loaded.tests:
+            message = marked(message, loaded.tests)
         with loaded.lock:
             if loaded.closed:
                 raise KeyError(f"ruleset {name!r} is not loaded")
