@@ -122,7 +122,8 @@ ERRORS = {
     405: (N_("Method not allowed"), N_("Open the page from the menu and try again.")),
     413: (N_("Too large"), N_("Send a smaller file.")),
     429: (N_("Too many requests"), N_("Wait a moment and try again.")),
-    500: (N_("Internal error"), N_("The error was logged for the technical team; try again later.")),
+    500: (N_("Internal error"),
+          N_("The error was logged for the technical team; try again later.")),
 }
 
 
@@ -574,7 +575,8 @@ def sources():
     if not allowed(current_user.role, "sources.read"):
         abort(403)
     with _ioc().db.read() as s:
-        rows = [events.source_to_dict(src) for src in s.scalars(select(Source).order_by(Source.name))]
+        rows = [events.source_to_dict(src)
+                for src in s.scalars(select(Source).order_by(Source.name))]
     return render_template("sources.html", sources=rows)
 
 

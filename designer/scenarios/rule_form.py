@@ -701,7 +701,8 @@ def _all_data(when: Mapping) -> dict:
 
 
 def _same_text(same: Any) -> str:
-    """`same: {dossier_id: first.dossier_id}` as the form writes it: dossier_id = first.dossier_id."""
+    """`same: {dossier_id: first.dossier_id}` as the form writes it:
+    dossier_id = first.dossier_id."""
     if same is None:
         return ""
     if not isinstance(same, Mapping) or not all(

@@ -32,10 +32,16 @@ def list_playbooks():
 
 
 def _started(run):
-    """Run one start (`run(session)` gives the instance) as a 201 answer."""
-    with services().db.session() as s:
+    """Read the start form from the body and start a run (`run(session, form, actor, now)` gives
+    the instance); a 201 answer."""
+    try:
+        form = StartForm.from_json(json_body())
+    except PlaybookError as exc:
+        raise _as_problem(exc) from None
+    ioc = services()
+    with ioc.db.session() as s:
         try:
-            instance = run(s)
+            instance = run(s, form, f"user:{g.user.username}", ioc.clock.now())
         except PlaybookError as exc:
             raise _as_problem(exc) from None
         body = {"instance_id": instance.id, "playbook": instance.scenario_key,
@@ -47,13 +53,8 @@ def _started(run):
 @require_user("playbooks.run")
 def start_playbook(key: str):
     """Start a run: body {"level", "wards" or "whole_area", "notes"}."""
-    try:
-        form = StartForm.from_json(json_body())
-    except PlaybookError as exc:
-        raise _as_problem(exc) from None
-    ioc = services()
-    return _started(lambda s: service.start(s, ioc.runtime, key, form, actor=f"user:{g.user.username}",
-                                            now=ioc.clock.now()))
+    return _started(lambda s, form, actor, now: service.start(
+        s, services().runtime, key, form, actor=actor, now=now))
 
 
 @bp.get("/suggestions")
@@ -74,14 +75,8 @@ def list_suggestions():
 @require_user("playbooks.run")
 def start_suggestion(suggestion_id: int):
     """Start the suggested playbook with a start form (as POST /playbooks/{key}/runs)."""
-    try:
-        form = StartForm.from_json(json_body())
-    except PlaybookError as exc:
-        raise _as_problem(exc) from None
-    ioc = services()
-    return _started(lambda s: service.start_suggested(s, ioc.runtime, suggestion_id, form,
-                                                      actor=f"user:{g.user.username}",
-                                                      now=ioc.clock.now()))
+    return _started(lambda s, form, actor, now: service.start_suggested(
+        s, services().runtime, suggestion_id, form, actor=actor, now=now))
 
 
 @bp.post("/suggestions/<int:suggestion_id>/dismiss")
@@ -96,8 +91,8 @@ def dismiss_suggestion(suggestion_id: int):
     ioc = services()
     with ioc.db.session() as s:
         try:
-            suggestion = service.dismiss(s, suggestion_id, reason, actor=f"user:{g.user.username}",
-                                         now=ioc.clock.now())
+            suggestion = service.dismiss(s, suggestion_id, reason,
+                                         actor=f"user:{g.user.username}", now=ioc.clock.now())
         except PlaybookError as exc:
             raise _as_problem(exc) from None
         return jsonify(service.to_dict(suggestion))
