@@ -31,8 +31,10 @@ def _register_api(app: Flask) -> None:
     from engine.sla import views as _sla  # noqa: F401
     from engine.tasks import views as _tasks  # noqa: F401
     from engine.violations import views as _violations  # noqa: F401
+    from engine.warnings import views as _warnings  # noqa: F401
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(_warnings.public)  # the public feed: no login, GET only
 
 
 # A leaked CSRF token is good for one working day at most; a page left open longer is reloaded.

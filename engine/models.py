@@ -14,3 +14,4 @@ from engine.sla.models import SlaClock  # noqa: F401
 from engine.tasks.models import Task  # noqa: F401
 from engine.timers.models import Timer  # noqa: F401
 from engine.violations.models import RuleMatch, Violation  # noqa: F401
+from engine.warnings.models import PublicWarning  # noqa: F401

@@ -25,6 +25,7 @@ ORGANISATION_FILE = DATA_DIR / "organisation" / "binh-duong.yaml"
 CALENDAR_DIR = DATA_DIR / "calendar"
 FONTS_DIR = DATA_DIR / "fonts"  # the evidence PDF's font (Vietnamese glyphs)
 VOCABULARY_DIR = Path(files("integrations") / "vocabulary")
+CAP_SCHEMA = Path(files("integrations") / "schemas" / "CAP-v1.2.xsd")  # OASIS CAP 1.2
 # What `ioc demo` loads; an installation has no checkout, so the folder of the working directory.
 SAMPLE_SCENARIOS = Path("scenarios") if INSTALLED else _ENGINE.parent / "scenarios"
 

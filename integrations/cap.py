@@ -24,11 +24,11 @@ import math
 import re
 import threading
 from datetime import datetime
-from pathlib import Path
 
 from flask import Blueprint, g, jsonify, request
 from lxml import etree
 
+from engine import paths
 from engine.api import ApiProblem, require_source, services
 from engine.events import service as events_service
 from engine.events.models import Source
@@ -44,7 +44,7 @@ EVENT_TYPE = "emergency.alert"
 CONTENT_TYPES = ("application/cap+xml", "application/xml", "text/xml")
 # Real alerts are a few kilobytes; 1 MiB still leaves room for an embedded <derefUri> image.
 MAX_BYTES = 1024 * 1024
-SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "CAP-v1.2.xsd"
+SCHEMA_FILE = paths.CAP_SCHEMA
 # Elements the schema lets repeat: their place in a path carries an index (info[2]) to be exact.
 REPEATED = frozenset({"code", "info", "category", "responseType", "eventCode", "parameter",
                       "resource", "area", "polygon", "circle", "geocode"})

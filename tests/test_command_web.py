@@ -97,3 +97,32 @@ def test_only_commanders_reach_the_command_pages(client, people):
     assert client.get("/command").status_code == 403
     assert client.get("/command/playbooks/flood-storm/start").status_code == 403
     assert 'href="/command"' not in client.get("/inbox").get_data(as_text=True)
+
+
+def test_a_public_warning_is_drafted_from_a_run_and_published_on_approval(client, loaded):
+    _login(client, "chihuy")
+    html = _start_page(client, "/command/playbooks/flood-storm/start")
+    client.post("/command/playbooks/flood-storm/start", data={
+        "csrf_token": _csrf(html), "level": "3", "wards": ["phuong-thu-dau-mot"]})
+    with loaded.db.read() as s:
+        run = s.scalars(select(ProcessInstance)).one().id
+    form = _start_page(client, f"/command/runs/{run}/warnings/new")
+    # The run's area, already chosen.
+    assert re.search(r'<input checked[^>]*value="phuong-thu-dau-mot"', form)
+    fields = {"csrf_token": _csrf(form), "msg_type": "Alert", "references_id": "",
+              "event": "Bão số 9", "category": "Met", "urgency": "Immediate",
+              "severity": "Severe", "certainty": "Likely", "headline_vi": "",
+              "headline_en": "Typhoon 9: evacuate", "expires_hours": "12",
+              "wards": ["phuong-thu-dau-mot"]}
+    refused = client.post(f"/command/runs/{run}/warnings/new", data=fields)
+    assert refused.status_code == 422 and "Bắt buộc" in refused.get_data(as_text=True)
+    drafted = client.post(f"/command/runs/{run}/warnings/new",
+                          data={**fields, "headline_vi": "Bão số 9: sơ tán dân"})
+    assert drafted.status_code == 302
+    assert client.get("/public/warnings.atom").data.count(b"<entry>") == 0  # a draft
+    board = client.get("/command").get_data(as_text=True)
+    publish = re.search(r'action="(/command/warnings/\d+/publish)"', board).group(1)
+    assert client.post(publish, data={"csrf_token": _csrf(board)}).status_code == 302
+    feed = client.get("/public/warnings.atom").get_data(as_text=True)
+    assert "Alert: Bão số 9: sơ tán dân" in feed
+    assert "đã phát lúc / published on" in client.get("/command").get_data(as_text=True)

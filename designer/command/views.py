@@ -2,17 +2,22 @@
 form of a playbook (also from a suggestion), a suggestion's dismissal."""
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
 
 from designer import display
 from designer.command import bp, commander_required
-from designer.command.forms import DismissForm, StartRunForm
+from designer.command.forms import DismissForm, StartRunForm, WarningDraftForm
 from designer.i18n import both
 from engine.org import service as org
 from engine.playbooks import service as playbooks
 from engine.playbooks.models import Suggestion
 from engine.playbooks.service import PlaybookError, StartForm
+from engine.processes.models import ProcessInstance
+from engine.warnings import service as public_warnings
+from engine.warnings.models import PUBLISHED
+from engine.warnings.service import WarningError, WarningForm
 
 
 def _ioc():
@@ -29,10 +34,19 @@ def board():
     """Bảng chỉ huy / the commander's board: what waits for a decision, what runs."""
     ioc = _ioc()
     with ioc.db.read() as s:
+        runs = playbooks.runs(s, ioc.sla)
         return render_template(
             "command/board.html", suggestions=playbooks.suggestions(s),
-            books=playbooks.playbooks(s), runs=playbooks.runs(s, ioc.sla),
-            dismiss_form=DismissForm(), now=ioc.clock.now())
+            books=playbooks.playbooks(s), runs=runs, dismiss_form=DismissForm(),
+            warnings=public_warnings.of_runs(s, [r.instance.id for r in runs]),
+            now=ioc.clock.now())
+
+
+def _areas(session) -> list[SelectChoice]:
+    """Today's wards and communes by name, as a form's choices."""
+    today = org.local_time(_ioc().clock.now()).date()
+    return [SelectChoice(u.key, org.display_name(u))
+            for u in playbooks.area_units(session, today)]
 
 
 def _start_form(session, key: str) -> tuple[StartRunForm, object]:
@@ -42,16 +56,14 @@ def _start_form(session, key: str) -> tuple[StartRunForm, object]:
     except PlaybookError:
         abort(404)
     form = StartRunForm()
-    form.level.choices = [(lv.level, f"{lv.vi} / {lv.en}") for lv in book.levels]
-    today = org.local_time(_ioc().clock.now()).date()
-    form.wards.choices = [(u.key, org.display_name(u))
-                          for u in playbooks.area_units(session, today)]
+    form.level.choices = [SelectChoice(lv.level, f"{lv.vi} / {lv.en}") for lv in book.levels]
+    form.wards.choices = _areas(session)
     if not book.whole_area:
         del form.whole_area
     return form, version
 
 
-def _refused(form: StartRunForm, exc: PlaybookError) -> None:
+def _refused(form, exc: PlaybookError | WarningError) -> None:
     """Show each of the service's refusals on the field it names."""
     for error in exc.errors or [{"field": "", "message": exc.message}]:
         field = getattr(form, error["field"], None)
@@ -136,3 +148,74 @@ def dismiss(suggestion_id: int):
 def _names():
     return {"order_state": lambda key: display.ORDER_STATE_NAMES.get(key, key),
             "elapsed": display.elapsed}
+
+
+# -- public warnings of a run ---------------------------------------------------------------------
+
+def _warning_form(session, instance_id: int) -> WarningDraftForm:
+    """The draft form of a run's warning: its published warnings to change, today's areas, the
+    run's wards checked."""
+    form = WarningDraftForm()
+    published = [w for w in public_warnings.of_runs(session, [instance_id])[instance_id]
+                 if w.status == PUBLISHED]
+    form.references_id.choices = [SelectChoice("", "—")] + [
+        SelectChoice(w.id, f"{w.msg_type} #{w.id}: {w.headline_vi}") for w in published]
+    form.wards.choices = _areas(session)
+    return form
+
+
+@bp.route("/runs/<int:instance_id>/warnings/new", methods=["GET", "POST"])
+@commander_required
+def new_warning(instance_id: int):
+    """Soạn cảnh báo công khai / draft a public warning of a run (published once approved)."""
+    ioc = _ioc()
+    with ioc.db.session() as s:
+        instance = s.get(ProcessInstance, instance_id)
+        if instance is None:
+            abort(404)
+        form = _warning_form(s, instance_id)
+        if request.method == "GET":
+            form.wards.data = list(instance.data.get("wards") or [])
+        if form.validate_on_submit():
+            answers = WarningForm(
+                msg_type=form.msg_type.data, references_id=form.references_id.data,
+                event=form.event.data or "", category=form.category.data,
+                urgency=form.urgency.data, severity=form.severity.data,
+                certainty=form.certainty.data, headline_vi=form.headline_vi.data or "",
+                headline_en=form.headline_en.data or "",
+                description_vi=form.description_vi.data or "",
+                description_en=form.description_en.data or "",
+                instruction_vi=form.instruction_vi.data or "",
+                instruction_en=form.instruction_en.data or "",
+                wards=list(form.wards.data or []), expires_hours=form.expires_hours.data or 0)
+            try:
+                warning = public_warnings.draft(s, instance_id, answers, actor=_actor(),
+                                         now=ioc.clock.now())
+            except WarningError as exc:
+                s.rollback()
+                _refused(form, exc)
+            else:
+                flash(both("Warning #%(id)s drafted: it is published once approved.",
+                           id=warning.id), "ok")
+                return redirect(url_for("command.board") + f"#run-{instance_id}")
+        return render_template("command/warning.html", form=form, instance=instance), \
+            422 if form.errors else 200
+
+
+@bp.post("/warnings/<int:warning_id>/publish")
+@commander_required
+def publish_warning(warning_id: int):
+    """Phê duyệt và phát / approve a drafted warning and publish it."""
+    ioc = _ioc()  # the app's CSRFProtect has checked the form's token
+    with ioc.db.session() as s:
+        try:
+            warning = public_warnings.publish(s, warning_id, actor=_actor(), now=ioc.clock.now(),
+                                       email=ioc.settings.smtp_enabled)
+        except WarningError as exc:
+            s.rollback()
+            if exc.status == 404:
+                abort(404)
+            flash(exc.message, "error")
+            return redirect(url_for("command.board"))
+        flash(both("Published: %(identifier)s", identifier=warning.identifier), "ok")
+        return redirect(url_for("command.board") + f"#run-{warning.instance_id}")
