@@ -126,3 +126,21 @@ def test_a_public_warning_is_drafted_from_a_run_and_published_on_approval(client
     feed = client.get("/public/warnings.atom").get_data(as_text=True)
     assert "Alert: Bão số 9: sơ tán dân" in feed
     assert "đã phát lúc / published on" in client.get("/command").get_data(as_text=True)
+
+
+def test_the_commander_messages_every_unit_of_a_run_from_the_board(client, loaded):
+    _login(client, "chihuy")
+    html = _start_page(client, "/command/playbooks/flood-storm/start")
+    client.post("/command/playbooks/flood-storm/start", data={
+        "csrf_token": _csrf(html), "level": "2", "wards": ["phuong-di-an"]})
+    with loaded.db.read() as s:
+        run = s.scalars(select(ProcessInstance)).one().id
+    board = client.get("/command").get_data(as_text=True)
+    empty = client.post(f"/command/runs/{run}/message", data={"csrf_token": _csrf(board),
+                                                              "text": ""},
+                        follow_redirects=True)
+    assert "Chỉ đạo phải có nội dung" in empty.get_data(as_text=True)
+    sent = client.post(f"/command/runs/{run}/message",
+                       data={"csrf_token": _csrf(board), "text": "Báo cáo mỗi 2 giờ"},
+                       follow_redirects=True)
+    assert "Đã gửi tới 5 đơn vị" in sent.get_data(as_text=True)  # a ward and four forces

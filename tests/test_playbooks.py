@@ -261,3 +261,25 @@ def test_a_playbook_rule_may_only_suggest():
     opens = files["rules.yaml"].replace("open: suggestion", "open: incident")
     [problem] = _problems({**files, "rules.yaml": opens})
     assert problem[0] == "rules.yaml" and "write `open: suggestion`" in problem[3]
+
+
+def test_the_commander_messages_every_unit_with_an_order_in_a_run(client, loaded, commander):
+    run = client.post(RUNS, json={"level": 2, "wards": WARDS[:1]},
+                      headers=auth(commander[1])).get_json()["instance_id"]
+    url = f"/api/v1/instances/{run}/messages"
+    empty = client.post(url, json={"text": " "}, headers=auth(commander[1]))
+    assert empty.status_code == 422 and empty.get_json()["errors"][0]["field"] == "text"
+    assert client.post(url, json={"txt": "x"}, headers=auth(commander[1])).status_code == 400
+    assert client.post("/api/v1/instances/999/messages", json={"text": "x"},
+                       headers=auth(commander[1])).status_code == 404
+    sent = client.post(url, json={"text": "Báo cáo tình hình mỗi 2 giờ"},
+                       headers=auth(commander[1]))
+    assert sent.status_code == 201
+    units = {WARDS[0], *FORCES.values()}
+    assert set(sent.get_json()["units"]) == units
+    with loaded.db.read() as s:
+        told = {n.department_key for n in s.scalars(select(Notification).where(
+            Notification.kind == "playbook.message", Notification.channel == "in-app"))}
+    assert told == units
+    [record] = _actions(loaded, "playbook.message_sent")
+    assert record.details["text"] == "Báo cáo tình hình mỗi 2 giờ"

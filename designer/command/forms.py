@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from designer.i18n import both
-from engine.playbooks.service import MAX_NOTES, MAX_REASON
+from engine.playbooks.service import MAX_MESSAGE, MAX_NOTES, MAX_REASON
 from engine.warnings.service import (
     CATEGORIES,
     CERTAINTIES,
@@ -93,3 +93,12 @@ class WarningDraftForm(FlaskForm):
     wards = CheckboxList(both("Wards and communes"), validate_choice=False)
     expires_hours = IntegerField(both("Holds for (hours)"), default=24,
                                  validators=[NumberRange(min=1, max=MAX_HOURS)])
+
+
+class MessageForm(FlaskForm):
+    """Chỉ đạo tới mọi đơn vị / a message to every unit with an order in a run."""
+
+    text = TextAreaField(both("Message to every unit of the run"), validators=[
+        DataRequired(message=both("Required")),
+        Length(max=MAX_MESSAGE, message=both("At most %(count)s characters",
+                                             count=MAX_MESSAGE))])

@@ -8,7 +8,7 @@ from wtforms.fields.choices import SelectChoice
 
 from designer import display
 from designer.command import bp, commander_required
-from designer.command.forms import DismissForm, StartRunForm, WarningDraftForm
+from designer.command.forms import DismissForm, MessageForm, StartRunForm, WarningDraftForm
 from designer.i18n import both
 from engine.org import service as org
 from engine.playbooks import service as playbooks
@@ -219,3 +219,28 @@ def publish_warning(warning_id: int):
             return redirect(url_for("command.board"))
         flash(both("Published: %(identifier)s", identifier=warning.identifier), "ok")
         return redirect(url_for("command.board") + f"#run-{warning.instance_id}")
+
+
+@bp.post("/runs/<int:instance_id>/message")
+@commander_required
+def message(instance_id: int):
+    """Gửi chỉ đạo / send a message to every unit with an order in the run."""
+    form = MessageForm()
+    back = redirect(url_for("command.board") + f"#run-{instance_id}")
+    if not form.validate_on_submit():
+        flash(both("A message needs its text.") + " " +
+              "; ".join(e for errors in form.errors.values() for e in errors), "error")
+        return back
+    ioc = _ioc()
+    with ioc.db.session() as s:
+        try:
+            units = playbooks.message_everyone(s, instance_id, form.text.data, actor=_actor(),
+                                               email=ioc.settings.smtp_enabled)
+        except PlaybookError as exc:
+            s.rollback()
+            if exc.status == 404:
+                abort(404)
+            flash(exc.message, "error")
+            return back
+    flash(both("Sent to %(count)s units.", count=len(units)), "ok")
+    return back

@@ -290,3 +290,31 @@ def runs(session: Session, sla_service, limit: int = 50) -> list[Run]:
         by_instance[task.instance_id].append(
             Order(task, order_state(task, clocks.get(task.id)), clocks.get(task.id)))
     return [Run(i, by_instance[i.id]) for i in instances]
+
+
+MAX_MESSAGE = 2000
+
+
+def message_everyone(session: Session, instance_id: int, text: str, *, actor: str,
+                     email: bool) -> list[str]:
+    """Send the commander's message to every unit with an order in a run (in-app, and e-mail and
+    webhooks where configured); the units told, audited as `playbook.message_sent`."""
+    instance = session.get(ProcessInstance, instance_id)
+    if instance is None or instance.scenario_key not in {v.key for v in playbooks(session)}:
+        raise PlaybookError(404, f"không có lần kích hoạt #{instance_id} / no playbook run "
+                                 f"#{instance_id}")
+    text = (text or "").strip()
+    if not text or len(text) > MAX_MESSAGE:
+        raise PlaybookError(422, "a message needs its text", [{
+            "field": "text", "message": f"nhập nội dung (tối đa {MAX_MESSAGE} ký tự) / write "
+                                        f"the message (at most {MAX_MESSAGE} characters)"}])
+    units = sorted(set(session.scalars(select(Task.department_key).where(
+        Task.instance_id == instance_id))))
+    for unit in units:
+        notify.send(session, kind="playbook.message", actor=actor, department_key=unit,
+                    subject=f"Chỉ đạo: {instance.subject}", text=text, instance_id=instance_id,
+                    email=email)
+    audit.record(session, "playbook.message_sent", actor=actor, subject_type="instance",
+                 subject_id=instance_id, instance_id=instance_id,
+                 details={"units": units, "text": text})
+    return units

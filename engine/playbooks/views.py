@@ -96,3 +96,23 @@ def dismiss_suggestion(suggestion_id: int):
         except PlaybookError as exc:
             raise _as_problem(exc) from None
         return jsonify(service.to_dict(suggestion))
+
+
+@bp.post("/instances/<int:instance_id>/messages")
+@require_user("playbooks.run")
+def message_everyone(instance_id: int):
+    """Send a message to every unit with an order in a run: body {"text": "…"}."""
+    body = json_body()
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str):
+        raise ApiProblem(400, "Bad Request", "send {\"text\": \"…\"}",
+                         [{"field": "text", "message": "must be text"}])
+    ioc = services()
+    with ioc.db.session() as s:
+        try:
+            units = service.message_everyone(s, instance_id, text,
+                                             actor=f"user:{g.user.username}",
+                                             email=ioc.settings.smtp_enabled)
+        except PlaybookError as exc:
+            raise _as_problem(exc) from None
+    return jsonify({"instance_id": instance_id, "units": units}), 201
