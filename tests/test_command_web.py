@@ -144,3 +144,16 @@ def test_the_commander_messages_every_unit_of_a_run_from_the_board(client, loade
                        data={"csrf_token": _csrf(board), "text": "Báo cáo mỗi 2 giờ"},
                        follow_redirects=True)
     assert "Đã gửi tới 5 đơn vị" in sent.get_data(as_text=True)  # a ward and four forces
+
+
+def test_starting_from_a_suggestion_proposes_the_ward_the_detection_named(client, loaded, source):
+    from tests.test_playbooks import crowd
+
+    send(client, source[1], crowd("cam-9", 500))
+    loaded.pipeline.drain()
+    with loaded.db.read() as s:
+        card = s.scalars(select(Suggestion)).one()
+    _login(client, "chihuy")
+    html = _start_page(client, f"/command/suggestions/{card.id}/start")
+    assert re.search(r'<input checked[^>]*value="phuong-thu-dau-mot"', html)
+    assert "Toàn địa bàn" not in html  # a gathering is local

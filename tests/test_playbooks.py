@@ -283,3 +283,56 @@ def test_the_commander_messages_every_unit_with_an_order_in_a_run(client, loaded
     assert told == units
     [record] = _actions(loaded, "playbook.message_sent")
     assert record.details["text"] == "Báo cáo tình hình mỗi 2 giờ"
+
+
+def crowd(detection_id: str, people: int, confidence: float = 0.92) -> dict:
+    """A camera analytics detection of a crowd in Phường Thủ Dầu Một."""
+    return event("camera.detection", {
+        "detection_id": detection_id, "camera_id": "cam-tdm-014", "detection_type": "crowd",
+        "confidence": confidence, "ward": "phuong-thu-dau-mot", "people_count": people},
+        id_=detection_id)
+
+
+def case_report(report_id: str, ward: str, day: str, disease: str = "sot-xuat-huyet") -> dict:
+    """One day's dengue case report of a ward or commune."""
+    return event("health.case_report", {"report_id": report_id, "disease": disease,
+                                        "ward": ward, "report_date": day, "cases": 2},
+                 id_=report_id)
+
+
+def test_a_large_crowd_suggests_the_public_order_playbook_for_its_ward(client, loaded, source,
+                                                                      commander):
+    send(client, source[1], crowd("cam-1", 120), crowd("cam-2", 450, confidence=0.5),
+         crowd("cam-3", 450))
+    loaded.pipeline.drain()
+    [card] = client.get("/api/v1/suggestions", headers=auth(commander[1])).get_json()
+    assert card["playbook"] == "public-order-gathering"
+    assert card["data"]["ward"] == "phuong-thu-dau-mot" and card["event_ids"]
+    # A gathering is local: the whole area is refused, its ward is taken.
+    whole = client.post(f"/api/v1/suggestions/{card['id']}/start",
+                        json={"level": 1, "whole_area": True}, headers=auth(commander[1]))
+    assert whole.status_code == 422 and whole.get_json()["errors"][0]["field"] == "whole_area"
+    started = client.post(f"/api/v1/suggestions/{card['id']}/start",
+                          json={"level": 2, "wards": ["phuong-thu-dau-mot"]},
+                          headers=auth(commander[1]))
+    assert started.status_code == 201
+    with loaded.db.read() as s:
+        orders = {(t.bpmn_id, t.department_key) for t in s.scalars(select(Task))}
+    assert orders == {("order_wards", "phuong-thu-dau-mot"), ("order_police", "cong-an"),
+                      ("order_medical", "cap-cuu-115"),
+                      ("order_information", "so-khoa-hoc-cong-nghe")}
+
+
+def test_case_reports_clustering_in_one_ward_suggest_the_epidemic_playbook(client, loaded,
+                                                                          source, commander):
+    send(client, source[1], case_report("yt-1", "phuong-di-an", "2026-09-01"),
+         case_report("yt-2", "phuong-di-an", "2026-09-02"),
+         case_report("yt-3", "phuong-thuan-an", "2026-09-02"),  # another ward
+         case_report("yt-4", "phuong-di-an", "2026-09-03", disease="tay-chan-mieng"))
+    loaded.pipeline.drain()
+    assert client.get("/api/v1/suggestions", headers=auth(commander[1])).get_json() == []
+    send(client, source[1], case_report("yt-5", "phuong-di-an", "2026-09-04"))
+    loaded.pipeline.drain()
+    [card] = client.get("/api/v1/suggestions", headers=auth(commander[1])).get_json()
+    assert card["playbook"] == "epidemic-cluster" and len(card["event_ids"]) == 3
+    assert card["data"] == {"ward": "phuong-di-an", "disease": "sot-xuat-huyet"}

@@ -77,6 +77,10 @@ def _start(key: str, suggestion: Suggestion | None):
     ioc = _ioc()
     with ioc.db.session() as s:
         form, version = _start_form(s, key)
+        if request.method == "GET" and suggestion is not None:
+            # The ward the detection named, if it is one of today's (a person still decides).
+            named = suggestion.data.get("ward")
+            form.wards.data = [named] if named in {c.value for c in form.wards.choices} else []
         if form.validate_on_submit():
             answers = StartForm(level=form.level.data, wards=list(form.wards.data or []),
                                 whole_area=bool(getattr(form, "whole_area", None)
