@@ -99,13 +99,18 @@ def test_only_commanders_reach_the_command_pages(client, people):
     assert 'href="/command"' not in client.get("/inbox").get_data(as_text=True)
 
 
-def test_a_public_warning_is_drafted_from_a_run_and_published_on_approval(client, loaded):
+def _flood_run(client, loaded, level: str, ward: str) -> int:
+    """Log in as the commander and start the flood playbook for one ward; the run's id."""
     _login(client, "chihuy")
     html = _start_page(client, "/command/playbooks/flood-storm/start")
     client.post("/command/playbooks/flood-storm/start", data={
-        "csrf_token": _csrf(html), "level": "3", "wards": ["phuong-thu-dau-mot"]})
+        "csrf_token": _csrf(html), "level": level, "wards": [ward]})
     with loaded.db.read() as s:
-        run = s.scalars(select(ProcessInstance)).one().id
+        return s.scalars(select(ProcessInstance)).one().id
+
+
+def test_a_public_warning_is_drafted_from_a_run_and_published_on_approval(client, loaded):
+    run = _flood_run(client, loaded, "3", "phuong-thu-dau-mot")
     form = _start_page(client, f"/command/runs/{run}/warnings/new")
     # The run's area, already chosen.
     assert re.search(r'<input checked[^>]*value="phuong-thu-dau-mot"', form)
@@ -129,12 +134,7 @@ def test_a_public_warning_is_drafted_from_a_run_and_published_on_approval(client
 
 
 def test_the_commander_messages_every_unit_of_a_run_from_the_board(client, loaded):
-    _login(client, "chihuy")
-    html = _start_page(client, "/command/playbooks/flood-storm/start")
-    client.post("/command/playbooks/flood-storm/start", data={
-        "csrf_token": _csrf(html), "level": "2", "wards": ["phuong-di-an"]})
-    with loaded.db.read() as s:
-        run = s.scalars(select(ProcessInstance)).one().id
+    run = _flood_run(client, loaded, "2", "phuong-di-an")
     board = client.get("/command").get_data(as_text=True)
     empty = client.post(f"/command/runs/{run}/message", data={"csrf_token": _csrf(board),
                                                               "text": ""},

@@ -129,23 +129,37 @@ def start_suggested(suggestion_id: int):
 def dismiss(suggestion_id: int):
     """Bỏ qua / dismiss a suggestion, with the reason."""
     form = DismissForm()
-    if not form.validate_on_submit():
-        flash(both("A dismissal needs its reason.") + " " +
-              "; ".join(e for errors in form.errors.values() for e in errors), "error")
+    if not _filled(form, both("A dismissal needs its reason.")):
         return redirect(url_for("command.board"))
-    ioc = _ioc()
+    return _act(lambda s, ioc: playbooks.dismiss(s, suggestion_id, form.reason.data,
+                                                 actor=_actor(), now=ioc.clock.now()),
+                lambda _: both("Suggestion dismissed."), url_for("command.board"))
+
+
+def _filled(form, needed: str) -> bool:
+    """Whether a board form is filled in; if not, flash what it needs (its fields' errors)."""
+    if form.validate_on_submit():
+        return True
+    flash(needed + " " + "; ".join(e for errors in form.errors.values() for e in errors),
+          "error")
+    return False
+
+
+def _act(run, done, back: str):
+    """Run one action of the board (`run(session, services)`) and go `back`: flash `done(what it
+    gave)`, or the refusal (a missing thing is a 404)."""
+    ioc = _ioc()  # the app's CSRFProtect has checked the form's token
     with ioc.db.session() as s:
         try:
-            playbooks.dismiss(s, suggestion_id, form.reason.data, actor=_actor(),
-                              now=ioc.clock.now())
-        except PlaybookError as exc:
+            result = run(s, ioc)
+        except (PlaybookError, WarningError) as exc:
             s.rollback()
             if exc.status == 404:
                 abort(404)
             flash(exc.message, "error")
-        else:
-            flash(both("Suggestion dismissed."), "ok")
-    return redirect(url_for("command.board"))
+            return redirect(back)
+        flash(done(result), "ok")
+    return redirect(back)
 
 
 @bp.context_processor
@@ -210,41 +224,22 @@ def new_warning(instance_id: int):
 @commander_required
 def publish_warning(warning_id: int):
     """Phê duyệt và phát / approve a drafted warning and publish it."""
-    ioc = _ioc()  # the app's CSRFProtect has checked the form's token
-    with ioc.db.session() as s:
-        try:
-            warning = public_warnings.publish(s, warning_id, actor=_actor(), now=ioc.clock.now(),
-                                       email=ioc.settings.smtp_enabled)
-        except WarningError as exc:
-            s.rollback()
-            if exc.status == 404:
-                abort(404)
-            flash(exc.message, "error")
-            return redirect(url_for("command.board"))
-        flash(both("Published: %(identifier)s", identifier=warning.identifier), "ok")
-        return redirect(url_for("command.board") + f"#run-{warning.instance_id}")
+    return _act(lambda s, ioc: public_warnings.publish(s, warning_id, actor=_actor(),
+                                                       now=ioc.clock.now(),
+                                                       email=ioc.settings.smtp_enabled),
+                lambda warning: both("Published: %(identifier)s",
+                                     identifier=warning.identifier), url_for("command.board"))
 
 
 @bp.post("/runs/<int:instance_id>/message")
 @commander_required
 def message(instance_id: int):
     """Gửi chỉ đạo / send a message to every unit with an order in the run."""
+    back = url_for("command.board") + f"#run-{instance_id}"
     form = MessageForm()
-    back = redirect(url_for("command.board") + f"#run-{instance_id}")
-    if not form.validate_on_submit():
-        flash(both("A message needs its text.") + " " +
-              "; ".join(e for errors in form.errors.values() for e in errors), "error")
-        return back
-    ioc = _ioc()
-    with ioc.db.session() as s:
-        try:
-            units = playbooks.message_everyone(s, instance_id, form.text.data, actor=_actor(),
-                                               email=ioc.settings.smtp_enabled)
-        except PlaybookError as exc:
-            s.rollback()
-            if exc.status == 404:
-                abort(404)
-            flash(exc.message, "error")
-            return back
-    flash(both("Sent to %(count)s units.", count=len(units)), "ok")
-    return back
+    if not _filled(form, both("A message needs its text.")):
+        return redirect(back)
+    return _act(lambda s, ioc: playbooks.message_everyone(s, instance_id, form.text.data,
+                                                          actor=_actor(),
+                                                          email=ioc.settings.smtp_enabled),
+                lambda units: both("Sent to %(count)s units.", count=len(units)), back)
