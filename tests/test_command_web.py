@@ -157,3 +157,12 @@ def test_starting_from_a_suggestion_proposes_the_ward_the_detection_named(client
     html = _start_page(client, f"/command/suggestions/{card.id}/start")
     assert re.search(r'<input checked[^>]*value="phuong-thu-dau-mot"', html)
     assert "Toàn địa bàn" not in html  # a gathering is local
+
+
+def test_a_playbook_without_an_area_asks_for_none(client, loaded):
+    _login(client, "chihuy")
+    html = _start_page(client, "/command/playbooks/cyber-incident/start")
+    assert "Phường, xã" not in html and "Toàn địa bàn" not in html
+    started = client.post("/command/playbooks/cyber-incident/start",
+                          data={"csrf_token": _csrf(html), "level": "1"})
+    assert started.status_code == 302

@@ -64,7 +64,7 @@ def test_demo_sets_up_a_fresh_database(tmp_path, monkeypatch):
     # Running it again changes nothing and keeps the tokens.
     again = runner.invoke(main, ["demo", "--no-serve"])
     assert again.exit_code == 0, again.output
-    assert again.output.count("unchanged") == 10
+    assert again.output.count("unchanged") == 11
     assert json.loads((tmp_path / "var" / "demo-tokens.json").read_text()) == tokens
     assert runner.invoke(main, ["audit", "verify"]).exit_code == 0
 

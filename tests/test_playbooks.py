@@ -336,3 +336,31 @@ def test_case_reports_clustering_in_one_ward_suggest_the_epidemic_playbook(clien
     [card] = client.get("/api/v1/suggestions", headers=auth(commander[1])).get_json()
     assert card["playbook"] == "epidemic-cluster" and len(card["event_ids"]) == 3
     assert card["data"] == {"ward": "phuong-di-an", "disease": "sot-xuat-huyet"}
+
+
+def attack(alert_id: str, severity: str = "critical", category: str = "targeted-attack") -> dict:
+    """A Wazuh alert on the one-stop shop's server."""
+    return event("security.alert", {
+        "alert_id": alert_id, "rule_id": "100210", "description": "Mã độc mã hóa dữ liệu",
+        "level": 14, "severity": severity, "category": category, "host": "dvc-app-01",
+        "indicator": "185.220.101.4", "unit": "trung-tam-phvhcc"}, id_=alert_id)
+
+
+def test_a_critical_attack_suggests_the_cyber_playbook_which_has_no_area(client, loaded,
+                                                                        source, commander):
+    send(client, source[1], attack("w-1", severity="high"), attack("w-2", category="malware"),
+         attack("w-3"))
+    loaded.pipeline.drain()
+    [card] = client.get("/api/v1/suggestions", headers=auth(commander[1])).get_json()
+    assert card["playbook"] == "cyber-incident" and card["data"]["host"] == "dvc-app-01"
+    listed = client.get("/api/v1/playbooks", headers=auth(commander[1])).get_json()
+    assert next(p for p in listed if p["key"] == "cyber-incident")["area"] is False
+    base = f"/api/v1/suggestions/{card['id']}/start"
+    wards = client.post(base, json={"level": 2, "wards": WARDS[:1]}, headers=auth(commander[1]))
+    assert wards.status_code == 422 and wards.get_json()["errors"][0]["field"] == "wards"
+    started = client.post(base, json={"level": 2}, headers=auth(commander[1]))
+    assert started.status_code == 201 and started.get_json()["data"]["wards"] == []
+    with loaded.db.read() as s:
+        orders = {(t.bpmn_id, t.department_key) for t in s.scalars(select(Task))}
+    assert orders == {("order_response", "so-khoa-hoc-cong-nghe"), ("order_police", "cong-an"),
+                      ("order_office", "van-phong-ubnd")}

@@ -31,7 +31,8 @@ def _check(ioc, folder: Path):
 
 def test_the_shipped_scenarios_are_valid(ioc):
     versions = load_scenarios(ioc)
-    assert sorted(v.key for v in versions) == ["air-quality", "audit-finding", "dossier-overdue",
+    assert sorted(v.key for v in versions) == ["air-quality", "audit-finding", "cyber-incident",
+                                                "dossier-overdue",
                                                 "dossier-step-held", "dossier-violations",
                                                 "epidemic-cluster", "flood-storm", "hot-topic",
                                                 "hotline-ticket", "public-order-gathering"]
@@ -136,7 +137,7 @@ def test_cli_validate_and_load(ioc, tmp_path, monkeypatch):
     runner = CliRunner()
     ok = runner.invoke(main, ["scenarios", "validate", SCENARIOS])
     assert ok.exit_code == 0, ok.output
-    assert ok.output.count("ok ") == len(service.folders(SCENARIOS)) == 10
+    assert ok.output.count("ok ") == len(service.folders(SCENARIOS)) == 11
 
     bad = _copy(tmp_path, "hotline-ticket")
     (bad / "rules.yaml").write_text("rules:\n  - key: Bad Key\n", encoding="utf-8")
@@ -148,7 +149,7 @@ def test_cli_validate_and_load(ioc, tmp_path, monkeypatch):
     assert loaded.exit_code == 0, loaded.output
     assert "published" in loaded.output
     again = runner.invoke(main, ["scenarios", "load", SCENARIOS])
-    assert again.output.count("unchanged") == 10
+    assert again.output.count("unchanged") == 11
 
 
 def test_a_pattern_that_crashed_the_rule_engine_is_refused_in_this_process(ioc, tmp_path,

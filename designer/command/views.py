@@ -60,6 +60,8 @@ def _start_form(session, key: str) -> tuple[StartRunForm, object]:
     form.wards.choices = _areas(session)
     if not book.whole_area:
         del form.whole_area
+    if not book.area:
+        del form.wards
     return form, version
 
 
@@ -77,14 +79,16 @@ def _start(key: str, suggestion: Suggestion | None):
     ioc = _ioc()
     with ioc.db.session() as s:
         form, version = _start_form(s, key)
-        if request.method == "GET" and suggestion is not None:
+        if request.method == "GET" and suggestion is not None and getattr(form, "wards", None):
             # The ward the detection named, if it is one of today's (a person still decides).
             named = suggestion.data.get("ward")
             form.wards.data = [named] if named in {c.value for c in form.wards.choices} else []
         if form.validate_on_submit():
-            answers = StartForm(level=form.level.data, wards=list(form.wards.data or []),
-                                whole_area=bool(getattr(form, "whole_area", None)
-                                                    and form.whole_area.data),
+            # A playbook without an area, or without the whole area, has no such field.
+            wards, whole = getattr(form, "wards", None), getattr(form, "whole_area", None)
+            answers = StartForm(level=form.level.data,
+                                wards=list(wards.data or []) if wards else [],
+                                whole_area=bool(whole and whole.data),
                                 notes=form.notes.data or "")
             try:
                 if suggestion is None:

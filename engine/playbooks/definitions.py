@@ -34,6 +34,7 @@ class Playbook:
 
     levels: tuple[Level, ...]
     whole_area: bool = True
+    area: bool = True  # False: the start form asks for no wards (a cyber incident)
 
     def level(self, value: int) -> Level | None:
         """The level with this number, or None."""
@@ -50,8 +51,9 @@ def of(manifest: dict) -> Playbook | None:
     if not is_playbook(manifest):
         return None
     section = manifest["playbook"]
+    area = section.get("area", True)
     return Playbook(tuple(Level(lv["level"], lv["vi"], lv["en"]) for lv in section["levels"]),
-                    section.get("whole_area", True))
+                    area and section.get("whole_area", True), area)
 
 
 def check(manifest: dict, locator, filename: str) -> list[Problem]:

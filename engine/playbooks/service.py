@@ -105,7 +105,12 @@ def _checked(session: Session, book: definitions.Playbook, form: StartForm,
         errors.append({"field": "level", "message": f"chọn một cấp độ ({known}) / choose one of "
                                                     f"the playbook's levels ({known})"})
     areas = {u.key for u in area_units(session, on)}
-    if form.whole_area:
+    if not book.area:
+        if form.wards or form.whole_area:
+            errors.append({"field": "wards", "message": "kịch bản này không có vùng / this "
+                                                        "playbook has no area: leave it empty"})
+        wards = []
+    elif form.whole_area:
         if not book.whole_area:
             errors.append({"field": "whole_area", "message": "kịch bản này không áp dụng toàn "
                            "địa bàn / this playbook does not run on the whole area: choose wards"})

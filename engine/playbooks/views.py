@@ -20,7 +20,7 @@ def _describe(version) -> dict:
     return {"key": version.key, "version": version.version,
             "name": {"vi": version.name_vi, "en": version.name_en},
             "levels": [{"level": lv.level, "vi": lv.vi, "en": lv.en} for lv in book.levels],
-            "whole_area": book.whole_area}
+            "area": book.area, "whole_area": book.whole_area}
 
 
 @bp.get("/playbooks")
