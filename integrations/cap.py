@@ -22,29 +22,26 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from datetime import datetime
 
 from flask import Blueprint, g, jsonify, request
 from lxml import etree
 
-from engine import paths
 from engine.api import ApiProblem, require_source, services
 from engine.events import service as events_service
 from engine.events.models import Source
 from engine.events.vocabulary import parse_datetime
 from engine.org import service as org
+from engine.warnings.cap import NS, schema  # the standard's namespace and XML Schema
 from integrations import intake
 
 bp = Blueprint("cap", __name__, url_prefix="/integrations/cap")
 
-NS = "urn:oasis:names:tc:emergency:cap:1.2"
 _Q = "{" + NS + "}"
 EVENT_TYPE = "emergency.alert"
 CONTENT_TYPES = ("application/cap+xml", "application/xml", "text/xml")
 # Real alerts are a few kilobytes; 1 MiB still leaves room for an embedded <derefUri> image.
 MAX_BYTES = 1024 * 1024
-SCHEMA_FILE = paths.CAP_SCHEMA
 # Elements the schema lets repeat: their place in a path carries an index (info[2]) to be exact.
 REPEATED = frozenset({"code", "info", "category", "responseType", "eventCode", "parameter",
                       "resource", "area", "polygon", "circle", "geocode"})
@@ -64,21 +61,10 @@ class CapRefused(Exception):
 
 # ------------------------------------------------------------------------------- reading the XML
 
-_local = threading.local()
-
-
 def _parser() -> etree.XMLParser:
     # No DTD loading, no entity expansion, no network; libxml2's size guards stay on (huge_tree off).
     return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
                            dtd_validation=False, huge_tree=False)
-
-
-def schema() -> etree.XMLSchema:
-    """The CAP 1.2 XML Schema, loaded once per thread (a validator keeps its own error log)."""
-    loaded = getattr(_local, "schema", None)
-    if loaded is None:
-        loaded = _local.schema = etree.XMLSchema(etree.parse(str(SCHEMA_FILE), _parser()))
-    return loaded
 
 
 def where(el: etree._Element) -> str:

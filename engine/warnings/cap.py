@@ -1,6 +1,8 @@
 """A public warning as an OASIS CAP 1.2 alert: one <info> in Vietnamese and one in English, the
 area as the wards' names with a `ward` geocode each (as integrations/cap.py reads them), checked
-against the standard's XML Schema before anything is published."""
+against the standard's XML Schema before anything is published. The namespace and the schema
+are the standard's, here once for both directions: integrations/cap.py validates alerts it
+receives with the same `schema()`."""
 from __future__ import annotations
 
 import threading
@@ -29,7 +31,8 @@ def cap_time(moment: datetime) -> str:
     return local_time(moment).replace(microsecond=0).isoformat()
 
 
-def _schema() -> etree.XMLSchema:
+def schema() -> etree.XMLSchema:
+    """The CAP 1.2 XML Schema, loaded once per thread (a validator keeps its own error log)."""
     loaded = getattr(_local, "schema", None)
     if loaded is None:
         parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
@@ -73,7 +76,7 @@ def alert_xml(warning, *, identifier: str, sent: datetime, references: str | Non
             code = _add(area, "geocode")
             _add(code, "valueName", "ward")
             _add(code, "value", ward)
-    schema = _schema()
-    if not schema.validate(root):
-        raise CapInvalid("; ".join(str(e.message) for e in schema.error_log))
+    validator = schema()
+    if not validator.validate(root):
+        raise CapInvalid("; ".join(str(e.message) for e in validator.error_log))
     return etree.tostring(root, encoding="UTF-8", xml_declaration=True).decode("utf-8")
