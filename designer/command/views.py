@@ -17,7 +17,7 @@ from engine.playbooks.service import PlaybookError, StartForm
 from engine.processes.models import ProcessInstance
 from engine.warnings import service as public_warnings
 from engine.warnings.models import PUBLISHED
-from engine.warnings.service import WarningError, WarningForm
+from engine.warnings.service import WarningForm
 
 
 def _ioc():
@@ -65,7 +65,7 @@ def _start_form(session, key: str) -> tuple[StartRunForm, object]:
     return form, version
 
 
-def _refused(form, exc: PlaybookError | WarningError) -> None:
+def _refused(form, exc: PlaybookError) -> None:
     """Show each of the service's refusals on the field it names."""
     for error in exc.errors or [{"field": "", "message": exc.message}]:
         field = getattr(form, error["field"], None)
@@ -156,7 +156,7 @@ def _act(run, done, back: str):
     with ioc.db.session() as s:
         try:
             result = run(s, ioc)
-        except (PlaybookError, WarningError) as exc:
+        except PlaybookError as exc:  # a warning's refusals too
             s.rollback()
             if exc.status == 404:
                 abort(404)
@@ -213,7 +213,7 @@ def new_warning(instance_id: int):
             try:
                 warning = public_warnings.draft(s, instance_id, answers, actor=_actor(),
                                          now=ioc.clock.now())
-            except WarningError as exc:
+            except PlaybookError as exc:
                 s.rollback()
                 _refused(form, exc)
             else:

@@ -84,6 +84,15 @@ def playbook(session: Session, key: str) -> tuple[ScenarioVersion, definitions.P
     return version, definitions.of(version.manifest)
 
 
+def run(session: Session, instance_id: int) -> ProcessInstance:
+    """A run of a published playbook by its instance id; 404 if there is none."""
+    instance = session.get(ProcessInstance, instance_id)
+    if instance is None or instance.scenario_key not in {v.key for v in playbooks(session)}:
+        raise PlaybookError(404, f"không có lần kích hoạt #{instance_id} / no playbook run "
+                                 f"#{instance_id}")
+    return instance
+
+
 def area_units(session: Session, on: date):
     """The wards and communes a run may cover, valid on `on`."""
     return org.units(session, on, kinds=AREA_KINDS)
@@ -304,10 +313,7 @@ def message_everyone(session: Session, instance_id: int, text: str, *, actor: st
                      email: bool) -> list[str]:
     """Send the commander's message to every unit with an order in a run (in-app, and e-mail and
     webhooks where configured); the units told, audited as `playbook.message_sent`."""
-    instance = session.get(ProcessInstance, instance_id)
-    if instance is None or instance.scenario_key not in {v.key for v in playbooks(session)}:
-        raise PlaybookError(404, f"không có lần kích hoạt #{instance_id} / no playbook run "
-                                 f"#{instance_id}")
+    instance = run(session, instance_id)
     text = (text or "").strip()
     if not text or len(text) > MAX_MESSAGE:
         raise PlaybookError(422, "a message needs its text", [{

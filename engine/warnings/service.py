@@ -28,12 +28,9 @@ CERTAINTIES = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
 MAX_HEADLINE, MAX_TEXT, MAX_HOURS = 300, 4000, 168
 
 
-class WarningError(Exception):
-    """A warning that cannot be drafted or published; `errors` name the fields."""
-
-    def __init__(self, status: int, message: str, errors: list[dict] | None = None):
-        self.status, self.message, self.errors = status, message, errors or []
-        super().__init__(message)
+class WarningError(playbooks.PlaybookError):
+    """A warning that cannot be drafted or published; `errors` name the fields (a warning
+    belongs to a run: what refuses a run refuses its warning too)."""
 
 
 @dataclass
@@ -77,15 +74,6 @@ class WarningForm:
         if errors:
             raise WarningError(400, "the warning has fields of the wrong kind", errors)
         return cls(**body)
-
-
-def _run(session: Session, instance_id: int) -> ProcessInstance:
-    instance = session.get(ProcessInstance, instance_id)
-    if instance is None or instance.scenario_key not in {v.key for v in
-                                                         playbooks.playbooks(session)}:
-        raise WarningError(404, f"không có lần kích hoạt #{instance_id} / no playbook run "
-                                f"#{instance_id}")
-    return instance
 
 
 def _checked(session: Session, instance: ProcessInstance, form: WarningForm, now: datetime,
@@ -134,7 +122,7 @@ def _checked(session: Session, instance: ProcessInstance, form: WarningForm, now
 def draft(session: Session, instance_id: int, form: WarningForm, *, actor: str,
           now: datetime) -> PublicWarning:
     """Draft a public warning of a playbook run (nothing is published yet)."""
-    instance = _run(session, instance_id)
+    instance = playbooks.run(session, instance_id)
     wards, earlier = _checked(session, instance, form, now)
     warning = PublicWarning(
         instance_id=instance.id, msg_type=form.msg_type,

@@ -6,17 +6,18 @@ from flask import Blueprint, Response, abort, g, jsonify, request, url_for
 from lxml import etree
 
 from engine.api import ApiProblem, bp, json_body, require_user, services
+from engine.playbooks.service import PlaybookError
 from engine.warnings import service
 from engine.warnings.cap import SENDER, SENDER_NAME, cap_time
 from engine.warnings.models import PUBLISHED, PublicWarning
-from engine.warnings.service import WarningError, WarningForm
+from engine.warnings.service import WarningForm
 
 public = Blueprint("public_warnings", __name__, url_prefix="/public")
 TITLES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 422: "Invalid Warning"}
 ATOM = "http://www.w3.org/2005/Atom"
 
 
-def _as_problem(exc: WarningError) -> ApiProblem:
+def _as_problem(exc: PlaybookError) -> ApiProblem:
     return ApiProblem(exc.status, TITLES.get(exc.status, "Error"), exc.message, exc.errors)
 
 
@@ -31,7 +32,7 @@ def draft_warning(instance_id: int):
             warning = service.draft(s, instance_id, form, actor=f"user:{g.user.username}",
                                     now=ioc.clock.now())
             return jsonify(service.to_dict(warning)), 201
-    except WarningError as exc:
+    except PlaybookError as exc:  # a warning's own refusals, and its run's
         raise _as_problem(exc) from None
 
 
@@ -45,7 +46,7 @@ def publish_warning(warning_id: int):
             warning = service.publish(s, warning_id, actor=f"user:{g.user.username}",
                                       now=ioc.clock.now(), email=ioc.settings.smtp_enabled)
             return jsonify(service.to_dict(warning))
-    except WarningError as exc:
+    except PlaybookError as exc:  # a warning's own refusals, and its run's
         raise _as_problem(exc) from None
 
 
