@@ -66,17 +66,19 @@ def pair(message: str, **values) -> tuple[str, str]:
     return vi(message, **values), _filled(message, _side(values, 1))
 
 
+def _joined(vietnamese: str, english: str) -> str:
+    return vietnamese if vietnamese == english else f"{vietnamese} / {english}"
+
+
 def both(message: str, **values) -> str:
     """'Vietnamese / English' as plain text (one of them when they are the same)."""
-    vietnamese, english = pair(message, **values)
-    return vietnamese if vietnamese == english else f"{vietnamese} / {english}"
+    return _joined(*pair(message, **values))
 
 
 def pboth(context: str, message: str) -> str:
     """`both` for a word whose Vietnamese depends on what it describes (gettext's context):
     an event "pending" is waiting to be handled, a notification "pending" to be sent."""
-    vietnamese = translations().pgettext(context, message)
-    return vietnamese if vietnamese == message else f"{vietnamese} / {message}"
+    return _joined(translations().pgettext(context, message), message)
 
 
 def bi(message: str, **values) -> Markup:

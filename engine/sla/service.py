@@ -415,8 +415,8 @@ def _duration(seconds: float, working: bool) -> str:
 
 
 def _duration_en(seconds: float, working: bool) -> str:
-    hours, english = seconds / 3600, "en"
+    hours = seconds / 3600
     if working:
-        return f"{number(hours, locale=english)} working hours"
-    return (f"{number(hours, locale=english)} hours" if hours < 48
-            else f"{number(hours / 24, locale=english)} days")
+        return f"{number(hours, locale='en')} working hours"
+    return f"{number(hours, locale='en')} hours" if hours < 48 else \
+        f"{number(hours / 24, locale='en')} days"
