@@ -65,3 +65,11 @@ def test_a_number_is_matched_through_its_text_and_other_values_never(matcher):
                                                                  {"v": value}))]
              for i, value in enumerate([12, "12", 7, True, None, ["12"]])]
     assert found == [["r"], ["r"], [], [], [], []]
+
+
+def test_loading_leaves_the_callers_definition_as_it_was():
+    definition = {"r": {"all": [{"m": {"$and": [{"t": "x"}, {"$mt": {"data.v": "a.*"}}]}}],
+                        "run": "r"}}
+    before = json.dumps(definition, sort_keys=True)
+    RuleMatcher().load("kept", definition)
+    assert json.dumps(definition, sort_keys=True) == before  # its $mt and its "run" stay

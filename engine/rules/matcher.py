@@ -37,7 +37,7 @@ from typing import Any
 import durable_rules_engine
 from durable.engine import Host, MessageNotHandledException, MessageObservedException
 
-from engine.rules.compiler import alias_of, copy_definition, event_types
+from engine.rules.compiler import alias_of, event_types
 from engine.rules.message import SESSION
 from engine.rules.patterns import PatternTest, marked, take_tests
 
@@ -117,7 +117,9 @@ class RuleMatcher:
         if not name or "$" in name or "/" in name:
             raise ValueError(f"ruleset name must be non-empty without '$' or '/': {name!r}")
         # `matches:` is RE2's business, not durable's (see patterns.py): its tests read marks.
-        definition, tests = take_tests(copy_definition(definition))
+        # take_tests builds a new definition, so durable-rules (which deletes "run" from what it
+        # is given) never touches the caller's.
+        definition, tests = take_tests(definition)
         host = _Host()
         rulesets: dict[str, str] = {}
         by_type: dict[str, list[str]] = {}

@@ -10,7 +10,6 @@ path (its text, for a number), as to_message marks blank values.
 """
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,8 +38,8 @@ def _compiled(pattern: str):
 
 def take_tests(definition: Mapping[str, Any], start: int = 0) \
         -> tuple[dict[str, Any], list[PatternTest]]:
-    """A copy of a compiled definition whose `$mt` tests read marks, and those tests (numbered
-    from `start`, so that several definitions loaded together never share a number)."""
+    """A new definition whose `$mt` tests read marks (the one given is left as it is), and those
+    tests (numbered from `start`, so that several definitions loaded together never share one)."""
     tests: list[PatternTest] = []
 
     def rewrite(node: Any) -> Any:
@@ -54,7 +53,7 @@ def take_tests(definition: Mapping[str, Any], start: int = 0) \
             return [rewrite(item) for item in node]
         return node
 
-    return rewrite(copy.deepcopy(dict(definition))), tests
+    return rewrite(dict(definition)), tests  # rewrite builds new mappings and lists
 
 
 def _value(message: Mapping[str, Any], path: str) -> Any:
